@@ -1,0 +1,1 @@
+//! Helpers shared by the K-quant reference quantizers (STUB).

@@ -1,0 +1,20 @@
+//! STUB: to be replaced by the real format.
+use super::Block;
+/// Placeholder block.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct BlockQ8K {
+    /// Scale.
+    pub d: f32,
+    /// Raw bytes.
+    pub raw: [u8; 288],
+}
+impl Block for BlockQ8K {
+    const BLOCK_SIZE: usize = 256;
+    fn quantize(_x: &[f32], _out: &mut [Self]) {
+        unimplemented!()
+    }
+    fn dequantize(_blocks: &[Self], _out: &mut [f32]) {
+        unimplemented!()
+    }
+}

@@ -1,0 +1,280 @@
+//! The one table of ggml types: every fact about a type lives in its row.
+
+use std::fmt;
+
+use crate::formats::{self, Block};
+use crate::QuantError;
+
+/// A ggml tensor element type, as GGUF stores it (the `ggml_type` enum).
+///
+/// Only the types Orcinus reads and writes are listed; other ids are refused with
+/// [`QuantError::UnsupportedType`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum GgmlType {
+    /// IEEE binary32.
+    F32,
+    /// IEEE binary16.
+    F16,
+    /// 4-bit, one f16 scale per 32.
+    Q4_0,
+    /// 4-bit, f16 scale and min per 32.
+    Q4_1,
+    /// 5-bit, one f16 scale per 32.
+    Q5_0,
+    /// 5-bit, f16 scale and min per 32.
+    Q5_1,
+    /// 8-bit, one f16 scale per 32.
+    Q8_0,
+    /// 8-bit, f16 scale and f16 `d * sum(q)` per 32 (activation type of Q4_1/Q5_1).
+    Q8_1,
+    /// 2-bit K-quant (super-blocks of 256).
+    Q2K,
+    /// 3-bit K-quant.
+    Q3K,
+    /// 4-bit K-quant.
+    Q4K,
+    /// 5-bit K-quant.
+    Q5K,
+    /// 6-bit K-quant.
+    Q6K,
+    /// 8-bit K-quant with f32 scale and block sums (activation type of the K-quants).
+    Q8K,
+    /// bfloat16.
+    BF16,
+}
+
+/// One row of the type table.
+#[derive(Clone, Copy)]
+pub struct TypeInfo {
+    /// The type.
+    pub ty: GgmlType,
+    /// ggml's name for it (`"Q4_K"`, `"F16"`, ...), as `gguf` and `llama.cpp` print it.
+    pub name: &'static str,
+    /// ggml type id stored in GGUF tensor infos.
+    pub id: u32,
+    /// Elements per block.
+    pub block_size: usize,
+    /// Bytes per block.
+    pub type_size: usize,
+    /// Whether this is a block-quantized type (false for F32/F16/BF16).
+    pub is_quantized: bool,
+    /// Reference dequantizer: `src.len() == nb * type_size`, `dst.len() == nb * block_size`
+    /// (checked by [`GgmlType::dequantize`]).
+    pub(crate) dequantize: fn(&[u8], &mut [f32]),
+    /// Reference quantizer, same length contract as `dequantize` with roles swapped.
+    pub(crate) quantize: fn(&[f32], &mut [u8]),
+}
+
+impl fmt::Debug for TypeInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TypeInfo")
+            .field("name", &self.name)
+            .field("id", &self.id)
+            .field("block_size", &self.block_size)
+            .field("type_size", &self.type_size)
+            .finish()
+    }
+}
+
+const fn row<B: Block>(ty: GgmlType, name: &'static str, id: u32, is_quantized: bool) -> TypeInfo {
+    TypeInfo {
+        ty,
+        name,
+        id,
+        block_size: B::BLOCK_SIZE,
+        type_size: std::mem::size_of::<B>(),
+        is_quantized,
+        dequantize: formats::dequantize_bytes::<B>,
+        quantize: formats::quantize_bytes::<B>,
+    }
+}
+
+/// The type table, in ggml id order. Adding a type = one variant, one row, one file.
+pub static TYPE_TABLE: [TypeInfo; 15] = [
+    row::<f32>(GgmlType::F32, "F32", 0, false),
+    row::<half::f16>(GgmlType::F16, "F16", 1, false),
+    row::<formats::q4_0::BlockQ4_0>(GgmlType::Q4_0, "Q4_0", 2, true),
+    row::<formats::q4_1::BlockQ4_1>(GgmlType::Q4_1, "Q4_1", 3, true),
+    row::<formats::q5_0::BlockQ5_0>(GgmlType::Q5_0, "Q5_0", 6, true),
+    row::<formats::q5_1::BlockQ5_1>(GgmlType::Q5_1, "Q5_1", 7, true),
+    row::<formats::q8_0::BlockQ8_0>(GgmlType::Q8_0, "Q8_0", 8, true),
+    row::<formats::q8_1::BlockQ8_1>(GgmlType::Q8_1, "Q8_1", 9, true),
+    row::<formats::q2_k::BlockQ2K>(GgmlType::Q2K, "Q2_K", 10, true),
+    row::<formats::q3_k::BlockQ3K>(GgmlType::Q3K, "Q3_K", 11, true),
+    row::<formats::q4_k::BlockQ4K>(GgmlType::Q4K, "Q4_K", 12, true),
+    row::<formats::q5_k::BlockQ5K>(GgmlType::Q5K, "Q5_K", 13, true),
+    row::<formats::q6_k::BlockQ6K>(GgmlType::Q6K, "Q6_K", 14, true),
+    row::<formats::q8_k::BlockQ8K>(GgmlType::Q8K, "Q8_K", 15, true),
+    row::<half::bf16>(GgmlType::BF16, "BF16", 30, false),
+];
+
+impl GgmlType {
+    /// Every supported type, in table order.
+    pub fn all() -> impl Iterator<Item = GgmlType> {
+        TYPE_TABLE.iter().map(|r| r.ty)
+    }
+
+    /// This type's row of [`TYPE_TABLE`].
+    pub fn info(self) -> &'static TypeInfo {
+        // The table is in enum order; the test `table_matches_enum` guards that.
+        &TYPE_TABLE[self as usize]
+    }
+
+    /// The type with ggml id `id`.
+    pub fn from_id(id: u32) -> Result<Self, QuantError> {
+        TYPE_TABLE
+            .iter()
+            .find(|r| r.id == id)
+            .map(|r| r.ty)
+            .ok_or(QuantError::UnsupportedType(id))
+    }
+
+    /// The type ggml names `name` (`"Q4_K"`, case-insensitive).
+    pub fn from_name(name: &str) -> Option<Self> {
+        TYPE_TABLE
+            .iter()
+            .find(|r| r.name.eq_ignore_ascii_case(name))
+            .map(|r| r.ty)
+    }
+
+    /// ggml's name for this type.
+    pub fn name(self) -> &'static str {
+        self.info().name
+    }
+
+    /// ggml type id.
+    pub fn id(self) -> u32 {
+        self.info().id
+    }
+
+    /// Elements per block.
+    pub fn block_size(self) -> usize {
+        self.info().block_size
+    }
+
+    /// Bytes per block.
+    pub fn type_size(self) -> usize {
+        self.info().type_size
+    }
+
+    /// Whether this is a block-quantized type.
+    pub fn is_quantized(self) -> bool {
+        self.info().is_quantized
+    }
+
+    /// Bytes needed for `n` elements, or an error if `n` is not a whole number of blocks or the
+    /// size overflows.
+    pub fn row_bytes(self, n: usize) -> Result<usize, QuantError> {
+        let info = self.info();
+        if n % info.block_size != 0 {
+            return Err(QuantError::NotBlockMultiple {
+                ty: self,
+                n,
+                block: info.block_size,
+            });
+        }
+        (n / info.block_size)
+            .checked_mul(info.type_size)
+            .ok_or(QuantError::Overflow)
+    }
+
+    /// Bits per weight of this type.
+    pub fn bits_per_weight(self) -> f64 {
+        let info = self.info();
+        (info.type_size * 8) as f64 / info.block_size as f64
+    }
+
+    /// Dequantizes `src` (whole blocks of this type) into `dst` with the reference code.
+    /// `dst.len()` must be the number of elements `src` holds.
+    pub fn dequantize(self, src: &[u8], dst: &mut [f32]) -> Result<(), QuantError> {
+        let info = self.info();
+        let expected = self.row_bytes(dst.len())?;
+        if src.len() != expected {
+            return Err(QuantError::LengthMismatch {
+                ty: self,
+                what: "quantized bytes",
+                expected,
+                got: src.len(),
+            });
+        }
+        (info.dequantize)(src, dst);
+        Ok(())
+    }
+
+    /// Quantizes `src` into `dst` (whole blocks of this type) with the reference code, giving
+    /// the same bytes as ggml's reference quantizer.
+    pub fn quantize(self, src: &[f32], dst: &mut [u8]) -> Result<(), QuantError> {
+        let info = self.info();
+        let expected = self.row_bytes(src.len())?;
+        if dst.len() != expected {
+            return Err(QuantError::LengthMismatch {
+                ty: self,
+                what: "quantized bytes",
+                expected,
+                got: dst.len(),
+            });
+        }
+        (info.quantize)(src, dst);
+        Ok(())
+    }
+}
+
+impl fmt::Display for GgmlType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_matches_enum() {
+        for (i, r) in TYPE_TABLE.iter().enumerate() {
+            assert_eq!(r.ty as usize, i, "row {} out of enum order", r.name);
+            assert_eq!(GgmlType::from_id(r.id).unwrap(), r.ty);
+            assert_eq!(GgmlType::from_name(r.name).unwrap(), r.ty);
+        }
+        assert_eq!(GgmlType::from_id(4), Err(QuantError::UnsupportedType(4)));
+    }
+
+    #[test]
+    fn sizes_match_ggml() {
+        // (type, block elements, bytes) as in ggml-common.h.
+        let expect = [
+            (GgmlType::F32, 1, 4),
+            (GgmlType::F16, 1, 2),
+            (GgmlType::Q4_0, 32, 18),
+            (GgmlType::Q4_1, 32, 20),
+            (GgmlType::Q5_0, 32, 22),
+            (GgmlType::Q5_1, 32, 24),
+            (GgmlType::Q8_0, 32, 34),
+            (GgmlType::Q8_1, 32, 36),
+            (GgmlType::Q2K, 256, 84),
+            (GgmlType::Q3K, 256, 110),
+            (GgmlType::Q4K, 256, 144),
+            (GgmlType::Q5K, 256, 176),
+            (GgmlType::Q6K, 256, 210),
+            (GgmlType::Q8K, 256, 292),
+            (GgmlType::BF16, 1, 2),
+        ];
+        for (ty, bs, ts) in expect {
+            assert_eq!((ty.block_size(), ty.type_size()), (bs, ts), "{ty}");
+        }
+    }
+
+    #[test]
+    fn length_errors() {
+        let mut out = [0u8; 18];
+        assert!(matches!(
+            GgmlType::Q4_0.quantize(&[0.0; 31], &mut out),
+            Err(QuantError::NotBlockMultiple { .. })
+        ));
+        assert!(matches!(
+            GgmlType::Q4_0.quantize(&[0.0; 64], &mut out),
+            Err(QuantError::LengthMismatch { .. })
+        ));
+    }
+}

@@ -1,0 +1,2 @@
+//! Orcinus: pure-Rust GGUF inference.
+pub use orcinus_quant as quant;
