@@ -1,0 +1,76 @@
+//! The `orcinus` command-line tool.
+
+mod inspect;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Orcinus: run and inspect GGUF language models, in pure Rust.
+#[derive(Parser)]
+#[command(name = "orcinus", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print a GGUF file's version, metadata, tensor table and a summary.
+    Inspect {
+        /// The GGUF file.
+        file: PathBuf,
+        /// Print one JSON object (`version`, `metadata`, `tensors`, `summary`) instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Print metadata arrays in full in the text output (they are summarised otherwise).
+        #[arg(long)]
+        full: bool,
+    },
+    /// Write one tensor, dequantized to float32, as a `.npy` file (numpy shape = reversed GGUF `ne`).
+    Tensor {
+        /// The GGUF file.
+        file: PathBuf,
+        /// Tensor name, e.g. `blk.0.attn_q.weight`.
+        name: String,
+        /// Output `.npy` path.
+        #[arg(long, short)]
+        out: PathBuf,
+    },
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Inspect { file, json, full } => {
+            let text = inspect::inspect(&file, json, full)?;
+            print_out(&text)
+        }
+        Command::Tensor { file, name, out } => inspect::tensor_to_npy(&file, &name, &out),
+    }
+}
+
+/// Writes to stdout; a closed pipe (`orcinus inspect f | head`) is not an error.
+fn print_out(s: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(s.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+fn main() -> ExitCode {
+    // A panic is a bug; still, report it in one line rather than a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("orcinus: internal error: {info}");
+    }));
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("orcinus: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
