@@ -69,6 +69,26 @@ pub(crate) fn nearest_int(fval: f32) -> i32 {
     (i & 0x007f_ffff) - 0x0040_0000
 }
 
+/// C's conversion of a float to `int8_t` or `uint8_t` (`(int8_t)x`, or `roundf(x)` stored in an
+/// `int8_t`) as x86-64 compilers emit it: `cvttss2si` to 32 bits, then the low byte.
+///
+/// For |x| < 128 this is truncation toward zero, the same as Rust's `as`. Outside that range C
+/// leaves the result undefined; x86-64 keeps the low byte of the truncated value, and for NaN,
+/// ±inf and |x| >= 2^31 `cvttss2si` returns 0x8000_0000, whose low byte is 0. ggml's reference
+/// quantizers reach that only when `1/d` overflows (scales below ~3e-39, i.e. rows of tiny
+/// subnormals); we follow x86-64 there, where Rust's saturating `as` would give other bits.
+/// Callers wanting `uint8_t` take `as u8` of the result (the same byte).
+#[inline]
+pub(crate) fn c_f32_to_i8(x: f32) -> i8 {
+    // -2^31 and 2^31 are exact in f32; NaN fails both comparisons.
+    let i = if (-2_147_483_648.0..2_147_483_648.0).contains(&x) {
+        x as i32
+    } else {
+        i32::MIN
+    };
+    i as i8
+}
+
 /// f32 → f16, round to nearest even (ggml's `GGML_FP32_TO_FP16`).
 #[inline]
 pub(crate) fn f16(x: f32) -> half::f16 {

@@ -6,7 +6,7 @@
 //! ```
 //! Matches ggml's `quantize_row_q4_0_reference` / `dequantize_row_q4_0` bit for bit.
 
-use super::{f16, Block};
+use super::{c_f32_to_i8, f16, Block};
 
 /// Elements per block.
 pub const QK4_0: usize = 32;
@@ -42,8 +42,8 @@ impl Block for BlockQ4_0 {
                 let x0 = x[j] * id;
                 let x1 = x[QK4_0 / 2 + j] * id;
                 // C: MIN(15, (int8_t)(x + 8.5f)), a truncating conversion.
-                let q0 = ((x0 + 8.5) as i8).min(15) as u8;
-                let q1 = ((x1 + 8.5) as i8).min(15) as u8;
+                let q0 = c_f32_to_i8(x0 + 8.5).min(15) as u8;
+                let q1 = c_f32_to_i8(x1 + 8.5).min(15) as u8;
                 y.qs[j] = q0 | (q1 << 4);
             }
         }
