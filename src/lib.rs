@@ -10,3 +10,8 @@ pub mod npy;
 
 pub use error::{Error, GgufErrorKind, Result};
 pub use orcinus_quant as quant;
+
+/// The README's Rust examples, compiled as doctests so they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -225,7 +225,7 @@ impl<W: Write> Writer<W> {
     /// Moves past tensors of size zero.
     fn skip_empty(&mut self) {
         while self.current < self.specs.len()
-            && self.specs[self.current].0.ne.iter().any(|&d| d == 0)
+            && self.specs[self.current].0.ne.contains(&0)
         {
             self.current += 1;
         }

@@ -51,9 +51,25 @@ def describe(path):
     json.dump({"version": version, "metadata": meta, "tensors": tensors}, sys.stdout)
 
 
+def npy_check(path, name, npy):
+    """Checks that NPY (written by `orcinus tensor`) equals gguf's dequantization of NAME,
+    reshaped as numpy users get it (shape = reversed GGUF ne), bit for bit."""
+    r = GGUFReader(path)
+    t = next(t for t in r.tensors if t.name == name)
+    ref = dequantize(t.data, t.tensor_type).astype("<f4")
+    ref = ref.reshape(tuple(int(d) for d in reversed(t.shape)))
+    ours = np.load(npy)
+    assert ours.dtype == np.dtype("<f4"), ours.dtype
+    assert ours.shape == ref.shape, (ours.shape, ref.shape)
+    assert np.array_equal(ours.view(np.uint32), ref.view(np.uint32)), "values differ"
+    print(json.dumps({"ok": True, "shape": list(ours.shape)}))
+
+
 if __name__ == "__main__":
     cmd, path = sys.argv[1:3]
     if cmd == "describe":
         describe(path)
+    elif cmd == "npy-check":
+        npy_check(path, sys.argv[3], sys.argv[4])
     else:
         sys.exit(f"unknown command {cmd}")

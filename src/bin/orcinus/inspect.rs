@@ -147,7 +147,12 @@ fn bpw(bytes: u64, params: u64) -> f64 {
 /// Renders the report for `path`.
 pub fn inspect(path: &Path, as_json: bool, full: bool) -> anyhow::Result<String> {
     let f = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let s = summarise(&f);
+    render(&f, &path.display().to_string(), as_json, full)
+}
+
+/// Renders the report for an open file (`label` names it in the text output).
+pub fn render(f: &File, label: &str, as_json: bool, full: bool) -> anyhow::Result<String> {
+    let s = summarise(f);
     if as_json {
         let metadata: serde_json::Map<String, Json> = f
             .metadata()
@@ -193,7 +198,7 @@ pub fn inspect(path: &Path, as_json: bool, full: bool) -> anyhow::Result<String>
     writeln!(
         o,
         "{}: GGUF v{}, {} ({} bytes), {} metadata keys, {} tensors, alignment {}",
-        path.display(),
+        label,
         f.version(),
         human_bytes(f.len()),
         f.len(),
