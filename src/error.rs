@@ -48,6 +48,27 @@ pub enum Error {
         /// Actual `ne`.
         found: Vec<u64>,
     },
+    /// A model uses something Orcinus does not support (architecture, head layout, ...).
+    #[error("unsupported model: {0}")]
+    Unsupported(String),
+    /// The session's context (KV cache) is full.
+    #[error("context full: {needed} positions needed, the context holds {n_ctx} (start a new session or use a larger -c)")]
+    ContextFull {
+        /// Positions the request needs.
+        needed: usize,
+        /// Context size.
+        n_ctx: usize,
+    },
+    /// Generation was cancelled through a cancellation handle.
+    #[error("cancelled")]
+    Cancelled,
+    /// Tokenizer metadata is missing, inconsistent or unsupported, or a tokenizer was asked for
+    /// something its vocabulary cannot give (e.g. BOS when the file has none).
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    /// A chat template could not be compiled or rendered (see [`crate::chat`]).
+    #[error("chat template: {0}")]
+    Template(crate::chat::TemplateError),
     /// A writer was used out of order or given data of the wrong size.
     #[error("GGUF writer: {0}")]
     Writer(String),

@@ -4,9 +4,14 @@
 //! files ([`gguf`]); the block formats and kernels live in [`quant`] (the `orcinus-quant` crate).
 #![warn(missing_docs)]
 
+pub mod chat;
 mod error;
+pub mod generate;
 pub mod gguf;
+pub mod model;
 pub mod npy;
+pub mod sampling;
+pub mod tokenizer;
 
 pub use error::{Error, GgufErrorKind, Result};
 pub use orcinus_quant as quant;

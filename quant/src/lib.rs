@@ -26,9 +26,11 @@
 
 mod error;
 pub mod formats;
+pub mod matmul;
 mod types;
 
 pub use error::QuantError;
+pub use matmul::{QMatMul, WeightStorage};
 pub use types::{GgmlType, TypeInfo, TYPE_TABLE};
 
 /// Elements per super-block of the K-quants (ggml's `QK_K`).

@@ -224,9 +224,7 @@ impl<W: Write> Writer<W> {
 
     /// Moves past tensors of size zero.
     fn skip_empty(&mut self) {
-        while self.current < self.specs.len()
-            && self.specs[self.current].0.ne.contains(&0)
-        {
+        while self.current < self.specs.len() && self.specs[self.current].0.ne.contains(&0) {
             self.current += 1;
         }
     }

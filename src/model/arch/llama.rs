@@ -1,0 +1,244 @@
+//! The Llama graph (also Mistral: Llama + GQA + sliding window), readable top to bottom:
+//!
+//! ```text
+//! x = embed(tokens)
+//! for each layer:
+//!     h = rms_norm(x) · attn_norm
+//!     q, k, v = h·Wqᵀ, h·Wkᵀ, h·Wvᵀ ; rope(q, k) ; cache ← k, v
+//!     x += attention(q, cache) · Woᵀ
+//!     h = rms_norm(x) · ffn_norm
+//!     x += (silu(h·Wgateᵀ) ⊙ h·Wupᵀ) · Wdownᵀ
+//! logits = (rms_norm(x) · output_norm) · Woutᵀ
+//! ```
+
+use rayon::prelude::*;
+use rayon::ThreadPool;
+
+use crate::error::Result;
+use crate::model::hparams::Hparams;
+use crate::model::kv_cache::KvCache;
+use crate::model::layers::{rms_norm, rope_apply, rope_cache, softmax, swiglu};
+use crate::model::weights::Weights;
+
+/// Which positions' logits a forward pass returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logits {
+    /// Only the last token's (prefill and decoding).
+    Last,
+    /// Every token's (perplexity, parity checks).
+    All,
+}
+
+/// Activation buffers for a batch of `t` tokens, reused between calls.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    t: usize,
+    /// `(t, n_embd)` residual stream.
+    x: Vec<f32>,
+    /// `(t, n_embd)` normed input of a sub-block.
+    h: Vec<f32>,
+    /// `(t, n_head * head_dim)`
+    q: Vec<f32>,
+    /// `(t, n_head_kv * head_dim)`
+    k: Vec<f32>,
+    /// `(t, n_head_kv * head_dim)`
+    v: Vec<f32>,
+    /// `(t, n_head * head_dim)` attention output.
+    att: Vec<f32>,
+    /// `(t, n_embd)` sub-block output.
+    o: Vec<f32>,
+    /// `(t, n_ff)`
+    gate: Vec<f32>,
+    /// `(t, n_ff)`
+    up: Vec<f32>,
+}
+
+impl Scratch {
+    fn ensure(&mut self, hp: &Hparams, t: usize) {
+        if self.t == t {
+            return;
+        }
+        let (e, qd, kvd) = (
+            hp.n_embd,
+            hp.n_head * hp.head_dim,
+            hp.n_head_kv * hp.head_dim,
+        );
+        self.t = t;
+        self.x = vec![0.0; t * e];
+        self.h = vec![0.0; t * e];
+        self.q = vec![0.0; t * qd];
+        self.k = vec![0.0; t * kvd];
+        self.v = vec![0.0; t * kvd];
+        self.att = vec![0.0; t * qd];
+        self.o = vec![0.0; t * e];
+        self.gate = vec![0.0; t * hp.n_ff];
+        self.up = vec![0.0; t * hp.n_ff];
+    }
+}
+
+/// Runs `tokens` (at positions `pos0..`) through the model, appending their keys/values to
+/// `cache`, and returns logits (`(1, n_vocab)` or `(tokens.len(), n_vocab)`).
+///
+/// `window`: attend only to the last `window` positions (sliding-window attention).
+/// The caller guarantees the cache can hold the batch (see [`KvCache::max_batch`]).
+#[allow(clippy::too_many_arguments)]
+pub fn forward(
+    hp: &Hparams,
+    w: &Weights,
+    cache: &mut KvCache,
+    scratch: &mut Scratch,
+    tokens: &[u32],
+    pos0: usize,
+    window: Option<usize>,
+    which: Logits,
+    pool: &ThreadPool,
+) -> Result<Vec<f32>> {
+    let t = tokens.len();
+    let (e, hd) = (hp.n_embd, hp.head_dim);
+    let (qd, kvd) = (hp.n_head * hd, hp.n_head_kv * hd);
+    scratch.ensure(hp, t);
+    let s = scratch;
+
+    for (i, &tok) in tokens.iter().enumerate() {
+        w.token_embd
+            .dequantize_row(tok as usize, &mut s.x[i * e..(i + 1) * e])?;
+    }
+
+    // RoPE angles per token, shared by every layer.
+    let half = hp.rope_dim / 2;
+    let mut cos = vec![0f32; t * half];
+    let mut sin = vec![0f32; t * half];
+    for i in 0..t {
+        let (c, sn) = (
+            &mut cos[i * half..(i + 1) * half],
+            &mut sin[i * half..(i + 1) * half],
+        );
+        rope_cache(
+            pos0 + i,
+            hp.rope_dim,
+            hp.rope_freq_base,
+            hp.rope_freq_scale,
+            c,
+            sn,
+        );
+    }
+
+    for (l, lw) in w.layers.iter().enumerate() {
+        // Attention block.
+        for i in 0..t {
+            rms_norm(
+                &s.x[i * e..(i + 1) * e],
+                &lw.attn_norm,
+                hp.rms_eps,
+                &mut s.h[i * e..(i + 1) * e],
+            );
+        }
+        lw.wq.forward(&s.h, t, &mut s.q, pool)?;
+        lw.wk.forward(&s.h, t, &mut s.k, pool)?;
+        lw.wv.forward(&s.h, t, &mut s.v, pool)?;
+        for i in 0..t {
+            let (c, sn) = (
+                &cos[i * half..(i + 1) * half],
+                &sin[i * half..(i + 1) * half],
+            );
+            for head in s.q[i * qd..(i + 1) * qd].chunks_exact_mut(hd) {
+                rope_apply(head, c, sn);
+            }
+            for head in s.k[i * kvd..(i + 1) * kvd].chunks_exact_mut(hd) {
+                rope_apply(head, c, sn);
+            }
+            cache.store(
+                l,
+                pos0 + i,
+                &s.k[i * kvd..(i + 1) * kvd],
+                &s.v[i * kvd..(i + 1) * kvd],
+            );
+        }
+        attention(hp, cache, l, &s.q, &mut s.att, pos0, window, pool);
+        lw.wo.forward(&s.att, t, &mut s.o, pool)?;
+        add(&mut s.x, &s.o);
+
+        // Feed-forward block.
+        for i in 0..t {
+            rms_norm(
+                &s.x[i * e..(i + 1) * e],
+                &lw.ffn_norm,
+                hp.rms_eps,
+                &mut s.h[i * e..(i + 1) * e],
+            );
+        }
+        lw.w_gate.forward(&s.h, t, &mut s.gate, pool)?;
+        lw.w_up.forward(&s.h, t, &mut s.up, pool)?;
+        swiglu(&mut s.gate, &s.up);
+        lw.w_down.forward(&s.gate, t, &mut s.o, pool)?;
+        add(&mut s.x, &s.o);
+    }
+
+    let rows: Vec<usize> = match which {
+        Logits::Last => vec![t - 1],
+        Logits::All => (0..t).collect(),
+    };
+    let mut normed = vec![0f32; rows.len() * e];
+    for (r, &i) in rows.iter().enumerate() {
+        rms_norm(
+            &s.x[i * e..(i + 1) * e],
+            &w.output_norm,
+            hp.rms_eps,
+            &mut normed[r * e..(r + 1) * e],
+        );
+    }
+    let mut logits = vec![0f32; rows.len() * hp.n_vocab];
+    w.output.forward(&normed, rows.len(), &mut logits, pool)?;
+    Ok(logits)
+}
+
+fn add(x: &mut [f32], y: &[f32]) {
+    for (a, &b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}
+
+/// Causal (and optionally sliding-window) grouped-query attention of the batch's queries over
+/// the cache: `att[t, h] = softmax(q[t, h] · K[g(h)]ᵀ / √d) · V[g(h)]` over positions
+/// `max(0, pos − window + 1) ..= pos`, where `g(h)` is the kv head that query head `h` shares.
+#[allow(clippy::too_many_arguments)]
+fn attention(
+    hp: &Hparams,
+    cache: &KvCache,
+    layer: usize,
+    q: &[f32],
+    att: &mut [f32],
+    pos0: usize,
+    window: Option<usize>,
+    pool: &ThreadPool,
+) {
+    let hd = hp.head_dim;
+    let group = hp.n_head / hp.n_head_kv;
+    let scale = 1.0 / (hd as f32).sqrt();
+    pool.install(|| {
+        att.par_chunks_mut(hd).enumerate().for_each_init(
+            || (vec![0f32; hd], vec![0f32; 0]),
+            |(kbuf, scores), (idx, out)| {
+                let (i, h) = (idx / hp.n_head, idx % hp.n_head);
+                let pos = pos0 + i;
+                let lo = window.map_or(0, |w| (pos + 1).saturating_sub(w));
+                let qh = &q[idx * hd..(idx + 1) * hd];
+                let off = (h / group) * hd;
+                scores.clear();
+                for p in lo..=pos {
+                    cache.key(layer, p, off, kbuf);
+                    let d: f32 = qh.iter().zip(kbuf.iter()).map(|(a, b)| a * b).sum();
+                    scores.push(d * scale);
+                }
+                softmax(scores);
+                out.fill(0.0);
+                for (p, &wgt) in (lo..=pos).zip(scores.iter()) {
+                    cache.value(layer, p, off, kbuf);
+                    for (o, &v) in out.iter_mut().zip(kbuf.iter()) {
+                        *o += wgt * v;
+                    }
+                }
+            },
+        );
+    });
+}

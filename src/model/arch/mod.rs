@@ -1,0 +1,3 @@
+//! Architectures, as configurations of one graph.
+
+pub mod llama;
