@@ -1,6 +1,8 @@
 //! Shared test helpers: where fixtures and the Python reference live.
 #![allow(dead_code)]
 
+pub mod tiny;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

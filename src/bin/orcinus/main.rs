@@ -1,6 +1,9 @@
 //! The `orcinus` command-line tool.
 
+mod common;
 mod inspect;
+mod run;
+mod tools;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -29,6 +32,18 @@ enum Command {
         #[arg(long)]
         full: bool,
     },
+    /// Generate text from a prompt (text on stdout, stats on stderr).
+    Run(run::RunArgs),
+    /// Chat interactively.
+    Chat(run::ChatArgs),
+    /// Print the token ids of a text.
+    Tokenize(tools::TokenizeArgs),
+    /// Print the exact prompt a conversation becomes with the model's chat template.
+    Template(tools::TemplateArgs),
+    /// Perplexity of a text file (llama.cpp's method).
+    Perplexity(tools::PerplexityArgs),
+    /// Write the logits at every prompt position as .npy.
+    Logits(tools::LogitsArgs),
     /// Write one tensor, dequantized to float32, as a `.npy` file (numpy shape = reversed GGUF `ne`).
     Tensor {
         /// The GGUF file.
@@ -48,6 +63,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print_out(&text)
         }
         Command::Tensor { file, name, out } => inspect::tensor_to_npy(&file, &name, &out),
+        Command::Run(a) => run::run(a),
+        Command::Chat(a) => run::chat(a),
+        Command::Tokenize(a) => print_out(&tools::tokenize(a)?),
+        Command::Template(a) => print_out(&tools::template(a)?),
+        Command::Perplexity(a) => print_out(&tools::perplexity(a)?),
+        Command::Logits(a) => print_out(&tools::logits(a)?),
     }
 }
 

@@ -1,0 +1,261 @@
+//! `orcinus tokenize`, `template`, `perplexity` and `logits`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use orcinus::chat::{Message, Template};
+use orcinus::gguf::File;
+use orcinus::tokenizer::Tokenizer;
+use serde_json::json;
+
+use crate::common::ModelArgs;
+
+fn read_text(prompt: &Option<String>, file: &Option<PathBuf>) -> anyhow::Result<String> {
+    match (prompt, file) {
+        (Some(p), None) => Ok(p.clone()),
+        (None, Some(f)) => {
+            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))
+        }
+        _ => bail!("give exactly one of -p TEXT or -f FILE"),
+    }
+}
+
+/// `orcinus tokenize` flags.
+#[derive(Args, Debug)]
+pub struct TokenizeArgs {
+    /// The GGUF model file (only its tokenizer metadata is used).
+    #[arg(short = 'm', long = "model")]
+    model: PathBuf,
+    /// Text to tokenize.
+    #[arg(short = 'p', long)]
+    prompt: Option<String>,
+    /// File to tokenize.
+    #[arg(short = 'f', long)]
+    file: Option<PathBuf>,
+    /// Tokenize each line separately (one result per line).
+    #[arg(long)]
+    lines: bool,
+    /// Do not add BOS even when the model asks for it.
+    #[arg(long)]
+    no_bos: bool,
+    /// Match special-token strings (`<|im_start|>`, ...) in the text as single tokens.
+    #[arg(long)]
+    parse_special: bool,
+    /// Print JSON arrays of ids (one per line with --lines) instead of `id 'piece'` lines.
+    #[arg(long)]
+    json: bool,
+}
+
+fn load_tokenizer(path: &PathBuf) -> anyhow::Result<(File, Tokenizer)> {
+    let f = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let t = Tokenizer::from_metadata(f.metadata())?;
+    Ok((f, t))
+}
+
+/// `orcinus tokenize`.
+pub fn tokenize(a: TokenizeArgs) -> anyhow::Result<String> {
+    let (_f, tok) = load_tokenizer(&a.model)?;
+    let text = read_text(&a.prompt, &a.file)?;
+    let bos = tok.add_bos_default() && !a.no_bos;
+    let inputs: Vec<&str> = if a.lines {
+        text.lines().collect()
+    } else {
+        vec![text.as_str()]
+    };
+    let mut out = String::new();
+    for input in inputs {
+        let ids = tok.encode(input, bos, a.parse_special)?;
+        if a.json {
+            out.push_str(&serde_json::to_string(&ids)?);
+            out.push('\n');
+        } else {
+            for id in ids {
+                let piece = String::from_utf8_lossy(&tok.token_bytes(id)).into_owned();
+                out.push_str(&format!("{id:>6} {piece:?}\n"));
+            }
+            if a.lines {
+                out.push('\n');
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `orcinus template` flags.
+#[derive(Args, Debug)]
+pub struct TemplateArgs {
+    /// The GGUF model file (its chat template and tokenizer are used).
+    #[arg(short = 'm', long = "model")]
+    model: PathBuf,
+    /// JSON file with a list of {"role", "content"} messages (default: a short example).
+    #[arg(long)]
+    messages: Option<PathBuf>,
+    /// Do not open an assistant turn at the end.
+    #[arg(long)]
+    no_generation_prompt: bool,
+    /// Also print the token ids the model gets.
+    #[arg(long)]
+    ids: bool,
+}
+
+/// `orcinus template`: the exact prompt text (and ids) a conversation becomes.
+pub fn template(a: TemplateArgs) -> anyhow::Result<String> {
+    let (f, tok) = load_tokenizer(&a.model)?;
+    let template = Template::from_metadata(f.metadata())?;
+    let messages: Vec<Message> = match &a.messages {
+        Some(p) => {
+            let s = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
+            serde_json::from_str(&s).with_context(|| {
+                format!("{}: expected a JSON list of {{role, content}}", p.display())
+            })?
+        }
+        None => vec![
+            Message::new("system", "You are a helpful assistant."),
+            Message::new("user", "What is the capital of France?"),
+        ],
+    };
+    let name = |id: Option<u32>| id.and_then(|i| tok.token_str(i)).unwrap_or("").to_string();
+    let text = template.render(
+        &messages,
+        !a.no_generation_prompt,
+        &name(tok.bos_id()),
+        &name(tok.eos_id()),
+    )?;
+    let mut out = text.clone();
+    if a.ids {
+        let ids = tok.encode(&text, false, true)?;
+        out.push_str(&format!("\n{}\n", serde_json::to_string(&ids)?));
+    }
+    Ok(out)
+}
+
+/// `orcinus perplexity` flags.
+#[derive(Args, Debug)]
+pub struct PerplexityArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Text file to score.
+    #[arg(short = 'f', long)]
+    file: PathBuf,
+    /// Chunks to score (default: all).
+    #[arg(long)]
+    chunks: Option<usize>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `orcinus perplexity`: llama.cpp's method. The text is cut into non-overlapping chunks of
+/// `n_ctx` tokens; each chunk is evaluated from an empty cache with its first token replaced by
+/// BOS (when the model adds BOS), and only the second half of each chunk is scored.
+pub fn perplexity(a: PerplexityArgs) -> anyhow::Result<String> {
+    let model = a.model.load(a.json)?;
+    let opts = a.model.session_options();
+    let mut session = model.session(&opts)?;
+    let n_ctx = session.n_ctx();
+    let text = std::fs::read_to_string(&a.file)
+        .with_context(|| format!("cannot read {}", a.file.display()))?;
+    let tok = &model.tokenizer;
+    let add_bos = tok.add_bos_default();
+    let tokens = tok.encode(&text, add_bos, false)?;
+    let mut n_chunk = tokens.len() / n_ctx;
+    if let Some(c) = a.chunks {
+        n_chunk = n_chunk.min(c);
+    }
+    if n_chunk == 0 {
+        bail!(
+            "{} tokens: need at least {} (one chunk of -c {n_ctx})",
+            tokens.len(),
+            n_ctx
+        );
+    }
+    let n_vocab = model.hparams.n_vocab;
+    let first = n_ctx / 2;
+    let (mut nll, mut nll2, mut count) = (0f64, 0f64, 0usize);
+    let mut running = Vec::new();
+    let t0 = Instant::now();
+    let mut line = String::new();
+    for c in 0..n_chunk {
+        let mut chunk = tokens[c * n_ctx..(c + 1) * n_ctx].to_vec();
+        if add_bos {
+            if let Some(b) = tok.bos_id() {
+                chunk[0] = b;
+            }
+        }
+        session.reset();
+        let logits = session.eval_all(&chunk)?;
+        for j in first..n_ctx - 1 {
+            let row = &logits[j * n_vocab..(j + 1) * n_vocab];
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let sum: f64 = row.iter().map(|&v| f64::from(v - max).exp()).sum();
+            let logp = f64::from(row[chunk[j + 1] as usize] - max) - sum.ln();
+            nll -= logp;
+            nll2 += logp * logp;
+            count += 1;
+        }
+        let ppl = (nll / count as f64).exp();
+        running.push(ppl);
+        if !a.json {
+            line.push_str(&format!("[{}]{:.4},", c + 1, ppl));
+            eprint!("\r{line}");
+        }
+    }
+    if !a.json {
+        eprintln!();
+    }
+    let mean = nll / count as f64;
+    let var = nll2 / count as f64 - mean * mean;
+    let ppl = mean.exp();
+    let err = if var > 0.0 && count > 1 {
+        (var / (count - 1) as f64).sqrt() * ppl
+    } else {
+        0.0
+    };
+    let secs = t0.elapsed().as_secs_f64();
+    if a.json {
+        Ok(serde_json::to_string_pretty(&json!({
+            "ppl": ppl, "ppl_err": err, "chunks": n_chunk, "n_ctx": n_ctx, "tokens_scored": count,
+            "running": running, "seconds": secs,
+        }))? + "\n")
+    } else {
+        Ok(format!(
+            "chunks: {n_chunk} of {n_ctx} tokens, {count} tokens scored in {secs:.1} s\nPPL = {ppl:.4} +/- {err:.5}\n"
+        ))
+    }
+}
+
+/// `orcinus logits` flags.
+#[derive(Args, Debug)]
+pub struct LogitsArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The prompt (BOS added as the model asks; special tokens are not parsed unless --parse-special).
+    #[arg(short = 'p', long)]
+    prompt: String,
+    /// Match special-token strings in the prompt.
+    #[arg(long)]
+    parse_special: bool,
+    /// Output .npy path: float32, shape (n_tokens, n_vocab).
+    #[arg(long, short)]
+    out: PathBuf,
+}
+
+/// `orcinus logits`: the logits at every prompt position.
+pub fn logits(a: LogitsArgs) -> anyhow::Result<String> {
+    let model = a.model.load(true)?;
+    let mut session = model.session(&a.model.session_options())?;
+    let tok = &model.tokenizer;
+    let ids = tok.encode(&a.prompt, tok.add_bos_default(), a.parse_special)?;
+    let logits = session.eval_all(&ids)?;
+    let file = std::fs::File::create(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
+    orcinus::npy::write_f32(
+        std::io::BufWriter::new(file),
+        &[ids.len() as u64, model.hparams.n_vocab as u64],
+        &logits,
+    )?;
+    Ok(format!("{}\n", serde_json::to_string(&ids)?))
+}

@@ -1,0 +1,219 @@
+//! The graph and sessions: sliding-window rolling cache, batching, prefix reuse, context
+//! limits, and a real chat answer from SmolLM2.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::tiny::{write_tiny, TinySpec};
+use orcinus::chat::Message;
+use orcinus::generate::{FinishReason, GenerateParams, Prompt};
+use orcinus::model::{KvType, LoadOptions, Model, SessionOptions};
+use orcinus::sampling::SamplingParams;
+use orcinus::Error;
+
+fn tiny(spec: TinySpec) -> (tempfile::TempDir, Arc<Model>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiny.gguf");
+    write_tiny(&path, &spec, &common::smollm2());
+    let m = Model::load(&path, LoadOptions::default()).unwrap();
+    (dir, m)
+}
+
+fn opts(n_ctx: usize, batch: usize, rolling: bool) -> SessionOptions {
+    SessionOptions {
+        n_ctx,
+        batch,
+        rolling_kv: rolling,
+        threads: 2,
+        kv_type: KvType::F32,
+    }
+}
+
+fn tokens(n: usize) -> Vec<u32> {
+    (0..n as u32)
+        .map(|i| (i * 7919 + 13) % 40000 + 100)
+        .collect()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// The rolling buffer of `window + batch` slots gives the same logits as keeping every position
+/// and masking the same way, while its memory stays constant.
+#[test]
+fn sliding_window_rolling_cache_equals_full_cache_masked() {
+    let (_d, m) = tiny(TinySpec {
+        sliding_window: Some(16),
+        ..TinySpec::default()
+    });
+    assert_eq!(m.hparams.sliding_window, Some(16));
+    let toks = tokens(100);
+    let mut rolling = m.session(&opts(512, 8, true)).unwrap();
+    let mut full = m.session(&opts(512, 8, false)).unwrap();
+    assert!(
+        rolling.kv_bytes() * 10 < full.kv_bytes(),
+        "{} vs {}",
+        rolling.kv_bytes(),
+        full.kv_bytes()
+    );
+    let a = rolling.eval_all(&toks).unwrap();
+    let b = full.eval_all(&toks).unwrap();
+    assert_eq!(max_abs_diff(&a, &b), 0.0);
+    // Then one token at a time past the window, too.
+    for &t in &tokens(40)[..] {
+        let x = rolling.decode_step(t).unwrap();
+        let y = full.decode_step(t).unwrap();
+        assert_eq!(max_abs_diff(&x, &y), 0.0);
+    }
+    // And the window does change the results once positions fall out of it.
+    let (_d2, no_window) = tiny(TinySpec::default());
+    let mut s = no_window.session(&opts(512, 8, true)).unwrap();
+    let c = s.eval_all(&toks).unwrap();
+    let v = m.hparams.n_vocab;
+    assert_eq!(
+        max_abs_diff(&a[..16 * v], &c[..16 * v]),
+        0.0,
+        "inside the window"
+    );
+    assert!(
+        max_abs_diff(&a[20 * v..], &c[20 * v..]) > 1e-3,
+        "outside the window"
+    );
+}
+
+/// Batch size does not change the numbers (beyond f32 summation order), and decoding one token
+/// at a time agrees with a batched prefill.
+#[test]
+fn batching_and_incremental_decoding_agree() {
+    let (_d, m) = tiny(TinySpec::default());
+    let toks = tokens(37);
+    let all = m
+        .session(&opts(128, 512, true))
+        .unwrap()
+        .eval_all(&toks)
+        .unwrap();
+    let small = m
+        .session(&opts(128, 5, true))
+        .unwrap()
+        .eval_all(&toks)
+        .unwrap();
+    assert!(max_abs_diff(&all, &small) < 1e-4);
+    let mut s = m.session(&opts(128, 512, true)).unwrap();
+    let v = m.hparams.n_vocab;
+    let mut last = s.prefill(&toks[..1]).unwrap();
+    for (i, &t) in toks.iter().enumerate().skip(1) {
+        assert!(
+            max_abs_diff(&last, &all[(i - 1) * v..i * v]) < 1e-4,
+            "position {}",
+            i - 1
+        );
+        last = s.decode_step(t).unwrap();
+    }
+    // f16 cache: close to f32.
+    let mut h = m
+        .session(&SessionOptions {
+            kv_type: KvType::F16,
+            ..opts(128, 512, true)
+        })
+        .unwrap();
+    let half = h.eval_all(&toks).unwrap();
+    assert!(max_abs_diff(&all, &half) < 0.05);
+}
+
+#[test]
+fn context_overflow_is_a_clear_error() {
+    let (_d, m) = tiny(TinySpec::default());
+    let mut s = m.session(&opts(16, 512, true)).unwrap();
+    s.prefill(&tokens(10)).unwrap();
+    match s.prefill(&tokens(7)) {
+        Err(Error::ContextFull {
+            needed: 17,
+            n_ctx: 16,
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    // The session is still usable.
+    s.prefill(&tokens(6)).unwrap();
+    assert_eq!(s.n_past(), 16);
+    assert!(matches!(s.decode_step(1), Err(Error::ContextFull { .. })));
+    assert!(s.prefill(&[u32::MAX]).is_err());
+}
+
+/// The real model answers a real question, greedily, with the chat template.
+#[test]
+fn smollm2_answers_the_capital_of_france() {
+    let m = Model::load(common::smollm2(), LoadOptions::default()).unwrap();
+    let mut s = m
+        .session(&SessionOptions {
+            threads: 2,
+            ..SessionOptions::default()
+        })
+        .unwrap();
+    let msgs = [Message::new("user", "What is the capital of France?")];
+    let params = GenerateParams {
+        max_tokens: 32,
+        sampling: SamplingParams::greedy(),
+        ..GenerateParams::default()
+    };
+    let mut g = s.generate(Prompt::Messages(&msgs), &params).unwrap();
+    let text: String = g.by_ref().map(|p| p.unwrap().text).collect();
+    assert!(text.contains("Paris"), "{text:?}");
+    assert_eq!(g.finish_reason(), Some(FinishReason::Eog));
+    let first_prompt = g.stats().prompt_tokens;
+    drop(g);
+    // A follow-up turn reuses the cached conversation.
+    let msgs2 = [
+        msgs[0].clone(),
+        Message::new("assistant", text.trim()),
+        Message::new("user", "And of Germany?"),
+    ];
+    let mut g = s.generate(Prompt::Messages(&msgs2), &params).unwrap();
+    assert!(g.stats().cached_tokens >= first_prompt, "{:?}", g.stats());
+    let text2: String = g.by_ref().map(|p| p.unwrap().text).collect();
+    assert!(text2.contains("Berlin"), "{text2:?}");
+}
+
+/// Same seed, same text; stop strings cut the text.
+#[test]
+fn sampling_is_reproducible_and_stop_strings_work() {
+    let m = Model::load(common::smollm2(), LoadOptions::default()).unwrap();
+    let run = |seed: u64, stop: Vec<String>| {
+        let mut s = m
+            .session(&SessionOptions {
+                threads: 2,
+                ..SessionOptions::default()
+            })
+            .unwrap();
+        let params = GenerateParams {
+            max_tokens: 24,
+            sampling: SamplingParams {
+                seed,
+                temperature: 1.0,
+                ..SamplingParams::default()
+            },
+            stop,
+            ..GenerateParams::default()
+        };
+        let mut g = s
+            .generate(Prompt::Text("Once upon a time"), &params)
+            .unwrap();
+        let text: String = g.by_ref().map(|p| p.unwrap().text).collect();
+        (text, g.finish_reason())
+    };
+    let (a, _) = run(1, vec![]);
+    assert_eq!(a, run(1, vec![]).0);
+    assert_ne!(a, run(2, vec![]).0);
+    let word = a.split_whitespace().nth(2).unwrap().to_string();
+    let (cut, why) = run(1, vec![word.clone()]);
+    assert_eq!(why, Some(FinishReason::Stop));
+    assert!(
+        !cut.contains(&word) && a.starts_with(&cut),
+        "{cut:?} / {a:?}"
+    );
+}
