@@ -146,3 +146,155 @@ fn bad_input_gives_one_line_errors() {
         );
     }
 }
+
+/// `run`, `tokenize`, `template`, `perplexity` and `logits` on the real model.
+#[test]
+fn model_commands_on_smollm2() {
+    let p = common::smollm2();
+    let m = p.to_str().unwrap();
+    let o = orcinus(&[
+        "run",
+        "-m",
+        m,
+        "-p",
+        "What is the capital of France?",
+        "--chat",
+        "--temp",
+        "0",
+        "-n",
+        "24",
+        "-t",
+        "2",
+    ]);
+    let text = stdout(&o);
+    assert!(text.contains("Paris"), "{text}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("t/s") && !text.contains("t/s"),
+        "stats go to stderr only: {err}"
+    );
+
+    let ids = stdout(&orcinus(&[
+        "tokenize",
+        "-m",
+        m,
+        "-p",
+        "Hello world",
+        "--json",
+    ]));
+    let ids: Vec<u32> = serde_json::from_str(ids.trim()).unwrap();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    let lines = stdout(&orcinus(&[
+        "tokenize", "-m", m, "-p", "a\nb c", "--lines", "--json",
+    ]));
+    assert_eq!(lines.lines().count(), 2);
+
+    let dir = tempfile::tempdir().unwrap();
+    let msgs = dir.path().join("m.json");
+    std::fs::write(
+        &msgs,
+        r#"[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi"}]"#,
+    )
+    .unwrap();
+    let t = stdout(&orcinus(&[
+        "template",
+        "-m",
+        m,
+        "--messages",
+        msgs.to_str().unwrap(),
+        "--ids",
+    ]));
+    assert!(t.starts_with("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"), "{t}");
+    let last = t.lines().last().unwrap();
+    let ids: Vec<u32> = serde_json::from_str(last).unwrap();
+    assert_eq!(ids[0], 1, "<|im_start|> is one special token: {ids:?}");
+
+    let text_file = dir.path().join("t.txt");
+    std::fs::write(
+        &text_file,
+        std::fs::read_to_string(common::root().join("LICENSE")).unwrap(),
+    )
+    .unwrap();
+    let j = stdout(&orcinus(&[
+        "perplexity",
+        "-m",
+        m,
+        "-f",
+        text_file.to_str().unwrap(),
+        "-c",
+        "128",
+        "--chunks",
+        "3",
+        "--json",
+        "-t",
+        "2",
+    ]));
+    let j: serde_json::Value = serde_json::from_str(&j).unwrap();
+    let ppl = j["ppl"].as_f64().unwrap();
+    assert!(ppl > 1.0 && ppl < 100.0, "{j}");
+    assert_eq!(j["tokens_scored"], 3 * 63);
+
+    let npy = dir.path().join("l.npy");
+    let ids = stdout(&orcinus(&[
+        "logits",
+        "-m",
+        m,
+        "-p",
+        "The capital of France is",
+        "--out",
+        npy.to_str().unwrap(),
+    ]));
+    let ids: Vec<u32> = serde_json::from_str(ids.trim()).unwrap();
+    let bytes = std::fs::read(&npy).unwrap();
+    let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    assert_eq!(bytes.len() - 10 - hlen, ids.len() * 49152 * 4);
+
+    // Bad model input is one line, too.
+    let o = orcinus(&["run", "-m", "/nonexistent.gguf", "-p", "x"]);
+    assert!(!o.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr)
+            .trim_end()
+            .lines()
+            .count(),
+        1
+    );
+}
+
+/// The examples build (cargo test builds them) and run.
+#[test]
+fn examples_run() {
+    let exe = std::env::current_exe().unwrap();
+    let examples = exe.parent().unwrap().parent().unwrap().join("examples");
+    for e in ["complete", "chat"] {
+        assert!(
+            examples.join(e).exists(),
+            "examples/{e}.rs is not built: run the whole suite (`cargo test`, which builds the examples), \
+             not only `--test cli`"
+        );
+    }
+    let p = common::smollm2();
+    let o = Command::new(examples.join("complete"))
+        .args([p.to_str().unwrap(), "The capital of France is"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("The capital of France is"));
+    let mut child = Command::new(examples.join("chat"))
+        .arg(p.to_str().unwrap())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"What is the capital of France?\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!String::from_utf8_lossy(&o.stdout).trim().is_empty());
+}
