@@ -1,16 +1,22 @@
 //! `QMatMul`: the one boundary every model matmul goes through.
 //!
-//! This is the straightforward reference implementation: each weight row is dequantized with
-//! the type table's reference dequantizer into a scratch row and dotted in f32 with every
-//! activation row. The speed work replaces what happens behind [`QMatMul::forward`] without
-//! changing its callers.
+//! [`QMatMul::forward`] computes as llama.cpp's CPU backend does: each activation row is
+//! quantized once to the weight type's activation type ([`GgmlType::vec_dot_type`], with
+//! [`GgmlType::from_float`]: Q8_0, Q8_1, Q8_K, or F16/BF16/F32 for the float types), then every
+//! output is one [`GgmlType::vec_dot`] of a weight row with a quantized activation row. So the
+//! outputs carry llama.cpp's activation rounding, not only the weights'.
+//! [`QMatMul::forward_f32`] keeps the earlier reference: weight rows dequantized to f32 and
+//! dotted with the unrounded f32 activations.
+//!
+//! Preconditions (lengths, block multiples) are checked here, once per call; the kernels behind
+//! them assume them.
 
 use std::ops::Range;
 use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::{GgmlType, QuantError};
+use crate::{formats, GgmlType, QuantError};
 
 /// Something that owns weight bytes (a memory-mapped GGUF file, or a `Vec<u8>` in tests).
 pub trait WeightStorage: Send + Sync {
@@ -108,17 +114,12 @@ impl QMatMul {
         self.ty.dequantize(&self.data()[j * rb..(j + 1) * rb], out)
     }
 
-    /// `y[t][j] = Σᵢ x[t][i] · W[j][i]` for `m` rows of `x` (`x.len() == m·k`,
-    /// `y.len() == m·n`), on `pool`.
-    pub fn forward(
-        &self,
-        x: &[f32],
-        m: usize,
-        y: &mut [f32],
-        pool: &rayon::ThreadPool,
-    ) -> Result<(), QuantError> {
+    /// Checks `x.len() == m·k` and `y.len() == m·n`.
+    fn check_shapes(&self, x: &[f32], m: usize, y: &[f32]) -> Result<(), QuantError> {
         let (k, n) = (self.k, self.n);
-        for (what, expected, got) in [("activations", m * k, x.len()), ("output", m * n, y.len())] {
+        let mk = m.checked_mul(k).ok_or(QuantError::Overflow)?;
+        let mn = m.checked_mul(n).ok_or(QuantError::Overflow)?;
+        for (what, expected, got) in [("activations", mk, x.len()), ("output", mn, y.len())] {
             if expected != got {
                 return Err(QuantError::LengthMismatch {
                     ty: self.ty,
@@ -128,28 +129,138 @@ impl QMatMul {
                 });
             }
         }
+        Ok(())
+    }
+
+    /// `y[t][j] = Σᵢ x[t][i] · W[j][i]` for `m` rows of `x` (`x.len() == m·k`,
+    /// `y.len() == m·n`), on `pool`, as llama.cpp computes it: each row of `x` quantized once
+    /// to [`GgmlType::vec_dot_type`] with [`GgmlType::from_float`], each output one
+    /// [`GgmlType::vec_dot`]. For Q8_1 and Q8_K weights, which have no dot product (nor in
+    /// ggml), this is [`QMatMul::forward_f32`].
+    pub fn forward(
+        &self,
+        x: &[f32],
+        m: usize,
+        y: &mut [f32],
+        pool: &rayon::ThreadPool,
+    ) -> Result<(), QuantError> {
+        self.check_shapes(x, m, y)?;
+        let Some(vec_dot) = self.ty.info().vec_dot else {
+            return self.forward_f32(x, m, y, pool);
+        };
+        let k = self.k;
+        if k == 0 {
+            y.fill(0.0);
+            return Ok(());
+        }
+        let rb = self.ty.row_bytes(k)?;
+        let at = self.ty.vec_dot_type();
+        let from_float = at.info().from_float;
+        let arb = at.row_bytes(k)?;
+        // The quantized activations, `[m][arb]` bytes, in u64s so that every block type's
+        // alignment holds (the kernels then view them as blocks without a copy).
+        let mut xq_words = vec![0u64; (m * arb).div_ceil(8)];
+        let xq = &mut bytemuck::cast_slice_mut::<u64, u8>(&mut xq_words)[..m * arb];
+        pool.install(|| {
+            xq.par_chunks_mut(arb)
+                .zip(x.par_chunks(k))
+                .for_each(|(q, x)| from_float(x, q))
+        });
+        let xq = &*xq;
+        let data = self.data();
+        if !self.ty.is_quantized() && m > 1 {
+            // F32/F16/BF16: the same dot products, computed four activation rows at a time
+            // on rows converted to f32 once (exactly), rather than one `vec_dot` per pair.
+            let mut xa = vec![0f32; m * k];
+            (at.info().dequantize)(xq, &mut xa);
+            let dequantize = self.ty.info().dequantize;
+            self.run_rows(
+                m,
+                y,
+                pool,
+                || vec![0f32; k],
+                |row, j, o| {
+                    dequantize(&data[j * rb..(j + 1) * rb], row);
+                    formats::float::dot_f64_rows(row, &xa, o);
+                },
+            );
+            return Ok(());
+        }
+        self.run_rows(
+            m,
+            y,
+            pool,
+            || (),
+            |_, j, o| {
+                let w = &data[j * rb..(j + 1) * rb];
+                for (ot, a) in o.iter_mut().zip(xq.chunks_exact(arb)) {
+                    *ot = vec_dot(w, a);
+                }
+            },
+        );
+        Ok(())
+    }
+
+    /// The f32 reference for [`QMatMul::forward`]: each weight row dequantized with the
+    /// reference dequantizer and dotted in f32 with the unrounded activations (no activation
+    /// quantization, so it differs from llama.cpp by the activation rounding). Same contract.
+    pub fn forward_f32(
+        &self,
+        x: &[f32],
+        m: usize,
+        y: &mut [f32],
+        pool: &rayon::ThreadPool,
+    ) -> Result<(), QuantError> {
+        self.check_shapes(x, m, y)?;
+        let k = self.k;
+        if k == 0 {
+            y.fill(0.0);
+            return Ok(());
+        }
         let rb = self.ty.row_bytes(k)?;
         let data = self.data();
-        let ty = self.ty;
+        let dequantize = self.ty.info().dequantize;
+        self.run_rows(
+            m,
+            y,
+            pool,
+            || vec![0f32; k],
+            |row, j, o| {
+                dequantize(&data[j * rb..(j + 1) * rb], row);
+                for (ot, x) in o.iter_mut().zip(x.chunks_exact(k)) {
+                    *ot = dot(row, x);
+                }
+            },
+        );
+        Ok(())
+    }
+
+    /// Runs `row_fn(scratch, j, out)` for every weight row `j` on `pool`, `out` being the `m`
+    /// outputs `y[0][j], ..., y[m-1][j]`, and scatters them into `y` (`[m][n]`). `scratch` is
+    /// made by `init` once per worker. Shapes were checked by the caller.
+    fn run_rows<S>(
+        &self,
+        m: usize,
+        y: &mut [f32],
+        pool: &rayon::ThreadPool,
+        init: impl Fn() -> S + Sync + Send,
+        row_fn: impl Fn(&mut S, usize, &mut [f32]) + Sync + Send,
+    ) {
+        let n = self.n;
+        if m == 0 || n == 0 {
+            return;
+        }
         // Each task fills `yt[j][t]` for its rows (transposed), so tasks own disjoint slices.
         let run = |yt: &mut [f32]| {
             pool.install(|| {
                 yt.par_chunks_mut(ROWS_PER_TASK * m)
                     .enumerate()
-                    .for_each_init(
-                        || vec![0f32; k],
-                        |row, (c, out)| {
-                            let j0 = c * ROWS_PER_TASK;
-                            for (r, o) in out.chunks_exact_mut(m).enumerate() {
-                                let j = j0 + r;
-                                // Lengths were checked above, so this cannot fail.
-                                let _ = ty.dequantize(&data[j * rb..(j + 1) * rb], row);
-                                for (t, ot) in o.iter_mut().enumerate() {
-                                    *ot = dot(row, &x[t * k..(t + 1) * k]);
-                                }
-                            }
-                        },
-                    );
+                    .for_each_init(&init, |scratch, (c, out)| {
+                        let j0 = c * ROWS_PER_TASK;
+                        for (r, o) in out.chunks_exact_mut(m).enumerate() {
+                            row_fn(scratch, j0 + r, o);
+                        }
+                    });
             })
         };
         if m == 1 {
@@ -163,7 +274,6 @@ impl QMatMul {
                 }
             }
         }
-        Ok(())
     }
 }
 
@@ -188,29 +298,48 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 mod tests {
     use super::*;
 
+    fn pool() -> rayon::ThreadPool {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap()
+    }
+
+    /// `n x k` weights quantized to `ty`, with their dequantized values.
+    fn matrix(ty: GgmlType, w: &[f32], k: usize, n: usize) -> (QMatMul, Vec<f32>) {
+        let mut bytes = vec![0u8; ty.row_bytes(k * n).unwrap()];
+        ty.quantize(w, &mut bytes).unwrap();
+        let mut wd = vec![0f32; k * n];
+        ty.dequantize(&bytes, &mut wd).unwrap();
+        let len = bytes.len();
+        (QMatMul::new(Arc::new(bytes), 0..len, ty, k, n).unwrap(), wd)
+    }
+
+    /// Deterministic values in [-1, 1) with some larger ones.
+    fn values(len: usize, seed: usize) -> Vec<f32> {
+        (0..len)
+            .map(|i| {
+                let v = ((i * 7919 + seed * 104_729) % 1009) as f32 / 504.5 - 1.0;
+                if (i + seed) % 37 == 0 {
+                    v * 6.0
+                } else {
+                    v
+                }
+            })
+            .collect()
+    }
+
     #[test]
-    fn matches_naive_f64() {
+    fn forward_f32_matches_naive_f64() {
         let (k, n, m) = (64, 70, 3);
-        let w: Vec<f32> = (0..k * n)
-            .map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0)
-            .collect();
-        let x: Vec<f32> = (0..k * m)
-            .map(|i| ((i * 31) % 17) as f32 / 8.0 - 1.0)
-            .collect();
+        let w = values(k * n, 1);
+        let x = values(k * m, 2);
+        let pool = pool();
         for ty in [GgmlType::F32, GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_0] {
-            let mut bytes = vec![0u8; ty.row_bytes(k * n).unwrap()];
-            ty.quantize(&w, &mut bytes).unwrap();
-            let mut wd = vec![0f32; k * n];
-            ty.dequantize(&bytes, &mut wd).unwrap();
-            let len = bytes.len();
-            let mm = QMatMul::new(Arc::new(bytes), 0..len, ty, k, n).unwrap();
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(2)
-                .build()
-                .unwrap();
+            let (mm, wd) = matrix(ty, &w, k, n);
             for mm_m in [1, m] {
                 let mut y = vec![0f32; mm_m * n];
-                mm.forward(&x[..mm_m * k], mm_m, &mut y, &pool).unwrap();
+                mm.forward_f32(&x[..mm_m * k], mm_m, &mut y, &pool).unwrap();
                 for t in 0..mm_m {
                     for j in 0..n {
                         let want: f64 = (0..k)
@@ -220,7 +349,118 @@ mod tests {
                     }
                 }
             }
-            assert!(mm.forward(&x, 2, &mut vec![0f32; 2 * n], &pool).is_err());
+            assert!(mm
+                .forward_f32(&x, 2, &mut vec![0f32; 2 * n], &pool)
+                .is_err());
         }
+    }
+
+    /// `forward` is, bit for bit, one `vec_dot` per output of a weight row with the activation
+    /// row quantized by `from_float`, for every type, m = 1 and m > 1 (5: the float types'
+    /// four-row path and its remainder).
+    #[test]
+    fn forward_is_vec_dot_of_quantized_activations() {
+        let (k, n, m) = (512, 37, 5);
+        let w = values(k * n, 3);
+        let x = values(k * m, 4);
+        let pool = pool();
+        for ty in GgmlType::all() {
+            let (mm, _) = matrix(ty, &w, k, n);
+            let rb = ty.row_bytes(k).unwrap();
+            let weights = mm.data();
+            for mm_m in [1, m] {
+                let mut y = vec![f32::NAN; mm_m * n];
+                mm.forward(&x[..mm_m * k], mm_m, &mut y, &pool).unwrap();
+                if !ty.has_vec_dot() {
+                    let mut want = vec![0f32; mm_m * n];
+                    mm.forward_f32(&x[..mm_m * k], mm_m, &mut want, &pool)
+                        .unwrap();
+                    assert_eq!(y, want, "{ty}: falls back to forward_f32");
+                    continue;
+                }
+                let at = ty.vec_dot_type();
+                let mut xq = vec![0u8; at.row_bytes(k).unwrap()];
+                for t in 0..mm_m {
+                    at.from_float(&x[t * k..(t + 1) * k], &mut xq).unwrap();
+                    for j in 0..n {
+                        let want = ty.vec_dot(&weights[j * rb..(j + 1) * rb], &xq, k).unwrap();
+                        assert_eq!(y[t * n + j].to_bits(), want.to_bits(), "{ty} t{t} j{j}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// `forward` and `forward_f32` differ by the activation rounding only: for each output at
+    /// most `Σ |w_i| · e_i`, `e_i` the bound on the rounding of `x_i` in the activation type
+    /// (half a step of its block, plus the f16 rounding of the Q8_0/Q8_1 scale), plus f32
+    /// summation error.
+    #[test]
+    fn forward_close_to_forward_f32() {
+        let (k, n, m) = (1024, 24, 4);
+        let w = values(k * n, 5);
+        let mut x = values(k * m, 6);
+        // One block of activations 1000 times smaller than the rest.
+        x[256..288].iter_mut().for_each(|v| *v *= 1e-3);
+        let pool = pool();
+        for ty in GgmlType::all() {
+            let (mm, wd) = matrix(ty, &w, k, n);
+            let (mut y, mut y32) = (vec![0f32; m * n], vec![0f32; m * n]);
+            mm.forward(&x, m, &mut y, &pool).unwrap();
+            mm.forward_f32(&x, m, &mut y32, &pool).unwrap();
+            let at = ty.vec_dot_type();
+            let block = at.block_size();
+            let mut worst = 0f64;
+            for t in 0..m {
+                let xt = &x[t * k..(t + 1) * k];
+                // Per-element bound on |x_i - x̂_i|.
+                let e: Vec<f64> = xt
+                    .chunks(block)
+                    .flat_map(|b| {
+                        let amax = b.iter().fold(0f64, |a, v| a.max(v.abs() as f64));
+                        b.iter().map(move |&v| match at {
+                            GgmlType::F32 => 0.0,
+                            GgmlType::F16 => v.abs() as f64 * 2f64.powi(-11),
+                            GgmlType::BF16 => v.abs() as f64 * 2f64.powi(-8),
+                            // Half a step, plus 127 steps of f16 scale rounding (2^-11).
+                            GgmlType::Q8_0 | GgmlType::Q8_1 => {
+                                amax / 127.0 * (0.5 + 127.0 / 2048.0)
+                            }
+                            _ => amax / 127.0 * 0.5,
+                        })
+                    })
+                    .collect();
+                for j in 0..n {
+                    let wj = &wd[j * k..(j + 1) * k];
+                    let bound: f64 = wj.iter().zip(&e).map(|(w, e)| w.abs() as f64 * e).sum();
+                    let mag: f64 = wj.iter().zip(xt).map(|(w, x)| (w * x).abs() as f64).sum();
+                    let diff = (y[t * n + j] as f64 - y32[t * n + j] as f64).abs();
+                    assert!(
+                        diff <= bound + 1e-5 * mag,
+                        "{ty} t{t} j{j}: {} vs {} (bound {bound})",
+                        y[t * n + j],
+                        y32[t * n + j]
+                    );
+                    worst = worst.max(diff / (bound + 1e-5 * mag));
+                }
+            }
+            eprintln!("{ty}: worst |forward - forward_f32| / bound = {worst:.3}");
+        }
+    }
+
+    #[test]
+    fn shape_errors_and_empty() {
+        let (mm, _) = matrix(GgmlType::Q4K, &values(256 * 4, 7), 256, 4);
+        let pool = pool();
+        let x = values(256 * 2, 8);
+        assert!(mm.forward(&x, 1, &mut [0f32; 4], &pool).is_err());
+        assert!(mm.forward(&x, 2, &mut [0f32; 4], &pool).is_err());
+        mm.forward(&[], 0, &mut [], &pool).unwrap();
+        let empty = QMatMul::new(Arc::new(Vec::new()), 0..0, GgmlType::Q4K, 256, 0).unwrap();
+        empty.forward(&x, 2, &mut [], &pool).unwrap();
+        let zero_k = QMatMul::new(Arc::new(Vec::new()), 0..0, GgmlType::Q8_0, 0, 3).unwrap();
+        let mut y = [1f32; 6];
+        zero_k.forward(&[], 2, &mut y, &pool).unwrap();
+        assert_eq!(y, [0.0; 6]);
     }
 }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::formats::{self, Block};
+use crate::formats::{self, Block, VecDot};
 use crate::QuantError;
 
 /// A ggml tensor element type, as GGUF stores it (the `ggml_type` enum).
@@ -59,12 +59,23 @@ pub struct TypeInfo {
     pub type_size: usize,
     /// Whether this is a block-quantized type (false for F32/F16/BF16).
     pub is_quantized: bool,
+    /// The type activations are converted to for a dot product with a row of this type
+    /// (ggml's `vec_dot_type`); the type itself for types without a dot product (Q8_1, Q8_K).
+    pub vec_dot_type: GgmlType,
     /// Reference dequantizer: `src.len() == nb * type_size`, `dst.len() == nb * block_size`
     /// (checked by [`GgmlType::dequantize`]).
     pub(crate) dequantize: fn(&[u8], &mut [f32]),
     /// Reference quantizer, same length contract as `dequantize` with roles swapped.
     pub(crate) quantize: fn(&[f32], &mut [u8]),
+    /// Activation quantizer (ggml's `from_float`), same contract as `quantize`.
+    pub(crate) from_float: fn(&[f32], &mut [u8]),
+    /// Scalar dot product of a row of this type (first) with a row of `vec_dot_type` holding
+    /// the same number of elements (ggml's `vec_dot`); `None` where ggml has none.
+    pub(crate) vec_dot: Option<VecDotFn>,
 }
+
+/// A row dot product on raw bytes: weight row, activation row (lengths checked by the caller).
+pub(crate) type VecDotFn = fn(&[u8], &[u8]) -> f32;
 
 impl fmt::Debug for TypeInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -73,40 +84,54 @@ impl fmt::Debug for TypeInfo {
             .field("id", &self.id)
             .field("block_size", &self.block_size)
             .field("type_size", &self.type_size)
+            .field("vec_dot_type", &self.vec_dot_type)
             .finish()
     }
 }
 
-const fn row<B: Block>(ty: GgmlType, name: &'static str, id: u32, is_quantized: bool) -> TypeInfo {
+/// The row of a type without a dot product (an activation-only type).
+const fn row<B: Block>(name: &'static str, id: u32, is_quantized: bool) -> TypeInfo {
     TypeInfo {
-        ty,
+        ty: B::GGML_TYPE,
         name,
         id,
         block_size: B::BLOCK_SIZE,
         type_size: std::mem::size_of::<B>(),
         is_quantized,
+        vec_dot_type: B::GGML_TYPE,
         dequantize: formats::dequantize_bytes::<B>,
         quantize: formats::quantize_bytes::<B>,
+        from_float: formats::from_float_bytes::<B>,
+        vec_dot: None,
+    }
+}
+
+/// The row of a weight type, with its dot product and activation type.
+const fn dot_row<B: VecDot>(name: &'static str, id: u32, is_quantized: bool) -> TypeInfo {
+    TypeInfo {
+        vec_dot_type: <B::Activation as Block>::GGML_TYPE,
+        vec_dot: Some(formats::vec_dot_bytes::<B>),
+        ..row::<B>(name, id, is_quantized)
     }
 }
 
 /// The type table, in ggml id order. Adding a type = one variant, one row, one file.
 pub static TYPE_TABLE: [TypeInfo; 15] = [
-    row::<f32>(GgmlType::F32, "F32", 0, false),
-    row::<half::f16>(GgmlType::F16, "F16", 1, false),
-    row::<formats::q4_0::BlockQ4_0>(GgmlType::Q4_0, "Q4_0", 2, true),
-    row::<formats::q4_1::BlockQ4_1>(GgmlType::Q4_1, "Q4_1", 3, true),
-    row::<formats::q5_0::BlockQ5_0>(GgmlType::Q5_0, "Q5_0", 6, true),
-    row::<formats::q5_1::BlockQ5_1>(GgmlType::Q5_1, "Q5_1", 7, true),
-    row::<formats::q8_0::BlockQ8_0>(GgmlType::Q8_0, "Q8_0", 8, true),
-    row::<formats::q8_1::BlockQ8_1>(GgmlType::Q8_1, "Q8_1", 9, true),
-    row::<formats::q2_k::BlockQ2K>(GgmlType::Q2K, "Q2_K", 10, true),
-    row::<formats::q3_k::BlockQ3K>(GgmlType::Q3K, "Q3_K", 11, true),
-    row::<formats::q4_k::BlockQ4K>(GgmlType::Q4K, "Q4_K", 12, true),
-    row::<formats::q5_k::BlockQ5K>(GgmlType::Q5K, "Q5_K", 13, true),
-    row::<formats::q6_k::BlockQ6K>(GgmlType::Q6K, "Q6_K", 14, true),
-    row::<formats::q8_k::BlockQ8K>(GgmlType::Q8K, "Q8_K", 15, true),
-    row::<half::bf16>(GgmlType::BF16, "BF16", 30, false),
+    dot_row::<f32>("F32", 0, false),
+    dot_row::<half::f16>("F16", 1, false),
+    dot_row::<formats::q4_0::BlockQ4_0>("Q4_0", 2, true),
+    dot_row::<formats::q4_1::BlockQ4_1>("Q4_1", 3, true),
+    dot_row::<formats::q5_0::BlockQ5_0>("Q5_0", 6, true),
+    dot_row::<formats::q5_1::BlockQ5_1>("Q5_1", 7, true),
+    dot_row::<formats::q8_0::BlockQ8_0>("Q8_0", 8, true),
+    row::<formats::q8_1::BlockQ8_1>("Q8_1", 9, true),
+    dot_row::<formats::q2_k::BlockQ2K>("Q2_K", 10, true),
+    dot_row::<formats::q3_k::BlockQ3K>("Q3_K", 11, true),
+    dot_row::<formats::q4_k::BlockQ4K>("Q4_K", 12, true),
+    dot_row::<formats::q5_k::BlockQ5K>("Q5_K", 13, true),
+    dot_row::<formats::q6_k::BlockQ6K>("Q6_K", 14, true),
+    row::<formats::q8_k::BlockQ8K>("Q8_K", 15, true),
+    dot_row::<half::bf16>("BF16", 30, false),
 ];
 
 impl GgmlType {
@@ -188,34 +213,71 @@ impl GgmlType {
     /// Dequantizes `src` (whole blocks of this type) into `dst` with the reference code.
     /// `dst.len()` must be the number of elements `src` holds.
     pub fn dequantize(self, src: &[u8], dst: &mut [f32]) -> Result<(), QuantError> {
-        let info = self.info();
-        let expected = self.row_bytes(dst.len())?;
-        if src.len() != expected {
-            return Err(QuantError::LengthMismatch {
-                ty: self,
-                what: "quantized bytes",
-                expected,
-                got: src.len(),
-            });
-        }
-        (info.dequantize)(src, dst);
+        self.check_bytes(dst.len(), src.len(), "quantized bytes")?;
+        (self.info().dequantize)(src, dst);
         Ok(())
     }
 
     /// Quantizes `src` into `dst` (whole blocks of this type) with the reference code, giving
     /// the same bytes as ggml's reference quantizer.
     pub fn quantize(self, src: &[f32], dst: &mut [u8]) -> Result<(), QuantError> {
-        let info = self.info();
-        let expected = self.row_bytes(src.len())?;
-        if dst.len() != expected {
+        self.check_bytes(src.len(), dst.len(), "quantized bytes")?;
+        (self.info().quantize)(src, dst);
+        Ok(())
+    }
+
+    /// Quantizes an activation row `src` into `dst` (whole blocks of this type) as ggml's
+    /// matmul does before a dot product (its type-traits `from_float`). The same bytes as
+    /// [`GgmlType::quantize`] for every type but Q8_0 and Q8_1, whose quantizer is ggml's x86
+    /// SIMD one (ties round to even; see `formats::q8_0`).
+    pub fn from_float(self, src: &[f32], dst: &mut [u8]) -> Result<(), QuantError> {
+        self.check_bytes(src.len(), dst.len(), "quantized bytes")?;
+        (self.info().from_float)(src, dst);
+        Ok(())
+    }
+
+    /// The type an activation row is converted to (with [`GgmlType::from_float`]) before its dot
+    /// product with a row of this type: ggml's `vec_dot_type` (Q8_0 for Q4_0, Q5_0 and Q8_0;
+    /// Q8_1 for Q4_1 and Q5_1; Q8_K for the K-quants; the type itself for F32, F16 and BF16
+    /// and for the activation-only Q8_1 and Q8_K).
+    pub fn vec_dot_type(self) -> GgmlType {
+        self.info().vec_dot_type
+    }
+
+    /// Whether [`GgmlType::vec_dot`] is available (every type but Q8_1 and Q8_K).
+    pub fn has_vec_dot(self) -> bool {
+        self.info().vec_dot.is_some()
+    }
+
+    /// Dot product of `n` elements: `x` a row of this type (a weight row), `y` a row of
+    /// [`GgmlType::vec_dot_type`] (an activation row quantized by its `from_float`).
+    ///
+    /// The scalar reference code of each format: integer sums per block, then the float
+    /// accumulation of ggml b2757's generic C `ggml_vec_dot_*` in the same order, so the result
+    /// has the bits that code gives (ggml's SIMD kernels add in another order and differ from
+    /// it in the last bits). Fails with [`QuantError::Unsupported`] for Q8_1 and Q8_K.
+    pub fn vec_dot(self, x: &[u8], y: &[u8], n: usize) -> Result<f32, QuantError> {
+        let vec_dot = self.info().vec_dot.ok_or(QuantError::Unsupported {
+            ty: self,
+            op: "vec_dot",
+        })?;
+        self.check_bytes(n, x.len(), "weight row bytes")?;
+        self.vec_dot_type()
+            .check_bytes(n, y.len(), "activation row bytes")?;
+        Ok(vec_dot(x, y))
+    }
+
+    /// Checks that `got` bytes hold exactly `n` elements of this type.
+    fn check_bytes(self, n: usize, got: usize, what: &'static str) -> Result<(), QuantError> {
+        let expected = self.row_bytes(n)?;
+        if got != expected {
             return Err(QuantError::LengthMismatch {
                 ty: self,
-                what: "quantized bytes",
+                what,
                 expected,
-                got: dst.len(),
+                got,
             });
         }
-        (info.quantize)(src, dst);
         Ok(())
     }
 }

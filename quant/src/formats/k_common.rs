@@ -401,6 +401,80 @@ pub(crate) fn quantize_scale_min_k4(x: &[f32], nmax: i32, rmin: f32, nstep: i32)
     }
 }
 
+/// The eight integer lanes of ggml's scalar K-quant dot products (`aux32` in
+/// `ggml_vec_dot_q{3,4,5,6}_K_q8_K`): `lanes[l] = Σ scale[e / SUB] · a[e] · q8[e]` over the
+/// elements `e ≡ l (mod 8)` of one super-block, `a` the weight quants as signed integers and
+/// `SUB` the sub-block length (16 or 32).
+///
+/// Integer sums are exact, so only the lane split matters for the bits of the result, not the
+/// order in which C adds the 16-bit products; this order is the one compilers vectorize.
+#[inline]
+pub(crate) fn lane_sums<const SUB: usize>(
+    a: &[i8; QK_K],
+    q8: &[i8; QK_K],
+    scales: &[i32],
+) -> [i32; 8] {
+    let mut aux32 = [0i32; 8];
+    for ((a, q8), &scale) in a.chunks_exact(SUB).zip(q8.chunks_exact(SUB)).zip(scales) {
+        let mut lanes = [0i32; 8];
+        for (a, q8) in a.chunks_exact(8).zip(q8.chunks_exact(8)) {
+            for l in 0..8 {
+                lanes[l] += a[l] as i32 * q8[l] as i32;
+            }
+        }
+        for l in 0..8 {
+            aux32[l] += scale * lanes[l];
+        }
+    }
+    aux32
+}
+
+/// The float accumulators of ggml's scalar K-quant dots: eight lane sums `sums[l] += d · aux32[l]`
+/// per super-block, a running `sumf` that the minimum terms are taken from, and at the end
+/// `sumf += sums[0]; ...; sumf += sums[7]`.
+#[derive(Default)]
+pub(crate) struct KDotAcc {
+    sums: [f32; 8],
+    sumf: f32,
+}
+
+impl KDotAcc {
+    /// `sums[l] += d * aux32[l]` for each lane.
+    #[inline]
+    pub(crate) fn add_lanes(&mut self, d: f32, aux32: &[i32; 8]) {
+        for (s, &a) in self.sums.iter_mut().zip(aux32) {
+            *s += d * a as f32;
+        }
+    }
+
+    /// `sumf -= dmin * sumi` (the minimum's term of Q4_K and Q5_K).
+    #[inline]
+    pub(crate) fn sub_min(&mut self, dmin: f32, sumi: i32) {
+        self.sumf -= dmin * sumi as f32;
+    }
+
+    /// The dot product: the lanes added to `sumf` in order.
+    #[inline]
+    pub(crate) fn finish(self) -> f32 {
+        let mut sumf = self.sumf;
+        for s in self.sums {
+            sumf += s;
+        }
+        sumf
+    }
+}
+
+/// `Σ bsums[j] · mins[j / 2]`: the minimum's term of a Q4_K/Q5_K super-block against a Q8_K one
+/// (each 6-bit min covers two 16-element sums).
+#[inline]
+pub(crate) fn min_term(bsums: &[i16; QK_K / 16], mins: &[i32; 8]) -> i32 {
+    bsums
+        .iter()
+        .enumerate()
+        .map(|(j, &b)| b as i32 * mins[j / 2])
+        .sum()
+}
+
 #[cfg(test)]
 pub(crate) mod test_util {
     //! Shared test data for the K-quant unit tests.

@@ -9,11 +9,13 @@
 //! bytes 82..84  dmin   (f16)
 //! ```
 //! Matches ggml's `quantize_row_q2_K_reference` / `dequantize_row_q2_K` (llama.cpp b2757,
-//! `QK_K == 256`) bit for bit.
+//! `QK_K == 256`) bit for bit; the dot with Q8_K activations is ggml's scalar
+//! `ggml_vec_dot_q2_K_q8_K`.
 
 use super::k_common::{make_qkx2_quants, Qkx2Search};
-use super::{f16, nearest_int, Block};
-use crate::QK_K;
+use super::q8_k::BlockQ8K;
+use super::{f16, f16_to_f32, nearest_int, Block, VecDot};
+use crate::{GgmlType, QK_K};
 
 /// ggml's `block_q2_K`.
 #[repr(C)]
@@ -40,6 +42,7 @@ const SEARCH: Qkx2Search = Qkx2Search {
 };
 
 impl Block for BlockQ2K {
+    const GGML_TYPE: GgmlType = GgmlType::Q2K;
     const BLOCK_SIZE: usize = QK_K;
 
     fn quantize(x: &[f32], out: &mut [Self]) {
@@ -127,6 +130,46 @@ impl Block for BlockQ2K {
                 *y = dl * q as f32 - ml;
             }
         }
+    }
+}
+
+impl VecDot for BlockQ2K {
+    type Activation = BlockQ8K;
+
+    fn vec_dot(x: &[Self], y: &[BlockQ8K]) -> f32 {
+        let mut sumf = 0f32;
+        for (x, y) in x.iter().zip(y) {
+            // The minimum's term, from the activation's 16-element sums.
+            let summs: i32 = y
+                .bsums
+                .iter()
+                .zip(&x.scales)
+                .map(|(&b, &sc)| b as i32 * (sc >> 4) as i32)
+                .sum();
+            let dall = y.d * f16_to_f32(x.d);
+            let dmin = y.d * f16_to_f32(x.dmin);
+            // Σ over sub-blocks s of scale_s · Σ q8·q (one exact integer).
+            let mut isum = 0i32;
+            for h in 0..QK_K / 128 {
+                let q2 = &x.qs[32 * h..32 * h + 32];
+                for k in 0..4 {
+                    let q8 = &y.qs[128 * h + 32 * k..128 * h + 32 * k + 32];
+                    for half in 0..2 {
+                        let s = 8 * h + 2 * k + half;
+                        let range = 16 * half..16 * half + 16;
+                        let isuml: i32 = q2[range.clone()]
+                            .iter()
+                            .zip(&q8[range])
+                            .map(|(&q, &a)| a as i32 * ((q >> (2 * k)) & 3) as i32)
+                            .sum();
+                        isum += (x.scales[s] & 0xf) as i32 * isuml;
+                    }
+                }
+            }
+            // C: sumf += dall * isum - dmin * summs.
+            sumf += dall * isum as f32 - dmin * summs as f32;
+        }
+        sumf
     }
 }
 

@@ -14,9 +14,10 @@
 //! Matches ggml's `quantize_row_q3_K_reference` / `dequantize_row_q3_K` (llama.cpp b2757,
 //! `QK_K == 256`) bit for bit.
 
-use super::k_common::make_q3_quants;
-use super::{f16, nearest_int, Block};
-use crate::QK_K;
+use super::k_common::{lane_sums, make_q3_quants, KDotAcc};
+use super::q8_k::BlockQ8K;
+use super::{f16, f16_to_f32, nearest_int, Block, VecDot};
+use crate::{GgmlType, QK_K};
 
 /// ggml's `block_q3_K`.
 #[repr(C)]
@@ -46,6 +47,7 @@ fn sub_scale(scales: &[u8; 12], j: usize) -> i32 {
 }
 
 impl Block for BlockQ3K {
+    const GGML_TYPE: GgmlType = GgmlType::Q3K;
     const BLOCK_SIZE: usize = QK_K;
 
     fn quantize(x: &[f32], out: &mut [Self]) {
@@ -136,6 +138,32 @@ impl Block for BlockQ3K {
                 }
             }
         }
+    }
+}
+
+impl VecDot for BlockQ3K {
+    type Activation = BlockQ8K;
+
+    fn vec_dot(x: &[Self], y: &[BlockQ8K]) -> f32 {
+        let mut acc = KDotAcc::default();
+        for (x, y) in x.iter().zip(y) {
+            // The signed 3-bit quants, element order.
+            let mut a = [0i8; QK_K];
+            for (g, a) in a.chunks_exact_mut(32).enumerate() {
+                let (q3, shift) = (&x.qs[32 * (g / 4)..32 * (g / 4) + 32], 2 * (g % 4));
+                for ((a, &q), &hm) in a.iter_mut().zip(q3).zip(&x.hmask) {
+                    let low = ((q >> shift) & 3) as i8;
+                    *a = low - if hm & (1 << g) != 0 { 0 } else { 4 };
+                }
+            }
+            let mut scales = [0i32; QK_K / 16];
+            for (j, s) in scales.iter_mut().enumerate() {
+                *s = sub_scale(&x.scales, j);
+            }
+            let aux32 = lane_sums::<16>(&a, &y.qs, &scales);
+            acc.add_lanes(f16_to_f32(x.d) * y.d, &aux32);
+        }
+        acc.finish()
     }
 }
 

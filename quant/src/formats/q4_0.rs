@@ -4,9 +4,12 @@
 //! bytes 0..2   d   (f16)          weight = (q - 8) * d
 //! bytes 2..18  qs  (16 x u8)      qs[j] = q[j] | q[j + 16] << 4
 //! ```
-//! Matches ggml's `quantize_row_q4_0_reference` / `dequantize_row_q4_0` bit for bit.
+//! Matches ggml's `quantize_row_q4_0_reference` / `dequantize_row_q4_0` bit for bit; the dot
+//! with Q8_0 activations is ggml's scalar `ggml_vec_dot_q4_0_q8_0`.
 
-use super::{c_f32_to_i8, f16, Block};
+use super::q8_0::BlockQ8_0;
+use super::{c_f32_to_i8, dot_i8x32, f16, f16_to_f32, Block, VecDot};
+use crate::GgmlType;
 
 /// Elements per block.
 pub const QK4_0: usize = 32;
@@ -23,6 +26,7 @@ pub struct BlockQ4_0 {
 const _: () = assert!(std::mem::size_of::<BlockQ4_0>() == 18);
 
 impl Block for BlockQ4_0 {
+    const GGML_TYPE: GgmlType = GgmlType::Q4_0;
     const BLOCK_SIZE: usize = QK4_0;
 
     fn quantize(x: &[f32], out: &mut [Self]) {
@@ -59,5 +63,25 @@ impl Block for BlockQ4_0 {
                 y[j + QK4_0 / 2] = x1 as f32 * d;
             }
         }
+    }
+}
+
+impl VecDot for BlockQ4_0 {
+    type Activation = BlockQ8_0;
+
+    fn vec_dot(x: &[Self], y: &[BlockQ8_0]) -> f32 {
+        let mut sumf = 0f32;
+        for (x, y) in x.iter().zip(y) {
+            // The quants minus 8, element order.
+            let mut a = [0i8; QK4_0];
+            for j in 0..QK4_0 / 2 {
+                a[j] = (x.qs[j] & 0x0f) as i8 - 8;
+                a[j + QK4_0 / 2] = (x.qs[j] >> 4) as i8 - 8;
+            }
+            let sumi = dot_i8x32(&a, &y.qs);
+            // C: sumi*d_x*d_y, left to right.
+            sumf += sumi as f32 * f16_to_f32(x.d) * f16_to_f32(y.d);
+        }
+        sumf
     }
 }

@@ -7,9 +7,13 @@
 //! ```
 //! Matches ggml's `quantize_row_q4_1_reference` / `dequantize_row_q4_1` (llama.cpp b2757)
 //! bit for bit. The quants are computed with the unrounded f32 `d` and `min`; only the stored
-//! scale and minimum are rounded to f16.
+//! scale and minimum are rounded to f16. The dot with Q8_1 activations is ggml's scalar
+//! `ggml_vec_dot_q4_1_q8_1`: `Σ q·q8` per block, times `d·d8`, plus `m·s8` (the Q8_1 block's
+//! `d8·Σq8` carries the minimum's term).
 
-use super::{c_f32_to_i8, f16, Block};
+use super::q8_1::BlockQ8_1;
+use super::{c_f32_to_i8, f16, f16_to_f32, Block, VecDot};
+use crate::GgmlType;
 
 /// Elements per block.
 pub const QK4_1: usize = 32;
@@ -28,6 +32,7 @@ pub struct BlockQ4_1 {
 const _: () = assert!(std::mem::size_of::<BlockQ4_1>() == 20);
 
 impl Block for BlockQ4_1 {
+    const GGML_TYPE: GgmlType = GgmlType::Q4_1;
     const BLOCK_SIZE: usize = QK4_1;
 
     fn quantize(x: &[f32], out: &mut [Self]) {
@@ -69,6 +74,26 @@ impl Block for BlockQ4_1 {
                 y[j + QK4_1 / 2] = x1 as f32 * d + m;
             }
         }
+    }
+}
+
+impl VecDot for BlockQ4_1 {
+    type Activation = BlockQ8_1;
+
+    fn vec_dot(x: &[Self], y: &[BlockQ8_1]) -> f32 {
+        let mut sumf = 0f32;
+        for (x, y) in x.iter().zip(y) {
+            let mut sumi = 0i32;
+            for j in 0..QK4_1 / 2 {
+                let v0 = (x.qs[j] & 0x0f) as i32;
+                let v1 = (x.qs[j] >> 4) as i32;
+                sumi += v0 * y.qs[j] as i32 + v1 * y.qs[j + QK4_1 / 2] as i32;
+            }
+            // C: (d_x*d_y)*sumi + m_x*s_y, no fused multiply-add.
+            sumf += (f16_to_f32(x.d) * f16_to_f32(y.d)) * sumi as f32
+                + f16_to_f32(x.m) * f16_to_f32(y.s);
+        }
+        sumf
     }
 }
 

@@ -12,11 +12,15 @@
 //! weight = d * sc * q - dmin * m,   j = e / 32
 //! ```
 //! Matches ggml's `quantize_row_q4_K_reference` / `dequantize_row_q4_K` (llama.cpp b2757,
-//! `QK_K == 256`) bit for bit.
+//! `QK_K == 256`) bit for bit; the dot with Q8_K activations is ggml's scalar
+//! `ggml_vec_dot_q4_K_q8_K`.
 
-use super::k_common::{get_scale_min_k4, quantize_scale_min_k4, K_SCALE_SIZE};
-use super::Block;
-use crate::QK_K;
+use super::k_common::{
+    get_scale_min_k4, lane_sums, min_term, quantize_scale_min_k4, KDotAcc, K_SCALE_SIZE,
+};
+use super::q8_k::BlockQ8K;
+use super::{f16_to_f32, Block, VecDot};
+use crate::{GgmlType, QK_K};
 
 /// ggml's `block_q4_K`.
 #[repr(C)]
@@ -34,6 +38,7 @@ pub struct BlockQ4K {
 const _: () = assert!(std::mem::size_of::<BlockQ4K>() == 144);
 
 impl Block for BlockQ4K {
+    const GGML_TYPE: GgmlType = GgmlType::Q4K;
     const BLOCK_SIZE: usize = QK_K;
 
     fn quantize(x: &[f32], out: &mut [Self]) {
@@ -65,6 +70,34 @@ impl Block for BlockQ4K {
                 }
             }
         }
+    }
+}
+
+impl VecDot for BlockQ4K {
+    type Activation = BlockQ8K;
+
+    fn vec_dot(x: &[Self], y: &[BlockQ8K]) -> f32 {
+        let mut acc = KDotAcc::default();
+        for (x, y) in x.iter().zip(y) {
+            let mut a = [0i8; QK_K];
+            for (c, q4) in x.qs.chunks_exact(32).enumerate() {
+                for (i, &q) in q4.iter().enumerate() {
+                    a[64 * c + i] = (q & 0xf) as i8;
+                    a[64 * c + 32 + i] = (q >> 4) as i8;
+                }
+            }
+            let (mut scales, mut mins) = ([0i32; 8], [0i32; 8]);
+            for j in 0..8 {
+                let (sc, m) = get_scale_min_k4(j, &x.scales);
+                scales[j] = sc as i32;
+                mins[j] = m as i32;
+            }
+            let sumi = min_term(&y.bsums, &mins);
+            let aux32 = lane_sums::<32>(&a, &y.qs, &scales);
+            acc.add_lanes(f16_to_f32(x.d) * y.d, &aux32);
+            acc.sub_min(f16_to_f32(x.dmin) * y.d, sumi);
+        }
+        acc.finish()
     }
 }
 

@@ -6,9 +6,12 @@
 //! bytes 6..22  qs  (16 x u8)      qs[j] = (q[j] & 15) | (q[j + 16] & 15) << 4
 //! ```
 //! Matches ggml's `quantize_row_q5_0_reference` / `dequantize_row_q5_0` (llama.cpp b2757)
-//! bit for bit. The quants are computed with the unrounded f32 `d`.
+//! bit for bit. The quants are computed with the unrounded f32 `d`. The dot with Q8_0
+//! activations is ggml's scalar `ggml_vec_dot_q5_0_q8_0`.
 
-use super::{c_f32_to_i8, f16, Block};
+use super::q8_0::BlockQ8_0;
+use super::{c_f32_to_i8, dot_i8x32, f16, f16_to_f32, unpack_q5, Block, VecDot};
+use crate::GgmlType;
 
 /// Elements per block.
 pub const QK5_0: usize = 32;
@@ -27,6 +30,7 @@ pub struct BlockQ5_0 {
 const _: () = assert!(std::mem::size_of::<BlockQ5_0>() == 22);
 
 impl Block for BlockQ5_0 {
+    const GGML_TYPE: GgmlType = GgmlType::Q5_0;
     const BLOCK_SIZE: usize = QK5_0;
 
     fn quantize(x: &[f32], out: &mut [Self]) {
@@ -70,6 +74,25 @@ impl Block for BlockQ5_0 {
                 y[j + QK5_0 / 2] = x1 as f32 * d;
             }
         }
+    }
+}
+
+impl VecDot for BlockQ5_0 {
+    type Activation = BlockQ8_0;
+
+    fn vec_dot(x: &[Self], y: &[BlockQ8_0]) -> f32 {
+        let mut sumf = 0f32;
+        for (x, y) in x.iter().zip(y) {
+            let q = unpack_q5(&x.qs, x.qh);
+            let mut a = [0i8; QK5_0];
+            for (a, &q) in a.iter_mut().zip(&q) {
+                *a = q as i8 - 16;
+            }
+            let sumi = dot_i8x32(&a, &y.qs);
+            // C: (d_x*d_y)*sumi.
+            sumf += (f16_to_f32(x.d) * f16_to_f32(y.d)) * sumi as f32;
+        }
+        sumf
     }
 }
 

@@ -7,9 +7,12 @@
 //! bytes 8..24  qs  (16 x u8)      qs[j] = (q[j] & 15) | (q[j + 16] & 15) << 4
 //! ```
 //! Matches ggml's `quantize_row_q5_1_reference` / `dequantize_row_q5_1` (llama.cpp b2757)
-//! bit for bit. The quants are computed with the unrounded f32 `d` and `min`.
+//! bit for bit. The quants are computed with the unrounded f32 `d` and `min`. The dot with
+//! Q8_1 activations is ggml's scalar `ggml_vec_dot_q5_1_q8_1` (as Q4_1's, see there).
 
-use super::{c_f32_to_i8, f16, Block};
+use super::q8_1::BlockQ8_1;
+use super::{c_f32_to_i8, f16, f16_to_f32, unpack_q5, Block, VecDot};
+use crate::GgmlType;
 
 /// Elements per block.
 pub const QK5_1: usize = 32;
@@ -30,6 +33,7 @@ pub struct BlockQ5_1 {
 const _: () = assert!(std::mem::size_of::<BlockQ5_1>() == 24);
 
 impl Block for BlockQ5_1 {
+    const GGML_TYPE: GgmlType = GgmlType::Q5_1;
     const BLOCK_SIZE: usize = QK5_1;
 
     fn quantize(x: &[f32], out: &mut [Self]) {
@@ -77,6 +81,25 @@ impl Block for BlockQ5_1 {
                 y[j + QK5_1 / 2] = x1 as f32 * d + m;
             }
         }
+    }
+}
+
+impl VecDot for BlockQ5_1 {
+    type Activation = BlockQ8_1;
+
+    fn vec_dot(x: &[Self], y: &[BlockQ8_1]) -> f32 {
+        let mut sumf = 0f32;
+        for (x, y) in x.iter().zip(y) {
+            let q = unpack_q5(&x.qs, x.qh);
+            let mut sumi = 0i32;
+            for (&q, &b) in q.iter().zip(&y.qs) {
+                sumi += q as i32 * b as i32;
+            }
+            // C: (d_x*d_y)*sumi + m_x*s_y, no fused multiply-add.
+            sumf += (f16_to_f32(x.d) * f16_to_f32(y.d)) * sumi as f32
+                + f16_to_f32(x.m) * f16_to_f32(y.s);
+        }
+        sumf
     }
 }
 

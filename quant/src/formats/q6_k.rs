@@ -10,11 +10,13 @@
 //! bytes 208..210  d      (f16)       weight = d * scale * (q - 32),  q = low | high << 4
 //! ```
 //! Matches ggml's `quantize_row_q6_K_reference` / `dequantize_row_q6_K` (llama.cpp b2757,
-//! `QK_K == 256`) bit for bit.
+//! `QK_K == 256`) bit for bit; the dot with Q8_K activations is ggml's scalar
+//! `ggml_vec_dot_q6_K_q8_K`.
 
-use super::k_common::make_qx_quants;
-use super::{f16, nearest_int, Block};
-use crate::QK_K;
+use super::k_common::{lane_sums, make_qx_quants, KDotAcc};
+use super::q8_k::BlockQ8K;
+use super::{f16, f16_to_f32, nearest_int, Block, VecDot};
+use crate::{GgmlType, QK_K};
 
 /// ggml's `block_q6_K`.
 #[repr(C)]
@@ -32,6 +34,7 @@ pub struct BlockQ6K {
 const _: () = assert!(std::mem::size_of::<BlockQ6K>() == 210);
 
 impl Block for BlockQ6K {
+    const GGML_TYPE: GgmlType = GgmlType::Q6K;
     const BLOCK_SIZE: usize = QK_K;
 
     fn quantize(x: &[f32], out: &mut [Self]) {
@@ -110,6 +113,39 @@ impl Block for BlockQ6K {
                 *y = d * b.scales[e / 16] as f32 * q as f32;
             }
         }
+    }
+}
+
+impl VecDot for BlockQ6K {
+    type Activation = BlockQ8K;
+
+    fn vec_dot(x: &[Self], y: &[BlockQ8K]) -> f32 {
+        let mut acc = KDotAcc::default();
+        for (x, y) in x.iter().zip(y) {
+            // The 6-bit quants minus 32, element order (layout above).
+            let mut a = [0i8; QK_K];
+            for h in 0..QK_K / 128 {
+                let (ql, qh) = (&x.ql[64 * h..64 * h + 64], &x.qh[32 * h..32 * h + 32]);
+                let a = &mut a[128 * h..128 * h + 128];
+                for i in 0..32 {
+                    let q1 = (ql[i] & 0xf) | ((qh[i] & 3) << 4);
+                    let q2 = (ql[i + 32] & 0xf) | (((qh[i] >> 2) & 3) << 4);
+                    let q3 = (ql[i] >> 4) | (((qh[i] >> 4) & 3) << 4);
+                    let q4 = (ql[i + 32] >> 4) | (((qh[i] >> 6) & 3) << 4);
+                    a[i] = q1 as i8 - 32;
+                    a[i + 32] = q2 as i8 - 32;
+                    a[i + 64] = q3 as i8 - 32;
+                    a[i + 96] = q4 as i8 - 32;
+                }
+            }
+            let mut scales = [0i32; QK_K / 16];
+            for (s, &sc) in scales.iter_mut().zip(&x.scales) {
+                *s = sc as i32;
+            }
+            let aux32 = lane_sums::<16>(&a, &y.qs, &scales);
+            acc.add_lanes(f16_to_f32(x.d) * y.d, &aux32);
+        }
+        acc.finish()
     }
 }
 

@@ -6,8 +6,20 @@
 //! ```
 //! Matches ggml's `quantize_row_q8_0_reference` / `dequantize_row_q8_0` (llama.cpp b2757)
 //! bit for bit. The quants are computed with the unrounded f32 `d`.
+//!
+//! Q8_0 is also the activation type of Q4_0, Q5_0 and Q8_0 weights. ggml does not quantize
+//! activations with the reference code but with its type-traits `from_float`,
+//! `quantize_row_q8_0`, which on x86 (AVX/AVX2, what llama.cpp runs on PCs) computes
+//! `id = 127 / amax` rather than `1 / (amax / 127)` and rounds ties to even rather than away
+//! from zero, so quants on exact ties (and the rare `x` where the two reciprocals round apart)
+//! differ by one from the reference. Our [`Block::from_float`] is that x86 code, written as
+//! portable scalar Rust (same bytes on every machine). ggml's NEON version differs from both
+//! (`1 / d`, ties to even); its generic C version is the reference.
+//!
+//! The Q8_0 · Q8_0 dot is ggml's scalar `ggml_vec_dot_q8_0_q8_0`.
 
-use super::{c_f32_to_i8, f16, Block};
+use super::{c_f32_to_i8, dot_i8x32, f16, f16_to_f32, Block, VecDot};
+use crate::GgmlType;
 
 /// Elements per block.
 pub const QK8_0: usize = 32;
@@ -32,8 +44,49 @@ pub(crate) fn absmax(x: &[f32]) -> f32 {
     )
 }
 
+/// One lane of x86's `_mm256_round_ps(v, _MM_ROUND_NEAREST)` then `_mm256_cvtps_epi32`:
+/// round half to even; NaN and out-of-range values give `i32::MIN` (the "integer indefinite").
+#[inline]
+pub(crate) fn x86_round_to_i32(v: f32) -> i32 {
+    let r = v.round_ties_even();
+    // -2^31 and 2^31 are exact in f32; NaN fails the test.
+    if (-2_147_483_648.0..2_147_483_648.0).contains(&r) {
+        r as i32
+    } else {
+        i32::MIN
+    }
+}
+
+/// The block scale and quants of ggml's x86 `quantize_row_q8_0` / `quantize_row_q8_1`:
+/// `d = amax / 127`, `q = round_even(x * (127 / amax))` saturated to i8 (`packs_epi32` then
+/// `packs_epi16`). Also returns the wrapping sum of the quants before saturation (the i32 lanes
+/// Q8_1 sums). When `127 / amax` overflows (`amax` below ~3.7e-37) every lane is `i32::MIN`:
+/// all quants -128, sum 0, as on x86.
+#[inline]
+pub(crate) fn x86_quantize_block(x: &[f32], qs: &mut [i8; QK8_0]) -> (f32, i32) {
+    let amax = absmax(x);
+    let d = amax / 127.0;
+    let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+    let mut sum = 0i32;
+    for (q, &v) in qs.iter_mut().zip(x) {
+        let i = x86_round_to_i32(v * id);
+        sum = sum.wrapping_add(i);
+        *q = i.clamp(-128, 127) as i8;
+    }
+    (d, sum)
+}
+
 impl Block for BlockQ8_0 {
+    const GGML_TYPE: GgmlType = GgmlType::Q8_0;
     const BLOCK_SIZE: usize = QK8_0;
+
+    /// ggml b2757's x86 (AVX/AVX2) `quantize_row_q8_0`, see the module documentation.
+    fn from_float(x: &[f32], out: &mut [Self]) {
+        for (x, y) in x.chunks_exact(QK8_0).zip(out.iter_mut()) {
+            let (d, _) = x86_quantize_block(x, &mut y.qs);
+            y.d = f16(d);
+        }
+    }
 
     fn quantize(x: &[f32], out: &mut [Self]) {
         for (x, y) in x.chunks_exact(QK8_0).zip(out.iter_mut()) {
@@ -54,6 +107,20 @@ impl Block for BlockQ8_0 {
                 *o = q as f32 * d;
             }
         }
+    }
+}
+
+impl VecDot for BlockQ8_0 {
+    type Activation = BlockQ8_0;
+
+    fn vec_dot(x: &[Self], y: &[BlockQ8_0]) -> f32 {
+        let mut sumf = 0f32;
+        for (x, y) in x.iter().zip(y) {
+            let sumi = dot_i8x32(&x.qs, &y.qs);
+            // C: sumi*(d_x*d_y).
+            sumf += sumi as f32 * (f16_to_f32(x.d) * f16_to_f32(y.d));
+        }
+        sumf
     }
 }
 

@@ -7,10 +7,13 @@
 //! ```
 //! The activation type that Q4_1 and Q5_1 dot products take (`s` carries their `m` term).
 //! Matches ggml's `quantize_row_q8_1_reference` (llama.cpp b2757) bit for bit. ggml has no
-//! dequantizer for it; ours is the natural `q * d`, as `dequantize_row_q8_0`.
+//! dequantizer for it; ours is the natural `q * d`, as `dequantize_row_q8_0`. Activations are
+//! quantized with [`Block::from_float`], ggml's x86 `quantize_row_q8_1` (which rounds as
+//! Q8_0's, see [`super::q8_0`]; `s` is `d` times the sum of the quants it stored).
 
-use super::q8_0::absmax;
+use super::q8_0::{absmax, x86_quantize_block};
 use super::{c_f32_to_i8, f16, Block};
+use crate::GgmlType;
 
 /// Elements per block.
 pub const QK8_1: usize = 32;
@@ -29,7 +32,18 @@ pub struct BlockQ8_1 {
 const _: () = assert!(std::mem::size_of::<BlockQ8_1>() == 36);
 
 impl Block for BlockQ8_1 {
+    const GGML_TYPE: GgmlType = GgmlType::Q8_1;
     const BLOCK_SIZE: usize = QK8_1;
+
+    /// ggml b2757's x86 (AVX2) `quantize_row_q8_1`: the quants of Q8_0's `from_float`, and
+    /// `s = d * Σq` over the 32 lanes before they are saturated to i8.
+    fn from_float(x: &[f32], out: &mut [Self]) {
+        for (x, y) in x.chunks_exact(QK8_1).zip(out.iter_mut()) {
+            let (d, sum) = x86_quantize_block(x, &mut y.qs);
+            y.d = f16(d);
+            y.s = f16(d * sum as f32);
+        }
+    }
 
     fn quantize(x: &[f32], out: &mut [Self]) {
         for (x, y) in x.chunks_exact(QK8_1).zip(out.iter_mut()) {

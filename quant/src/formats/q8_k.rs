@@ -9,9 +9,11 @@
 //! Matches ggml's `quantize_row_q8_K_reference` / `dequantize_row_q8_K` (llama.cpp b2757)
 //! bit for bit, with one addition: for an all-zero block ggml leaves `bsums` unwritten, and we
 //! write zeros (which is what it holds whenever the output buffer starts zeroed).
+//! ggml's activation quantizer for it (`from_float`, `quantize_row_q8_K`) is the reference
+//! one on every platform in b2757, so [`Block::from_float`] keeps its default.
 
 use super::{nearest_int, Block};
-use crate::QK_K;
+use crate::{GgmlType, QK_K};
 
 /// ggml's `block_q8_K`.
 #[repr(C)]
@@ -27,6 +29,7 @@ pub struct BlockQ8K {
 const _: () = assert!(std::mem::size_of::<BlockQ8K>() == 292);
 
 impl Block for BlockQ8K {
+    const GGML_TYPE: GgmlType = GgmlType::Q8K;
     const BLOCK_SIZE: usize = QK_K;
 
     fn quantize(x: &[f32], out: &mut [Self]) {

@@ -1,0 +1,96 @@
+//! Speed of `QMatMul::forward` (activations quantized, integer dot products) against
+//! `QMatMul::forward_f32` (weights dequantized, f32 dot products) on a few matrix shapes.
+//!
+//! ```text
+//! cargo run --release -p orcinus-quant --example matmul_bench [-- THREADS]
+//! ```
+//! Prints the best of several runs for each shape, type, `m` and path. A measurement to read,
+//! not a test: nothing is asserted but that the two paths agree roughly.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use orcinus_quant::{GgmlType, QMatMul};
+
+/// Deterministic weight-like values (a cheap hash mapped to [-1, 1)).
+fn values(len: usize, seed: u64) -> Vec<f32> {
+    (0..len as u64)
+        .map(|i| {
+            let h = (i ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+                .wrapping_mul(0xbf58_476d_1ce4_e5b9)
+                .rotate_left(31)
+                .wrapping_mul(0x94d0_49bb_1331_11eb);
+            (h >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
+/// Best wall time of `f` over enough runs to fill ~0.5 s (at least 3).
+fn best_of(mut f: impl FnMut()) -> Duration {
+    f(); // warm-up
+    let mut best = Duration::MAX;
+    let start = Instant::now();
+    let mut runs = 0;
+    while runs < 3 || start.elapsed() < Duration::from_millis(500) {
+        let t = Instant::now();
+        f();
+        best = best.min(t.elapsed());
+        runs += 1;
+    }
+    best
+}
+
+fn main() {
+    let threads: usize = std::env::args()
+        .nth(1)
+        .map(|s| s.parse().expect("THREADS is a number"))
+        .unwrap_or(2);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("thread pool");
+    println!("{threads} thread(s); times are the best of several runs");
+    println!(
+        "{:<5} {:>11} {:>3} {:>12} {:>12} {:>7}",
+        "type", "k x n", "m", "forward_f32", "forward", "speedup"
+    );
+    // (type, k = row length, n = rows): SmolLM2's FFN (576 -> 1536), a 7B model's attention.
+    let shapes = [
+        (GgmlType::Q4_1, 576, 1536),
+        (GgmlType::Q8_0, 576, 1536),
+        (GgmlType::F16, 576, 1536),
+        (GgmlType::Q4K, 4096, 4096),
+        (GgmlType::Q6K, 4096, 4096),
+    ];
+    for (ty, k, n) in shapes {
+        let w = values(k * n, 1);
+        let mut bytes = vec![0u8; ty.row_bytes(k * n).unwrap()];
+        ty.quantize(&w, &mut bytes).unwrap();
+        let len = bytes.len();
+        let mm = QMatMul::new(Arc::new(bytes), 0..len, ty, k, n).unwrap();
+        for m in [1, 32] {
+            let x = values(k * m, 2);
+            let (mut y, mut y32) = (vec![0f32; m * n], vec![0f32; m * n]);
+            let old = best_of(|| mm.forward_f32(&x, m, &mut y32, &pool).unwrap());
+            let new = best_of(|| mm.forward(&x, m, &mut y, &pool).unwrap());
+            let scale = y32.iter().fold(0f32, |a, v| a.max(v.abs()));
+            let diff = y
+                .iter()
+                .zip(&y32)
+                .fold(0f32, |a, (p, q)| a.max((p - q).abs()));
+            assert!(
+                diff <= 0.05 * scale,
+                "{ty}: paths disagree ({diff} of {scale})"
+            );
+            println!(
+                "{:<5} {:>11} {:>3} {:>9.3} ms {:>9.3} ms {:>6.2}x",
+                ty.name(),
+                format!("{k}x{n}"),
+                m,
+                old.as_secs_f64() * 1e3,
+                new.as_secs_f64() * 1e3,
+                old.as_secs_f64() / new.as_secs_f64()
+            );
+        }
+    }
+}
