@@ -7,4 +7,4 @@ cd "$root"
 question="${1:-What is the capital of France?}"
 scripts/fetch-fixtures.sh >/dev/null
 cargo build --release --quiet --bin orcinus
-exec target/release/orcinus run -m target/fixtures/SmolLM2-135M-Instruct.Q4_1.gguf --chat --temp 0 -n 256 -p "$question"
+exec target/release/orcinus run -m target/fixtures/SmolLM2-135M-Instruct.Q4_1.gguf --chat --system "You are a helpful assistant." --temp 0 -n 256 -p "$question"

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use orcinus_quant::QuantError;
+use orcinus_quant::{GgmlType, QuantError};
 
 use crate::gguf::ValueType;
 
@@ -51,6 +51,9 @@ pub enum Error {
     /// A model uses something Orcinus does not support (architecture, head layout, ...).
     #[error("unsupported model: {0}")]
     Unsupported(String),
+    /// Memory for a buffer (e.g. the KV cache of a huge context) could not be allocated.
+    #[error("out of memory: cannot allocate {0}")]
+    OutOfMemory(String),
     /// The session's context (KV cache) is full.
     #[error("context full: {needed} positions needed, the context holds {n_ctx} (start a new session or use a larger -c)")]
     ContextFull {
@@ -66,6 +69,15 @@ pub enum Error {
     /// something its vocabulary cannot give (e.g. BOS when the file has none).
     #[error("tokenizer: {0}")]
     Tokenizer(String),
+    /// A quantization's input is already quantized and requantizing was not allowed (see
+    /// [`crate::quantize::QuantizeOptions::allow_requantize`]).
+    #[error("the input is already quantized (`{tensor}` is {ty}): requantizing loses quality, so it is refused unless allowed (--allow-requantize); start from an F32/F16/BF16 file for the best result")]
+    Requantize {
+        /// The first tensor that would be requantized.
+        tensor: String,
+        /// Its type in the input.
+        ty: GgmlType,
+    },
     /// A chat template could not be compiled or rendered (see [`crate::chat`]).
     #[error("chat template: {0}")]
     Template(crate::chat::TemplateError),
@@ -76,7 +88,7 @@ pub enum Error {
     #[error(transparent)]
     Quant(#[from] QuantError),
     /// An I/O error, with the path or operation it happened on.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         /// What was being done (usually a path).
         context: String,

@@ -10,6 +10,7 @@ pub mod generate;
 pub mod gguf;
 pub mod model;
 pub mod npy;
+pub mod quantize;
 pub mod sampling;
 pub mod tokenizer;
 

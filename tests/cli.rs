@@ -159,6 +159,8 @@ fn model_commands_on_smollm2() {
         "-p",
         "What is the capital of France?",
         "--chat",
+        "--system",
+        "You are a helpful assistant.",
         "--temp",
         "0",
         "-n",

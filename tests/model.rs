@@ -155,7 +155,12 @@ fn smollm2_answers_the_capital_of_france() {
             ..SessionOptions::default()
         })
         .unwrap();
-    let msgs = [Message::new("user", "What is the capital of France?")];
+    // SmolLM2-135M is tiny: with its template's default system prompt the greedy answer is
+    // unreliable (it flips with the last bits of the matmul numerics), so give it a plain one.
+    let msgs = [
+        Message::new("system", "You are a helpful assistant."),
+        Message::new("user", "What is the capital of France?"),
+    ];
     let params = GenerateParams {
         max_tokens: 32,
         sampling: SamplingParams::greedy(),
@@ -170,6 +175,7 @@ fn smollm2_answers_the_capital_of_france() {
     // A follow-up turn reuses the cached conversation.
     let msgs2 = [
         msgs[0].clone(),
+        msgs[1].clone(),
         Message::new("assistant", text.trim()),
         Message::new("user", "And of Germany?"),
     ];

@@ -15,6 +15,7 @@
 //! # Ok::<(), orcinus::Error>(())
 //! ```
 
+mod perplexity;
 mod stop;
 mod utf8;
 
@@ -27,6 +28,7 @@ use crate::error::{Error, Result};
 use crate::model::Session;
 use crate::sampling::{Sampler, SamplingParams};
 
+pub use perplexity::{perplexity, Perplexity};
 pub use stop::StopMatcher;
 pub use utf8::Utf8Buffer;
 

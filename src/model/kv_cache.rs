@@ -2,6 +2,8 @@
 
 use half::f16;
 
+use crate::error::{Error, Result};
+
 /// Element type of the KV cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum KvType {
@@ -18,12 +20,24 @@ enum Store {
     F32(Vec<f32>),
 }
 
+/// A zeroed vector, or an error instead of an abort when memory is short.
+fn zeroed<T: Clone>(n: usize, zero: T) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| {
+        Error::OutOfMemory(format!(
+            "a KV cache of {n} values per layer (use a smaller context, -c)"
+        ))
+    })?;
+    v.resize(n, zero);
+    Ok(v)
+}
+
 impl Store {
-    fn new(ty: KvType, n: usize) -> Self {
-        match ty {
-            KvType::F16 => Store::F16(vec![f16::ZERO; n]),
-            KvType::F32 => Store::F32(vec![0.0; n]),
-        }
+    fn new(ty: KvType, n: usize) -> Result<Self> {
+        Ok(match ty {
+            KvType::F16 => Store::F16(zeroed(n, f16::ZERO)?),
+            KvType::F32 => Store::F32(zeroed(n, 0.0)?),
+        })
     }
 
     fn write(&mut self, at: usize, src: &[f32]) {
@@ -85,25 +99,29 @@ impl KvCache {
         n_ctx: usize,
         window: Option<usize>,
         max_batch: usize,
-    ) -> Self {
+    ) -> Result<Self> {
         let window = window.filter(|&w| w < n_ctx);
         let n_slots = match window {
-            Some(w) => (w + max_batch).min(n_ctx),
+            Some(w) => w.saturating_add(max_batch).min(n_ctx),
             None => n_ctx,
         };
+        let per_layer = n_slots
+            .checked_mul(n_kv_dim)
+            .filter(|n| n.checked_mul(n_layer.saturating_mul(8)).is_some())
+            .ok_or_else(|| Error::OutOfMemory(format!("a KV cache of {n_slots} positions")))?;
         let mk = || {
             (0..n_layer)
-                .map(|_| Store::new(ty, n_slots * n_kv_dim))
-                .collect()
+                .map(|_| Store::new(ty, per_layer))
+                .collect::<Result<Vec<_>>>()
         };
-        KvCache {
-            k: mk(),
-            v: mk(),
+        Ok(KvCache {
+            k: mk()?,
+            v: mk()?,
             n_slots,
             n_kv_dim,
             window,
             max_batch,
-        }
+        })
     }
 
     /// Slots allocated per layer.

@@ -92,7 +92,7 @@ impl Session {
             n_ctx,
             window,
             batch,
-        );
+        )?;
         Ok(Session {
             model,
             cache,

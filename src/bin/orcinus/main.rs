@@ -2,6 +2,7 @@
 
 mod common;
 mod inspect;
+mod quantize;
 mod run;
 mod tools;
 
@@ -44,6 +45,8 @@ enum Command {
     Perplexity(tools::PerplexityArgs),
     /// Write the logits at every prompt position as .npy.
     Logits(tools::LogitsArgs),
+    /// Quantize a GGUF file with llama.cpp's mixes (Q4_K_M, Q8_0, ...).
+    Quantize(quantize::QuantizeArgs),
     /// Write one tensor, dequantized to float32, as a `.npy` file (numpy shape = reversed GGUF `ne`).
     Tensor {
         /// The GGUF file.
@@ -69,6 +72,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Template(a) => print_out(&tools::template(a)?),
         Command::Perplexity(a) => print_out(&tools::perplexity(a)?),
         Command::Logits(a) => print_out(&tools::logits(a)?),
+        Command::Quantize(a) => print_out(&quantize::quantize(a)?),
     }
 }
 

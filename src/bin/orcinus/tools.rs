@@ -148,81 +148,44 @@ pub struct PerplexityArgs {
     json: bool,
 }
 
-/// `orcinus perplexity`: llama.cpp's method. The text is cut into non-overlapping chunks of
-/// `n_ctx` tokens; each chunk is evaluated from an empty cache with its first token replaced by
-/// BOS (when the model adds BOS), and only the second half of each chunk is scored.
+/// `orcinus perplexity`: llama.cpp's method (see [`orcinus::generate::perplexity`]).
 pub fn perplexity(a: PerplexityArgs) -> anyhow::Result<String> {
     let model = a.model.load(a.json)?;
-    let opts = a.model.session_options();
-    let mut session = model.session(&opts)?;
+    let mut session = model.session(&a.model.session_options())?;
     let n_ctx = session.n_ctx();
-    let text = std::fs::read_to_string(&a.file)
+    let mut text = std::fs::read_to_string(&a.file)
         .with_context(|| format!("cannot read {}", a.file.display()))?;
+    // As llama-perplexity: one trailing newline of the file is dropped.
+    if text.ends_with('\n') {
+        text.pop();
+    }
     let tok = &model.tokenizer;
     let add_bos = tok.add_bos_default();
     let tokens = tok.encode(&text, add_bos, false)?;
-    let mut n_chunk = tokens.len() / n_ctx;
-    if let Some(c) = a.chunks {
-        n_chunk = n_chunk.min(c);
-    }
-    if n_chunk == 0 {
-        bail!(
-            "{} tokens: need at least {} (one chunk of -c {n_ctx})",
-            tokens.len(),
-            n_ctx
-        );
-    }
-    let n_vocab = model.hparams.n_vocab;
-    let first = n_ctx / 2;
-    let (mut nll, mut nll2, mut count) = (0f64, 0f64, 0usize);
-    let mut running = Vec::new();
+    let bos = if add_bos { tok.bos_id() } else { None };
     let t0 = Instant::now();
     let mut line = String::new();
-    for c in 0..n_chunk {
-        let mut chunk = tokens[c * n_ctx..(c + 1) * n_ctx].to_vec();
-        if add_bos {
-            if let Some(b) = tok.bos_id() {
-                chunk[0] = b;
+    let quiet = a.json;
+    let r =
+        orcinus::generate::perplexity(&mut session, &tokens, n_ctx, a.chunks, bos, |c, ppl| {
+            if !quiet {
+                line.push_str(&format!("[{c}]{ppl:.4},"));
+                eprint!("\r{line}");
             }
-        }
-        session.reset();
-        let logits = session.eval_all(&chunk)?;
-        for j in first..n_ctx - 1 {
-            let row = &logits[j * n_vocab..(j + 1) * n_vocab];
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let sum: f64 = row.iter().map(|&v| f64::from(v - max).exp()).sum();
-            let logp = f64::from(row[chunk[j + 1] as usize] - max) - sum.ln();
-            nll -= logp;
-            nll2 += logp * logp;
-            count += 1;
-        }
-        let ppl = (nll / count as f64).exp();
-        running.push(ppl);
-        if !a.json {
-            line.push_str(&format!("[{}]{:.4},", c + 1, ppl));
-            eprint!("\r{line}");
-        }
-    }
-    if !a.json {
+        })?;
+    if !quiet {
         eprintln!();
     }
-    let mean = nll / count as f64;
-    let var = nll2 / count as f64 - mean * mean;
-    let ppl = mean.exp();
-    let err = if var > 0.0 && count > 1 {
-        (var / (count - 1) as f64).sqrt() * ppl
-    } else {
-        0.0
-    };
     let secs = t0.elapsed().as_secs_f64();
     if a.json {
         Ok(serde_json::to_string_pretty(&json!({
-            "ppl": ppl, "ppl_err": err, "chunks": n_chunk, "n_ctx": n_ctx, "tokens_scored": count,
-            "running": running, "seconds": secs,
+            "ppl": r.ppl, "ppl_err": r.stderr, "chunks": r.n_chunk, "n_ctx": n_ctx,
+            "tokens_scored": r.count, "running": r.running, "seconds": secs,
         }))? + "\n")
     } else {
         Ok(format!(
-            "chunks: {n_chunk} of {n_ctx} tokens, {count} tokens scored in {secs:.1} s\nPPL = {ppl:.4} +/- {err:.5}\n"
+            "chunks: {} of {n_ctx} tokens, {} tokens scored in {secs:.1} s\nPPL = {:.4} +/- {:.5}\n",
+            r.n_chunk, r.count, r.ppl, r.stderr
         ))
     }
 }
