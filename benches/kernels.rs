@@ -1,0 +1,67 @@
+//! Micro-benchmarks of the kernels behind `QMatMul`: reference dequantization and the matmul
+//! (activation quantization + vec_dot) for a 4096×4096 weight, per type, at 1 and 32 tokens.
+//!
+//! `cargo bench --bench kernels` (ours only; ggml comparisons come with the speed work).
+
+use std::sync::Arc;
+
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use orcinus::quant::{GgmlType, QMatMul};
+
+const K: usize = 4096;
+const N: usize = 4096;
+
+fn weights(ty: GgmlType) -> Vec<u8> {
+    let x: Vec<f32> = (0..K * N)
+        .map(|i| ((i * 2654435761usize) % 1000) as f32 / 500.0 - 1.0)
+        .collect();
+    let mut q = vec![0u8; ty.row_bytes(x.len()).unwrap()];
+    ty.quantize(&x, &mut q).unwrap();
+    q
+}
+
+fn bench(c: &mut Criterion) {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let types = [
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q8_0,
+        GgmlType::Q4K,
+        GgmlType::Q5K,
+        GgmlType::Q6K,
+        GgmlType::F16,
+    ];
+    let mut g = c.benchmark_group("dequantize_4096x4096");
+    g.sample_size(10);
+    for ty in types {
+        let w = weights(ty);
+        let mut out = vec![0f32; K * N];
+        g.throughput(Throughput::Bytes(w.len() as u64));
+        g.bench_function(BenchmarkId::from_parameter(ty), |b| {
+            b.iter(|| ty.dequantize(black_box(&w), &mut out).unwrap())
+        });
+    }
+    g.finish();
+    let mut g = c.benchmark_group("qmatmul_4096x4096");
+    g.sample_size(10);
+    for ty in types {
+        let w = weights(ty);
+        let len = w.len();
+        let mm = QMatMul::new(Arc::new(w), 0..len, ty, K, N).unwrap();
+        for m in [1usize, 32] {
+            let x: Vec<f32> = (0..m * K).map(|i| (i % 97) as f32 / 97.0 - 0.5).collect();
+            let mut y = vec![0f32; m * N];
+            g.throughput(Throughput::Elements((m * K * N) as u64));
+            g.bench_function(BenchmarkId::new(ty.name(), format!("m{m}")), |b| {
+                b.iter(|| mm.forward(black_box(&x), m, &mut y, &pool).unwrap())
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
