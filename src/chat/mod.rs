@@ -160,6 +160,23 @@ impl Template {
             Template::Jinja(t) => t.render(messages, add_generation_prompt, bos, eos),
         }
     }
+
+    /// [`Template::render`] with the BOS and EOS token strings of `tok` (empty when the
+    /// tokenizer has none).
+    pub fn render_for(
+        &self,
+        tok: &crate::tokenizer::Tokenizer,
+        messages: &[Message],
+        add_generation_prompt: bool,
+    ) -> Result<String> {
+        let name = |id: Option<u32>| id.and_then(|i| tok.token_str(i)).unwrap_or("");
+        self.render(
+            messages,
+            add_generation_prompt,
+            name(tok.bos_id()),
+            name(tok.eos_id()),
+        )
+    }
 }
 
 /// The built-in ChatML rendering (see [`Template::ChatMl`]).

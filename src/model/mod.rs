@@ -102,14 +102,8 @@ impl Model {
 
     /// Formats a conversation with the model's chat template.
     pub fn format_chat(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
-        let tok = &self.tokenizer;
-        let name = |id: Option<u32>| id.and_then(|i| tok.token_str(i)).unwrap_or("").to_string();
-        self.template.render(
-            messages,
-            add_generation_prompt,
-            &name(tok.bos_id()),
-            &name(tok.eos_id()),
-        )
+        self.template
+            .render_for(&self.tokenizer, messages, add_generation_prompt)
     }
 
     /// The GGUF file the model was loaded from.

@@ -117,13 +117,7 @@ pub fn template(a: TemplateArgs) -> anyhow::Result<String> {
             Message::new("user", "What is the capital of France?"),
         ],
     };
-    let name = |id: Option<u32>| id.and_then(|i| tok.token_str(i)).unwrap_or("").to_string();
-    let text = template.render(
-        &messages,
-        !a.no_generation_prompt,
-        &name(tok.bos_id()),
-        &name(tok.eos_id()),
-    )?;
+    let text = template.render_for(&tok, &messages, !a.no_generation_prompt)?;
     let mut out = text.clone();
     if a.ids {
         let ids = tok.encode(&text, false, true)?;
