@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod chat;
+pub mod convert;
 mod error;
 pub mod generate;
 pub mod gguf;

@@ -24,6 +24,7 @@ const EXTRA: &[&str] = &[
 ];
 
 struct Reference {
+    md: Metadata,
     tok: Tokenizer,
     lines: Vec<String>,
     ids: Vec<Vec<u32>>,
@@ -95,12 +96,53 @@ fn reference() -> &'static Reference {
         }
         Reference {
             tok: Tokenizer::from_metadata(&md).expect("tokenizer from sentencepiece metadata"),
+            md,
             lines: strings(&j["lines"]),
             ids: id_lists(&j["ids"]),
             decoded: strings(&j["decoded"]),
             extra_ids: id_lists(&j["extra_ids"]),
         }
     })
+}
+
+/// Our protobuf reader of `tokenizer.model` (used by `synth` and `quantize --hf`) gives the
+/// pieces, scores and types Python `sentencepiece` gives, and the same special ids.
+#[test]
+fn spm_model_reader_equals_sentencepiece() {
+    use orcinus::convert::spm::SpmModel;
+    let r = reference();
+    let m = SpmModel::read(&common::fixture("tokenizer.model.v1")).unwrap();
+    let mut ours = Metadata::new();
+    m.gguf_metadata(&[], &mut ours);
+    let n = m.pieces.len();
+    assert_eq!(n, 32000);
+    for key in ["tokens", "scores", "token_type"] {
+        let key = format!("tokenizer.ggml.{key}");
+        let (a, b) = (ours.get(&key).unwrap(), r.md.get(&key).unwrap());
+        let (Value::Array(a), Value::Array(b)) = (a, b) else {
+            panic!("{key} is not an array")
+        };
+        let same = match (a, b) {
+            (Array::String(a), Array::String(b)) => a[..] == b[..n],
+            (Array::F32(a), Array::F32(b)) => a
+                .iter()
+                .zip(&b[..n])
+                .all(|(x, y)| x.to_bits() == y.to_bits()),
+            (Array::I32(a), Array::I32(b)) => a[..] == b[..n],
+            _ => false,
+        };
+        assert!(same, "{key} differs from sentencepiece's");
+    }
+    for key in ["bos", "eos", "unknown"] {
+        let key = format!("tokenizer.ggml.{key}_token_id");
+        assert_eq!(
+            ours.get_u32(&key).unwrap(),
+            r.md.get_u32(&key).unwrap(),
+            "{key}"
+        );
+    }
+    assert!(m.byte_fallback);
+    assert!(m.add_dummy_prefix);
 }
 
 fn extra(text: &str) -> &'static [u32] {

@@ -1,0 +1,3 @@
+//! Converting other formats into GGUF: SentencePiece tokenizer models ([`spm`]).
+
+pub mod spm;
