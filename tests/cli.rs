@@ -236,6 +236,52 @@ fn model_commands_on_smollm2() {
     assert!(ppl > 1.0 && ppl < 100.0, "{j}");
     assert_eq!(j["tokens_scored"], 3 * 63);
 
+    // KL-divergence of the model against its own base: zero, same PPL, all top-1 agree.
+    let base = dir.path().join("base.kld");
+    let b = stdout(&orcinus(&[
+        "perplexity",
+        "-m",
+        m,
+        "-f",
+        text_file.to_str().unwrap(),
+        "-c",
+        "64",
+        "--chunks",
+        "1",
+        "--kl-divergence-base",
+        base.to_str().unwrap(),
+        "--json",
+        "-t",
+        "2",
+    ]));
+    let b: serde_json::Value = serde_json::from_str(&b).unwrap();
+    let k = stdout(&orcinus(&[
+        "perplexity",
+        "-m",
+        m,
+        "-c",
+        "64",
+        "--kl-divergence",
+        base.to_str().unwrap(),
+        "--json",
+        "-t",
+        "2",
+    ]));
+    let k: serde_json::Value = serde_json::from_str(&k).unwrap();
+    assert_eq!(k["positions"], 31, "{k}");
+    assert!(k["kld_mean"].as_f64().unwrap() < 1e-4, "{k}");
+    assert_eq!(k["top1_agreement"], 1.0, "{k}");
+    assert!((k["ppl_base"].as_f64().unwrap() / b["ppl"].as_f64().unwrap() - 1.0).abs() < 1e-6);
+    let o = orcinus(&[
+        "perplexity",
+        "-m",
+        m,
+        "--kl-divergence",
+        text_file.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a KL-divergence base file"));
+
     let npy = dir.path().join("l.npy");
     let ids = stdout(&orcinus(&[
         "logits",

@@ -15,6 +15,7 @@
 //! # Ok::<(), orcinus::Error>(())
 //! ```
 
+mod kld;
 mod perplexity;
 mod stop;
 mod utf8;
@@ -28,6 +29,7 @@ use crate::error::{Error, Result};
 use crate::model::Session;
 use crate::sampling::{Sampler, SamplingParams};
 
+pub use kld::{compare as kl_divergence, write_base as write_kl_base, KlBase, KlStats};
 pub use perplexity::{perplexity, Perplexity};
 pub use stop::StopMatcher;
 pub use utf8::Utf8Buffer;

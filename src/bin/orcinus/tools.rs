@@ -131,12 +131,20 @@ pub fn template(a: TemplateArgs) -> anyhow::Result<String> {
 pub struct PerplexityArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// Text file to score.
-    #[arg(short = 'f', long)]
-    file: PathBuf,
+    /// Text file to score (not needed with --kl-divergence, which reads the base file's tokens).
+    #[arg(short = 'f', long, required_unless_present = "kl_divergence")]
+    file: Option<PathBuf>,
     /// Chunks to score (default: all).
     #[arg(long)]
     chunks: Option<usize>,
+    /// Also write this model's log-probabilities at every scored position to FILE, the base for
+    /// a later --kl-divergence run of another (e.g. quantized) model.
+    #[arg(long, value_name = "FILE", conflicts_with = "kl_divergence")]
+    kl_divergence_base: Option<PathBuf>,
+    /// Compare this model with the base FILE (from --kl-divergence-base) over the same tokens:
+    /// KL-divergence per position (mean, median, p99, max), top-1 agreement, PPL ratio.
+    #[arg(long, value_name = "FILE")]
+    kl_divergence: Option<PathBuf>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -146,9 +154,13 @@ pub struct PerplexityArgs {
 pub fn perplexity(a: PerplexityArgs) -> anyhow::Result<String> {
     let model = a.model.load(a.json)?;
     let mut session = model.session(&a.model.session_options())?;
+    if let Some(base) = &a.kl_divergence {
+        return kl_divergence(&mut session, base, &a);
+    }
     let n_ctx = session.n_ctx();
-    let mut text = std::fs::read_to_string(&a.file)
-        .with_context(|| format!("cannot read {}", a.file.display()))?;
+    let file = a.file.as_ref().expect("clap requires --file here");
+    let mut text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     // As llama-perplexity: one trailing newline of the file is dropped.
     if text.ends_with('\n') {
         text.pop();
@@ -160,6 +172,35 @@ pub fn perplexity(a: PerplexityArgs) -> anyhow::Result<String> {
     let t0 = Instant::now();
     let mut line = String::new();
     let quiet = a.json;
+    if let Some(out) = &a.kl_divergence_base {
+        let ppl = orcinus::generate::write_kl_base(
+            &mut session,
+            &tokens,
+            n_ctx,
+            a.chunks,
+            bos,
+            out,
+            |c| {
+                if !quiet {
+                    eprint!("\rchunk {c}");
+                }
+            },
+        )?;
+        let secs = t0.elapsed().as_secs_f64();
+        if !quiet {
+            eprintln!();
+        }
+        return Ok(if a.json {
+            serde_json::to_string_pretty(
+                &json!({"ppl": ppl, "kl_divergence_base": out, "seconds": secs}),
+            )? + "\n"
+        } else {
+            format!(
+                "PPL = {ppl:.4}\nbase log-probabilities written to {} in {secs:.1} s\n",
+                out.display()
+            )
+        });
+    }
     let r =
         orcinus::generate::perplexity(&mut session, &tokens, n_ctx, a.chunks, bos, |c, ppl| {
             if !quiet {
@@ -182,6 +223,68 @@ pub fn perplexity(a: PerplexityArgs) -> anyhow::Result<String> {
             r.n_chunk, r.count, r.ppl, r.stderr
         ))
     }
+}
+
+/// `orcinus perplexity --kl-divergence BASE`.
+fn kl_divergence(
+    session: &mut orcinus::model::Session,
+    base: &std::path::Path,
+    a: &PerplexityArgs,
+) -> anyhow::Result<String> {
+    let mut b = orcinus::generate::KlBase::open(base)?;
+    if b.n_ctx > session.n_ctx() {
+        anyhow::bail!(
+            "the base file's chunks are {} tokens, more than this context ({}): pass -c {}",
+            b.n_ctx,
+            session.n_ctx(),
+            b.n_ctx
+        );
+    }
+    let t0 = Instant::now();
+    let quiet = a.json;
+    let r = orcinus::generate::kl_divergence(session, &mut b, a.chunks, |c, kld| {
+        if !quiet {
+            eprint!("\r[{c}] mean KLD {kld:.6}");
+        }
+    })?;
+    if !quiet {
+        eprintln!();
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    Ok(if a.json {
+        serde_json::to_string_pretty(&json!({
+            "positions": r.count, "kld_mean": r.mean, "kld_mean_err": r.mean_err,
+            "kld_median": r.median, "kld_p99": r.p99, "kld_p99_9": r.p999, "kld_max": r.max,
+            "top1_agreement": r.top1_agree, "ppl": r.ppl, "ppl_base": r.ppl_base,
+            "ppl_ratio": r.ppl / r.ppl_base, "ln_ppl_ratio": r.ln_ppl_ratio, "seconds": secs,
+        }))? + "\n"
+    } else {
+        format!(
+            "positions:        {}\n\
+             Mean KLD:         {:.6} +/- {:.6}\n\
+             Median KLD:       {:.6}\n\
+             99.0% KLD:        {:.6}\n\
+             99.9% KLD:        {:.6}\n\
+             Maximum KLD:      {:.6}\n\
+             Same top token:   {:.3} %\n\
+             PPL(base):        {:.4}\n\
+             PPL(this model):  {:.4}\n\
+             PPL ratio:        {:.6}\n\
+             ln(PPL ratio):    {:.6}\n",
+            r.count,
+            r.mean,
+            r.mean_err,
+            r.median,
+            r.p99,
+            r.p999,
+            r.max,
+            100.0 * r.top1_agree,
+            r.ppl_base,
+            r.ppl,
+            r.ppl / r.ppl_base,
+            r.ln_ppl_ratio
+        )
+    })
 }
 
 /// `orcinus logits` flags.
