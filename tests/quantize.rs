@@ -440,7 +440,7 @@ impl Synthetic {
                     // Mostly small weights, a few outliers, norms around 1.
                     let v = if s.ne.len() == 1 {
                         1.0 + 0.1 * r
-                    } else if x % 61 == 0 {
+                    } else if x.is_multiple_of(61) {
                         8.0 * scale * r
                     } else {
                         scale * r

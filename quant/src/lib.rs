@@ -39,12 +39,13 @@
 
 mod error;
 pub mod formats;
+pub mod kernels;
 pub mod matmul;
 mod types;
 
 pub use error::QuantError;
 pub use matmul::{QMatMul, WeightStorage};
-pub use types::{GgmlType, TypeInfo, TYPE_TABLE};
+pub use types::{GgmlType, TypeInfo, VecDotFn, TYPE_TABLE};
 
 /// Elements per super-block of the K-quants (ggml's `QK_K`).
 pub const QK_K: usize = 256;

@@ -3,8 +3,12 @@
 //! [`QMatMul::forward`] computes as llama.cpp's CPU backend does: each activation row is
 //! quantized once to the weight type's activation type ([`GgmlType::vec_dot_type`], with
 //! [`GgmlType::from_float`]: Q8_0, Q8_1, Q8_K, or F16/BF16/F32 for the float types), then every
-//! output is one [`GgmlType::vec_dot`] of a weight row with a quantized activation row. So the
-//! outputs carry llama.cpp's activation rounding, not only the weights'.
+//! output is one dot product of a weight row with a quantized activation row: the kernel of
+//! [`kernels::isa`] ([`kernels::vec_dot_for`]; the scalar [`GgmlType::vec_dot`] when forced
+//! with `ORCINUS_ISA=scalar` or where no SIMD kernel exists). With several activation rows,
+//! the multi-row kernel ([`kernels::vec_dot_rows_for`]) dots each weight block with four
+//! activation rows at once, with the same bits. So the outputs carry llama.cpp's activation
+//! rounding, not only the weights'.
 //! [`QMatMul::forward_f32`] keeps the earlier reference: weight rows dequantized to f32 and
 //! dotted with the unrounded f32 activations.
 //!
@@ -16,7 +20,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::{formats, GgmlType, QuantError};
+use crate::{formats, kernels, GgmlType, QuantError};
 
 /// Something that owns weight bytes (a memory-mapped GGUF file, or a `Vec<u8>` in tests).
 pub trait WeightStorage: Send + Sync {
@@ -134,9 +138,10 @@ impl QMatMul {
 
     /// `y[t][j] = Σᵢ x[t][i] · W[j][i]` for `m` rows of `x` (`x.len() == m·k`,
     /// `y.len() == m·n`), on `pool`, as llama.cpp computes it: each row of `x` quantized once
-    /// to [`GgmlType::vec_dot_type`] with [`GgmlType::from_float`], each output one
-    /// [`GgmlType::vec_dot`]. For Q8_1 and Q8_K weights, which have no dot product (nor in
-    /// ggml), this is [`QMatMul::forward_f32`].
+    /// to [`GgmlType::vec_dot_type`] with [`GgmlType::from_float`], each output one dot
+    /// product by the kernel of [`kernels::isa`] (bit-identical for m = 1 and m > 1). For Q8_1
+    /// and Q8_K weights, which have no dot product (nor in ggml), this is
+    /// [`QMatMul::forward_f32`].
     pub fn forward(
         &self,
         x: &[f32],
@@ -145,9 +150,11 @@ impl QMatMul {
         pool: &rayon::ThreadPool,
     ) -> Result<(), QuantError> {
         self.check_shapes(x, m, y)?;
-        let Some(vec_dot) = self.ty.info().vec_dot else {
+        let isa = kernels::isa();
+        let Some(vec_dot) = kernels::vec_dot_for(self.ty, isa) else {
             return self.forward_f32(x, m, y, pool);
         };
+        let vec_dot_rows = kernels::vec_dot_rows_for(self.ty, isa).filter(|_| m > 1);
         let k = self.k;
         if k == 0 {
             y.fill(0.0);
@@ -168,9 +175,10 @@ impl QMatMul {
         });
         let xq = &*xq;
         let data = self.data();
-        if !self.ty.is_quantized() && m > 1 {
-            // F32/F16/BF16: the same dot products, computed four activation rows at a time
-            // on rows converted to f32 once (exactly), rather than one `vec_dot` per pair.
+        if !self.ty.is_quantized() && m > 1 && kernels::simd_vec_dot(self.ty, isa).is_none() {
+            // F32/F16/BF16 without a SIMD kernel: the scalar reference's dot products,
+            // computed four activation rows at a time on rows converted to f32 once (exactly),
+            // rather than one `vec_dot` per pair.
             let mut xa = vec![0f32; m * k];
             (at.info().dequantize)(xq, &mut xa);
             let dequantize = self.ty.info().dequantize;
@@ -182,6 +190,24 @@ impl QMatMul {
                 |row, j, o| {
                     dequantize(&data[j * rb..(j + 1) * rb], row);
                     formats::float::dot_f64_rows(row, &xa, o);
+                },
+            );
+            return Ok(());
+        }
+        if let Some(vec_dot_rows) = vec_dot_rows {
+            // Tokens in groups of four (the remainder in one smaller group): each weight block
+            // unpacked once per group.
+            let group = kernels::MAX_ROWS;
+            self.run_rows(
+                m,
+                y,
+                pool,
+                || (),
+                |_, j, o| {
+                    let w = &data[j * rb..(j + 1) * rb];
+                    for (o, a) in o.chunks_mut(group).zip(xq.chunks(group * arb)) {
+                        vec_dot_rows(w, a, o);
+                    }
                 },
             );
             return Ok(());
@@ -320,7 +346,7 @@ mod tests {
         (0..len)
             .map(|i| {
                 let v = ((i * 7919 + seed * 104_729) % 1009) as f32 / 504.5 - 1.0;
-                if (i + seed) % 37 == 0 {
+                if (i + seed).is_multiple_of(37) {
                     v * 6.0
                 } else {
                     v
@@ -355,9 +381,10 @@ mod tests {
         }
     }
 
-    /// `forward` is, bit for bit, one `vec_dot` per output of a weight row with the activation
-    /// row quantized by `from_float`, for every type, m = 1 and m > 1 (5: the float types'
-    /// four-row path and its remainder).
+    /// `forward` is, bit for bit, one dot product by the kernel of the current instruction
+    /// set per output of a weight row with the activation row quantized by `from_float`, for
+    /// every type, m = 1 and m > 1 (5: the four-row paths and their remainder); and within
+    /// float rounding of the scalar reference `vec_dot`.
     #[test]
     fn forward_is_vec_dot_of_quantized_activations() {
         let (k, n, m) = (512, 37, 5);
@@ -379,12 +406,26 @@ mod tests {
                     continue;
                 }
                 let at = ty.vec_dot_type();
+                let kernel = kernels::vec_dot_for(ty, kernels::isa()).unwrap();
                 let mut xq = vec![0u8; at.row_bytes(k).unwrap()];
+                let mut xd = vec![0f32; k];
+                let mut wd = vec![0f32; k];
                 for t in 0..mm_m {
                     at.from_float(&x[t * k..(t + 1) * k], &mut xq).unwrap();
+                    at.dequantize(&xq, &mut xd).unwrap();
                     for j in 0..n {
-                        let want = ty.vec_dot(&weights[j * rb..(j + 1) * rb], &xq, k).unwrap();
-                        assert_eq!(y[t * n + j].to_bits(), want.to_bits(), "{ty} t{t} j{j}");
+                        let w = &weights[j * rb..(j + 1) * rb];
+                        let got = y[t * n + j];
+                        let want = kernel(w, &xq);
+                        assert_eq!(got.to_bits(), want.to_bits(), "{ty} t{t} j{j}");
+                        let scalar = ty.vec_dot(w, &xq, k).unwrap();
+                        ty.dequantize(w, &mut wd).unwrap();
+                        let mag: f64 = wd.iter().zip(&xd).map(|(w, a)| (w * a).abs() as f64).sum();
+                        let diff = (got as f64 - scalar as f64).abs();
+                        assert!(
+                            diff <= 1e-5 * mag,
+                            "{ty} t{t} j{j}: {got} vs scalar {scalar}"
+                        );
                     }
                 }
             }

@@ -74,8 +74,10 @@ pub struct TypeInfo {
     pub(crate) vec_dot: Option<VecDotFn>,
 }
 
-/// A row dot product on raw bytes: weight row, activation row (lengths checked by the caller).
-pub(crate) type VecDotFn = fn(&[u8], &[u8]) -> f32;
+/// A row dot product on raw bytes: weight row, activation row (lengths checked by the caller:
+/// the activation row holds as many elements as the weight row, in the weight type's
+/// [`GgmlType::vec_dot_type`]).
+pub type VecDotFn = fn(&[u8], &[u8]) -> f32;
 
 impl fmt::Debug for TypeInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -192,7 +194,7 @@ impl GgmlType {
     /// size overflows.
     pub fn row_bytes(self, n: usize) -> Result<usize, QuantError> {
         let info = self.info();
-        if n % info.block_size != 0 {
+        if !n.is_multiple_of(info.block_size) {
             return Err(QuantError::NotBlockMultiple {
                 ty: self,
                 n,

@@ -97,10 +97,7 @@ impl<'a> Cursor<'a> {
 
     /// Checks that `count` items of at least `min_size` bytes each can fit in what is left.
     fn check_count(&self, count: u64, min_size: u64, what: &'static str) -> Result<usize> {
-        if count
-            .checked_mul(min_size)
-            .map_or(true, |b| b > self.left())
-        {
+        if count.checked_mul(min_size).is_none_or(|b| b > self.left()) {
             return Err(K::CountTooLarge {
                 what,
                 count,

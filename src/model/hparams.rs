@@ -143,9 +143,9 @@ impl Hparams {
                 .filter(|&w| w > 0),
         };
         if hp.head_dim == 0
-            || hp.head_dim % 2 != 0
+            || !hp.head_dim.is_multiple_of(2)
             || hp.rope_dim > hp.head_dim
-            || hp.rope_dim % 2 != 0
+            || !hp.rope_dim.is_multiple_of(2)
         {
             return Err(Error::Unsupported(format!(
                 "head dimension {} / RoPE dimension {}",

@@ -320,7 +320,7 @@ pub fn preferred_type(ftype: FileType, name: &str, ne: &[u64], ctx: &MixContext)
     let output_like = cat == Category::Output || (cat == Category::TokenEmbd && !ctx.has_output);
     match cat {
         _ if output_like => {
-            if ne[0] % default.block_size() as u64 != 0 {
+            if !ne[0].is_multiple_of(default.block_size() as u64) {
                 ty = T::Q8_0;
             } else if default != T::Q8_0 {
                 ty = T::Q6K;
@@ -372,7 +372,7 @@ pub fn preferred_type(ftype: FileType, name: &str, ne: &[u64], ctx: &MixContext)
 /// are.
 pub fn fallback_type(ty: GgmlType, ncols: u64) -> GgmlType {
     use GgmlType as T;
-    if ncols % ty.block_size() as u64 == 0 {
+    if ncols.is_multiple_of(ty.block_size() as u64) {
         return ty;
     }
     let fallback = match ty {
@@ -382,7 +382,7 @@ pub fn fallback_type(ty: GgmlType, ncols: u64) -> GgmlType {
         T::Q6K => T::Q8_0,
         _ => return ty,
     };
-    if ncols % fallback.block_size() as u64 == 0 {
+    if ncols.is_multiple_of(fallback.block_size() as u64) {
         fallback
     } else {
         T::F16

@@ -311,10 +311,7 @@ pub fn quantize_file(
     let mut done = 0u64;
     let mut report = |name: &str, bytes: u64| -> Result<()> {
         done += bytes;
-        let go_on = opts
-            .progress
-            .as_mut()
-            .map_or(true, |p| p(name, done, total));
+        let go_on = opts.progress.as_mut().is_none_or(|p| p(name, done, total));
         if go_on {
             Ok(())
         } else {

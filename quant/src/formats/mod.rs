@@ -8,7 +8,7 @@
 //! `ggml_vec_dot_*`, same float operations in the same order).
 
 pub mod float;
-mod k_common;
+pub(crate) mod k_common;
 pub mod q2_k;
 pub mod q3_k;
 pub mod q4_0;
@@ -57,7 +57,7 @@ pub trait VecDot: Block {
 
 /// Views `bytes` as blocks; falls back to a copy when `bytes` is not aligned for `B`
 /// (the mmap of a GGUF file is always aligned; arbitrary `Vec<u8>` may not be).
-fn with_blocks<B: Block, R>(bytes: &[u8], f: impl FnOnce(&[B]) -> R) -> R {
+pub(crate) fn with_blocks<B: Block, R>(bytes: &[u8], f: impl FnOnce(&[B]) -> R) -> R {
     match bytemuck::try_cast_slice::<u8, B>(bytes) {
         Ok(blocks) => f(blocks),
         Err(_) => {

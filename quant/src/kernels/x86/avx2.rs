@@ -1,0 +1,359 @@
+//! AVX2 (+FMA, F16C) kernels for the 32-element types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) and F16,
+//! the helpers the 256-bit K-quant bodies in `avx2_k.rs` share, and the AVX2 dispatch table.
+//!
+//! Each body is generic over `VNNI` (see `x86/mod.rs`) and over `R`, the number of activation
+//! rows dotted with one weight row: the weight block is unpacked once, then dotted with the
+//! `R` activation blocks, each row with its own accumulators in the same order, so every row's
+//! result has the bits of `R = 1`. Integer sums are exact for every block content (including
+//! `-128` activation quants); the float accumulation (one FMA per block into 8 lanes, then a
+//! horizontal sum) differs from the scalar reference in the last bits.
+//!
+//! Matches the scalar `VecDot::vec_dot` of each format (ggml b2757's generic C), and follows
+//! the x86 branches of ggml's `ggml_vec_dot_*` (llama.cpp `ggml-quants.c`).
+
+use std::arch::x86_64::*;
+
+use half::f16;
+
+use super::super::{vec_dot_bytes, vec_dot_rows_bytes, RowKernel, VecDotFn, VecDotRowsFn};
+use super::avx2_k;
+use crate::formats::f16_to_f32;
+use crate::formats::q4_0::BlockQ4_0;
+use crate::formats::q4_1::BlockQ4_1;
+use crate::formats::q5_0::BlockQ5_0;
+use crate::formats::q5_1::BlockQ5_1;
+use crate::formats::q8_0::BlockQ8_0;
+use crate::formats::q8_1::BlockQ8_1;
+use crate::GgmlType;
+
+/// The AVX2 kernel of `ty`, if it has one.
+pub(super) fn vec_dot(ty: GgmlType) -> Option<VecDotFn> {
+    Some(match ty {
+        GgmlType::F16 => vec_dot_bytes::<F16Avx2>,
+        GgmlType::Q4_0 => vec_dot_bytes::<Q4_0Avx2>,
+        GgmlType::Q4_1 => vec_dot_bytes::<Q4_1Avx2>,
+        GgmlType::Q5_0 => vec_dot_bytes::<Q5_0Avx2>,
+        GgmlType::Q5_1 => vec_dot_bytes::<Q5_1Avx2>,
+        GgmlType::Q8_0 => vec_dot_bytes::<Q8_0Avx2>,
+        _ => return avx2_k::vec_dot(ty),
+    })
+}
+
+/// The AVX2 multi-row kernel of `ty`, if it has one.
+pub(super) fn vec_dot_rows(ty: GgmlType) -> Option<VecDotRowsFn> {
+    Some(match ty {
+        GgmlType::Q4_0 => vec_dot_rows_bytes::<Q4_0Avx2>,
+        GgmlType::Q4_1 => vec_dot_rows_bytes::<Q4_1Avx2>,
+        GgmlType::Q5_0 => vec_dot_rows_bytes::<Q5_0Avx2>,
+        GgmlType::Q5_1 => vec_dot_rows_bytes::<Q5_1Avx2>,
+        GgmlType::Q8_0 => vec_dot_rows_bytes::<Q8_0Avx2>,
+        _ => return avx2_k::vec_dot_rows(ty),
+    })
+}
+
+// The kernels. SAFETY (each `unsafe impl`): `rows` needs AVX2, FMA and F16C, and the tables
+// above are only consulted after `kernels::available_isas` detected them.
+
+pub(super) struct F16Avx2;
+unsafe impl RowKernel for F16Avx2 {
+    type W = f16;
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn rows<const R: usize>(x: &[f16], y: [&[f16]; R]) -> [f32; R] {
+        std::array::from_fn(|r| f16_dot(x, y[r]))
+    }
+}
+
+pub(super) struct Q4_0Avx2;
+unsafe impl RowKernel for Q4_0Avx2 {
+    type W = BlockQ4_0;
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn rows<const R: usize>(x: &[BlockQ4_0], y: [&[BlockQ8_0]; R]) -> [f32; R] {
+        q4_0::<false, R>(x, y)
+    }
+}
+
+pub(super) struct Q4_1Avx2;
+unsafe impl RowKernel for Q4_1Avx2 {
+    type W = BlockQ4_1;
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn rows<const R: usize>(x: &[BlockQ4_1], y: [&[BlockQ8_1]; R]) -> [f32; R] {
+        q4_1::<false, R>(x, y)
+    }
+}
+
+pub(super) struct Q5_0Avx2;
+unsafe impl RowKernel for Q5_0Avx2 {
+    type W = BlockQ5_0;
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn rows<const R: usize>(x: &[BlockQ5_0], y: [&[BlockQ8_0]; R]) -> [f32; R] {
+        q5_0::<false, R>(x, y)
+    }
+}
+
+pub(super) struct Q5_1Avx2;
+unsafe impl RowKernel for Q5_1Avx2 {
+    type W = BlockQ5_1;
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn rows<const R: usize>(x: &[BlockQ5_1], y: [&[BlockQ8_1]; R]) -> [f32; R] {
+        q5_1::<false, R>(x, y)
+    }
+}
+
+pub(super) struct Q8_0Avx2;
+unsafe impl RowKernel for Q8_0Avx2 {
+    type W = BlockQ8_0;
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn rows<const R: usize>(x: &[BlockQ8_0], y: [&[BlockQ8_0]; R]) -> [f32; R] {
+        q8_0::<false, R>(x, y)
+    }
+}
+
+// ---- shared helpers (inlined into the `#[target_feature]` callers) ----
+
+/// Sum of the eight lanes.
+#[inline(always)]
+pub(super) unsafe fn hsum_ps(v: __m256) -> f32 {
+    hsum_ps128(_mm_add_ps(
+        _mm256_castps256_ps128(v),
+        _mm256_extractf128_ps::<1>(v),
+    ))
+}
+
+/// Sum of the four lanes.
+#[inline(always)]
+pub(super) unsafe fn hsum_ps128(v: __m128) -> f32 {
+    let s = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+}
+
+/// `acc + Σ a·b` over each four bytes (`a` unsigned, `b` signed), as i32 lanes. Exact for
+/// `a <= 127` (without VNNI the pairs go through saturating i16: `2·127·128 < 2^15`); with
+/// VNNI exact for every `a`.
+#[inline(always)]
+pub(super) unsafe fn dot_u8i8<const VNNI: bool>(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
+    if VNNI {
+        _mm256_dpbusd_epi32(acc, a, b)
+    } else {
+        let p16 = _mm256_maddubs_epi16(a, b);
+        _mm256_add_epi32(acc, _mm256_madd_epi16(p16, _mm256_set1_epi16(1)))
+    }
+}
+
+/// `acc + madd(a, b)` (i16 pairs multiplied and added into i32 lanes).
+#[inline(always)]
+pub(super) unsafe fn madd_acc<const VNNI: bool>(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
+    if VNNI {
+        _mm256_dpwssd_epi32(acc, a, b)
+    } else {
+        _mm256_add_epi32(acc, _mm256_madd_epi16(a, b))
+    }
+}
+
+/// The 32 nibbles of a legacy block in element order: low nibbles (elements 0..16), then
+/// high nibbles (16..32).
+#[inline(always)]
+unsafe fn nibbles(qs: &[u8; 16]) -> __m256i {
+    let lo = _mm_loadu_si128(qs.as_ptr().cast());
+    let both = _mm256_set_m128i(_mm_srli_epi16::<4>(lo), lo);
+    _mm256_and_si256(both, _mm256_set1_epi8(0xf))
+}
+
+/// The fifth bits of a Q5_0/Q5_1 block (`qh`, little-endian) as `0x10` in each byte whose
+/// bit is set (ggml's `bytes_from_bits_32`, masked).
+#[inline(always)]
+unsafe fn fifth_bits(qh: [u8; 4]) -> __m256i {
+    let bits = _mm256_set1_epi32(i32::from_le_bytes(qh));
+    // Byte j of the result takes byte j / 8 of `qh` ...
+    let spread = _mm256_shuffle_epi8(
+        bits,
+        _mm256_set_epi64x(
+            0x0303030303030303,
+            0x0202020202020202,
+            0x0101010101010101,
+            0,
+        ),
+    );
+    // ... and keeps bit j % 8 of it: all other bits set, so the byte is 0xff iff it was set.
+    let mask = _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe);
+    let set = _mm256_cmpeq_epi8(_mm256_or_si256(spread, mask), _mm256_set1_epi8(-1));
+    _mm256_and_si256(set, _mm256_set1_epi8(0x10))
+}
+
+/// `Σ (q - offset)·y` over a 32-element block, `q` unsigned (`<= 31`), `y` signed, exact:
+/// `q·y` and `offset·y` pairs both fit i16, and so does their difference.
+#[inline(always)]
+unsafe fn dot_offset<const VNNI: bool>(q: __m256i, off: __m256i, y: __m256i) -> __m256i {
+    let zero = _mm256_setzero_si256();
+    if VNNI {
+        _mm256_sub_epi32(
+            _mm256_dpbusd_epi32(zero, q, y),
+            _mm256_dpbusd_epi32(zero, off, y),
+        )
+    } else {
+        let p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(q, y), _mm256_maddubs_epi16(off, y));
+        _mm256_madd_epi16(p16, _mm256_set1_epi16(1))
+    }
+}
+
+#[inline(always)]
+unsafe fn load(q: &[i8; 32]) -> __m256i {
+    _mm256_loadu_si256(q.as_ptr().cast())
+}
+
+// ---- the bodies ----
+
+/// Q4_0 · Q8_0: `Σ (q - 8)·y` per block, times `d_x·d_y`.
+#[inline(always)]
+pub(super) unsafe fn q4_0<const VNNI: bool, const R: usize>(
+    x: &[BlockQ4_0],
+    y: [&[BlockQ8_0]; R],
+) -> [f32; R] {
+    let mut acc = [_mm256_setzero_ps(); R];
+    let eight = _mm256_set1_epi8(8);
+    for (i, xb) in x.iter().enumerate() {
+        let q = nibbles(&xb.qs);
+        let dx = f16_to_f32(xb.d);
+        for r in 0..R {
+            let yb = &y[r][i];
+            let sumi = dot_offset::<VNNI>(q, eight, load(&yb.qs));
+            let d = _mm256_set1_ps(dx * f16_to_f32(yb.d));
+            acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[r]);
+        }
+    }
+    acc.map(|a| hsum_ps(a))
+}
+
+/// Q5_0 · Q8_0: `Σ (q - 16)·y` per block, times `d_x·d_y`.
+#[inline(always)]
+pub(super) unsafe fn q5_0<const VNNI: bool, const R: usize>(
+    x: &[BlockQ5_0],
+    y: [&[BlockQ8_0]; R],
+) -> [f32; R] {
+    let mut acc = [_mm256_setzero_ps(); R];
+    let sixteen = _mm256_set1_epi8(16);
+    for (i, xb) in x.iter().enumerate() {
+        let q = _mm256_or_si256(nibbles(&xb.qs), fifth_bits(xb.qh));
+        let dx = f16_to_f32(xb.d);
+        for r in 0..R {
+            let yb = &y[r][i];
+            let sumi = dot_offset::<VNNI>(q, sixteen, load(&yb.qs));
+            let d = _mm256_set1_ps(dx * f16_to_f32(yb.d));
+            acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[r]);
+        }
+    }
+    acc.map(|a| hsum_ps(a))
+}
+
+/// Q4_1 · Q8_1: `Σ q·y` per block times `d_x·d_y`, plus `m_x·s_y`.
+#[inline(always)]
+pub(super) unsafe fn q4_1<const VNNI: bool, const R: usize>(
+    x: &[BlockQ4_1],
+    y: [&[BlockQ8_1]; R],
+) -> [f32; R] {
+    let mut acc = [_mm256_setzero_ps(); R];
+    let mut summs = [0f32; R];
+    for (i, xb) in x.iter().enumerate() {
+        let q = nibbles(&xb.qs);
+        let (dx, mx) = (f16_to_f32(xb.d), f16_to_f32(xb.m));
+        for r in 0..R {
+            let yb = &y[r][i];
+            let sumi = dot_u8i8::<VNNI>(_mm256_setzero_si256(), q, load(&yb.qs));
+            let d = _mm256_set1_ps(dx * f16_to_f32(yb.d));
+            acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[r]);
+            summs[r] += mx * f16_to_f32(yb.s);
+        }
+    }
+    std::array::from_fn(|r| hsum_ps(acc[r]) + summs[r])
+}
+
+/// Q5_1 · Q8_1: `Σ q·y` per block times `d_x·d_y`, plus `m_x·s_y`.
+#[inline(always)]
+pub(super) unsafe fn q5_1<const VNNI: bool, const R: usize>(
+    x: &[BlockQ5_1],
+    y: [&[BlockQ8_1]; R],
+) -> [f32; R] {
+    let mut acc = [_mm256_setzero_ps(); R];
+    let mut summs = [0f32; R];
+    for (i, xb) in x.iter().enumerate() {
+        let q = _mm256_or_si256(nibbles(&xb.qs), fifth_bits(xb.qh));
+        let (dx, mx) = (f16_to_f32(xb.d), f16_to_f32(xb.m));
+        for r in 0..R {
+            let yb = &y[r][i];
+            let sumi = dot_u8i8::<VNNI>(_mm256_setzero_si256(), q, load(&yb.qs));
+            let d = _mm256_set1_ps(dx * f16_to_f32(yb.d));
+            acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[r]);
+            summs[r] += mx * f16_to_f32(yb.s);
+        }
+    }
+    std::array::from_fn(|r| hsum_ps(acc[r]) + summs[r])
+}
+
+/// Q8_0 · Q8_0: `Σ x·y` per block, times `d_x·d_y`. Both operands are signed and may be
+/// -128, so ggml's `abs`/`sign` trick (wrong for a -128 it negates) is not used: without
+/// VNNI the quants are widened to i16 (`vpmaddwd`); with VNNI, `x + 128` is unsigned and
+/// `Σ x·y = Σ (x + 128)·y - Σ 128·y`.
+#[inline(always)]
+pub(super) unsafe fn q8_0<const VNNI: bool, const R: usize>(
+    x: &[BlockQ8_0],
+    y: [&[BlockQ8_0]; R],
+) -> [f32; R] {
+    let mut acc = [_mm256_setzero_ps(); R];
+    let bias = _mm256_set1_epi8(-128);
+    let zero = _mm256_setzero_si256();
+    for (i, xb) in x.iter().enumerate() {
+        let xv = load(&xb.qs);
+        let xu = _mm256_xor_si256(xv, bias);
+        let xlo = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(xv));
+        let xhi = _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(xv));
+        let dx = f16_to_f32(xb.d);
+        for r in 0..R {
+            let yb = &y[r][i];
+            let yv = load(&yb.qs);
+            let sumi = if VNNI {
+                _mm256_sub_epi32(
+                    _mm256_dpbusd_epi32(zero, xu, yv),
+                    _mm256_dpbusd_epi32(zero, bias, yv),
+                )
+            } else {
+                let ylo = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(yv));
+                let yhi = _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(yv));
+                _mm256_add_epi32(_mm256_madd_epi16(xlo, ylo), _mm256_madd_epi16(xhi, yhi))
+            };
+            let d = _mm256_set1_ps(dx * f16_to_f32(yb.d));
+            acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[r]);
+        }
+    }
+    acc.map(|a| hsum_ps(a))
+}
+
+/// F16 · F16: products in f32 (exact: f16·f16 fits an f32), accumulated in four 8-lane f32
+/// sums (the scalar reference accumulates in f64).
+#[inline(always)]
+pub(super) unsafe fn f16_dot(x: &[f16], y: &[f16]) -> f32 {
+    let n = x.len().min(y.len());
+    let (xp, yp) = (x.as_ptr().cast::<__m128i>(), y.as_ptr().cast::<__m128i>());
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut j = 0;
+    while (j + 4) * 8 <= n {
+        for (u, a) in acc.iter_mut().enumerate() {
+            *a = _mm256_fmadd_ps(cvt(xp, j + u), cvt(yp, j + u), *a);
+        }
+        j += 4;
+    }
+    while (j + 1) * 8 <= n {
+        acc[0] = _mm256_fmadd_ps(cvt(xp, j), cvt(yp, j), acc[0]);
+        j += 1;
+    }
+    let s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    let mut sum = hsum_ps(s);
+    for k in j * 8..n {
+        sum += f16_to_f32(x[k]) * f16_to_f32(y[k]);
+    }
+    sum
+}
+
+/// Eight f16 at `p + 8·j` as f32.
+#[inline(always)]
+unsafe fn cvt(p: *const __m128i, j: usize) -> __m256 {
+    _mm256_cvtph_ps(_mm_loadu_si128(p.add(j)))
+}

@@ -1,0 +1,250 @@
+//! AVX2 (+FMA, F16C) kernels for the K-quants against Q8_K activations: the 256-bit bodies
+//! (generic over `VNNI` and the row count `R`, see `avx2.rs`) and the AVX2 kernels built from
+//! them. Integer sums exact for every block content (the 4-, 5- and 6-bit quants are
+//! unsigned, so `vpmaddubsw` pairs stay below 2^15 even against -128); float accumulation as
+//! ggml's AVX2 `ggml_vec_dot_q*_K_q8_K` (llama.cpp b2757): one FMA per super-block into 8
+//! lanes, then a horizontal sum.
+
+use std::arch::x86_64::*;
+
+use super::super::{vec_dot_bytes, vec_dot_rows_bytes, RowKernel, VecDotFn, VecDotRowsFn};
+use super::avx2::{hsum_ps, hsum_ps128, madd_acc};
+use crate::formats::f16_to_f32;
+use crate::formats::k_common::get_scale_min_k4;
+use crate::formats::q4_k::BlockQ4K;
+use crate::formats::q5_k::BlockQ5K;
+use crate::formats::q6_k::BlockQ6K;
+use crate::formats::q8_k::BlockQ8K;
+use crate::GgmlType;
+
+/// The AVX2 K-quant kernel of `ty`, if it has one.
+pub(super) fn vec_dot(ty: GgmlType) -> Option<VecDotFn> {
+    Some(match ty {
+        GgmlType::Q4K => vec_dot_bytes::<Q4KAvx2>,
+        GgmlType::Q5K => vec_dot_bytes::<Q5KAvx2>,
+        GgmlType::Q6K => vec_dot_bytes::<Q6KAvx2>,
+        _ => return None,
+    })
+}
+
+/// The AVX2 multi-row K-quant kernel of `ty`, if it has one.
+pub(super) fn vec_dot_rows(ty: GgmlType) -> Option<VecDotRowsFn> {
+    Some(match ty {
+        GgmlType::Q4K => vec_dot_rows_bytes::<Q4KAvx2>,
+        GgmlType::Q5K => vec_dot_rows_bytes::<Q5KAvx2>,
+        GgmlType::Q6K => vec_dot_rows_bytes::<Q6KAvx2>,
+        _ => return None,
+    })
+}
+
+// SAFETY (each `unsafe impl`): `rows` needs AVX2, FMA and F16C, and the tables above are only
+// consulted after `kernels::available_isas` detected them.
+
+pub(super) struct Q4KAvx2;
+unsafe impl RowKernel for Q4KAvx2 {
+    type W = BlockQ4K;
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn rows<const R: usize>(x: &[BlockQ4K], y: [&[BlockQ8K]; R]) -> [f32; R] {
+        q4k::<false, R>(x, y)
+    }
+}
+
+pub(super) struct Q5KAvx2;
+unsafe impl RowKernel for Q5KAvx2 {
+    type W = BlockQ5K;
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn rows<const R: usize>(x: &[BlockQ5K], y: [&[BlockQ8K]; R]) -> [f32; R] {
+        q5k::<false, R>(x, y)
+    }
+}
+
+pub(super) struct Q6KAvx2;
+unsafe impl RowKernel for Q6KAvx2 {
+    type W = BlockQ6K;
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn rows<const R: usize>(x: &[BlockQ6K], y: [&[BlockQ8K]; R]) -> [f32; R] {
+        q6k::<false, R>(x, y)
+    }
+}
+
+#[inline(always)]
+unsafe fn load(p: &[i8]) -> __m256i {
+    debug_assert!(p.len() >= 32);
+    _mm256_loadu_si256(p.as_ptr().cast())
+}
+
+#[inline(always)]
+unsafe fn load_u8(p: &[u8]) -> __m256i {
+    debug_assert!(p.len() >= 32);
+    _mm256_loadu_si256(p.as_ptr().cast())
+}
+
+/// The eight 6-bit scales and mins of a Q4_K/Q5_K super-block: the scales as i16
+/// broadcasts (one vector per sub-block of 32), the mins as eight i16 lanes.
+#[inline(always)]
+unsafe fn scales_mins_k4(packed: &[u8; 12]) -> ([__m256i; 8], __m128i) {
+    let mut mins = [0i16; 8];
+    let scales = std::array::from_fn(|j| {
+        let (sc, m) = get_scale_min_k4(j, packed);
+        mins[j] = m as i16;
+        _mm256_set1_epi16(sc as i16)
+    });
+    (scales, _mm_loadu_si128(mins.as_ptr().cast()))
+}
+
+/// `Σ_j mins[j]·(bsums[2j] + bsums[2j+1])` as four i32 lanes (the minimum's term).
+#[inline(always)]
+unsafe fn min_sums(mins: __m128i, y: &BlockQ8K) -> __m128i {
+    let bs = _mm256_loadu_si256(y.bsums.as_ptr().cast());
+    let pairs = _mm_hadd_epi16(
+        _mm256_castsi256_si128(bs),
+        _mm256_extracti128_si256::<1>(bs),
+    );
+    _mm_madd_epi16(mins, pairs)
+}
+
+/// Σ over the eight sub-blocks of 32 of `scale_j · Σ q·y` (`q` unsigned, <= 31).
+#[inline(always)]
+unsafe fn scaled_sums<const VNNI: bool>(
+    q: &[__m256i; 8],
+    scales: &[__m256i; 8],
+    y: &BlockQ8K,
+) -> __m256i {
+    let mut sumi = _mm256_setzero_si256();
+    for j in 0..8 {
+        let p16 = _mm256_maddubs_epi16(q[j], load(&y.qs[32 * j..]));
+        sumi = madd_acc::<VNNI>(sumi, scales[j], p16);
+    }
+    sumi
+}
+
+/// Q4_K · Q8_K: `d·Σ_j sc_j·Σ q·y - dmin·Σ_j m_j·bsum_j` per super-block.
+#[inline(always)]
+pub(super) unsafe fn q4k<const VNNI: bool, const R: usize>(
+    x: &[BlockQ4K],
+    y: [&[BlockQ8K]; R],
+) -> [f32; R] {
+    let m4 = _mm256_set1_epi8(0xf);
+    let mut acc = [_mm256_setzero_ps(); R];
+    let mut acc_m = [_mm_setzero_ps(); R];
+    for (i, xb) in x.iter().enumerate() {
+        let (scales, mins) = scales_mins_k4(&xb.scales);
+        // Sub-block 2c: low nibbles of qs[32c..32c + 32]; sub-block 2c + 1: high nibbles.
+        let mut q = [_mm256_setzero_si256(); 8];
+        for c in 0..4 {
+            let bits = load_u8(&xb.qs[32 * c..]);
+            q[2 * c] = _mm256_and_si256(bits, m4);
+            q[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16::<4>(bits), m4);
+        }
+        let (dx, mx) = (f16_to_f32(xb.d), f16_to_f32(xb.dmin));
+        for r in 0..R {
+            let yb = &y[r][i];
+            let dmin = _mm_set1_ps(-yb.d * mx);
+            acc_m[r] = _mm_fmadd_ps(dmin, _mm_cvtepi32_ps(min_sums(mins, yb)), acc_m[r]);
+            let sumi = scaled_sums::<VNNI>(&q, &scales, yb);
+            let d = _mm256_set1_ps(yb.d * dx);
+            acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[r]);
+        }
+    }
+    std::array::from_fn(|r| hsum_ps(acc[r]) + hsum_ps128(acc_m[r]))
+}
+
+/// Q5_K · Q8_K: as Q4_K, the fifth bit of sub-block `j` being bit `j` of `qh[i]`.
+#[inline(always)]
+pub(super) unsafe fn q5k<const VNNI: bool, const R: usize>(
+    x: &[BlockQ5K],
+    y: [&[BlockQ8K]; R],
+) -> [f32; R] {
+    let m4 = _mm256_set1_epi8(0xf);
+    let (one, two) = (_mm256_set1_epi8(1), _mm256_set1_epi8(2));
+    let mut acc = [_mm256_setzero_ps(); R];
+    let mut acc_m = [_mm_setzero_ps(); R];
+    for (i, xb) in x.iter().enumerate() {
+        let (scales, mins) = scales_mins_k4(&xb.scales);
+        let mut q = [_mm256_setzero_si256(); 8];
+        // `hb` holds qh shifted right by 2c (16-bit shifts: bits 0 and 1 of each byte still
+        // come from that byte).
+        let mut hb = load_u8(&xb.qh);
+        for c in 0..4 {
+            let bits = load_u8(&xb.qs[32 * c..]);
+            let h0 = _mm256_slli_epi16::<4>(_mm256_and_si256(hb, one));
+            let h1 = _mm256_slli_epi16::<3>(_mm256_and_si256(hb, two));
+            q[2 * c] = _mm256_or_si256(_mm256_and_si256(bits, m4), h0);
+            q[2 * c + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(bits), m4), h1);
+            hb = _mm256_srli_epi16::<2>(hb);
+        }
+        let (dx, mx) = (f16_to_f32(xb.d), f16_to_f32(xb.dmin));
+        for r in 0..R {
+            let yb = &y[r][i];
+            let dmin = _mm_set1_ps(-yb.d * mx);
+            acc_m[r] = _mm_fmadd_ps(dmin, _mm_cvtepi32_ps(min_sums(mins, yb)), acc_m[r]);
+            let sumi = scaled_sums::<VNNI>(&q, &scales, yb);
+            let d = _mm256_set1_ps(yb.d * dx);
+            acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[r]);
+        }
+    }
+    std::array::from_fn(|r| hsum_ps(acc[r]) + hsum_ps128(acc_m[r]))
+}
+
+/// Bits 0 and 1 of each byte of `v`, moved to bits 4 and 5.
+#[inline(always)]
+unsafe fn high2(m3: __m256i, v: __m256i) -> __m256i {
+    _mm256_slli_epi16::<4>(_mm256_and_si256(v, m3))
+}
+
+/// Q6_K · Q8_K: `d·Σ_s sc_s·Σ (q - 32)·y` per super-block, computed as
+/// `Σ_s sc_s·Σ q·y - 32·Σ_s sc_s·bsum_s` (q unsigned, so `vpmaddubsw` applies directly).
+#[inline(always)]
+pub(super) unsafe fn q6k<const VNNI: bool, const R: usize>(
+    x: &[BlockQ6K],
+    y: [&[BlockQ8K]; R],
+) -> [f32; R] {
+    let m4 = _mm256_set1_epi8(0xf);
+    let m3 = _mm256_set1_epi8(3);
+    let mut acc = [_mm256_setzero_ps(); R];
+    for (i, xb) in x.iter().enumerate() {
+        // q[4h + k]: elements 128h + 32k .. + 32 (layout in `formats/q6_k.rs`).
+        let mut q = [_mm256_setzero_si256(); 8];
+        for h in 0..2 {
+            let ql1 = load_u8(&xb.ql[64 * h..]);
+            let ql2 = load_u8(&xb.ql[64 * h + 32..]);
+            let qh = load_u8(&xb.qh[32 * h..]);
+            q[4 * h] = _mm256_or_si256(_mm256_and_si256(ql1, m4), high2(m3, qh));
+            q[4 * h + 1] = _mm256_or_si256(
+                _mm256_and_si256(ql2, m4),
+                high2(m3, _mm256_srli_epi16::<2>(qh)),
+            );
+            q[4 * h + 2] = _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m4),
+                high2(m3, _mm256_srli_epi16::<4>(qh)),
+            );
+            q[4 * h + 3] = _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16::<4>(ql2), m4),
+                high2(m3, _mm256_srli_epi16::<6>(qh)),
+            );
+        }
+        // Sixteen sub-block scales as i16 lanes, and per 32 elements the scales of its two
+        // sub-blocks of 16 (eight i16 lanes each).
+        let sc = _mm_loadu_si128(xb.scales.as_ptr().cast());
+        let sc16 = _mm256_cvtepi8_epi16(sc);
+        let scales: [__m256i; 8] = std::array::from_fn(|p| {
+            let (a, b) = (xb.scales[2 * p] as i16, xb.scales[2 * p + 1] as i16);
+            _mm256_set_m128i(_mm_set1_epi16(b), _mm_set1_epi16(a))
+        });
+        let dx = f16_to_f32(xb.d);
+        for r in 0..R {
+            let yb = &y[r][i];
+            let bs = _mm256_loadu_si256(yb.bsums.as_ptr().cast());
+            let offset = _mm256_slli_epi32::<5>(_mm256_madd_epi16(sc16, bs));
+            let mut sumi = _mm256_setzero_si256();
+            for p in 0..8 {
+                let p16 = _mm256_maddubs_epi16(q[p], load(&yb.qs[32 * p..]));
+                sumi = madd_acc::<VNNI>(sumi, scales[p], p16);
+            }
+            let sumi = _mm256_sub_epi32(sumi, offset);
+            let d = _mm256_set1_ps(yb.d * dx);
+            acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[r]);
+        }
+    }
+    acc.map(|a| hsum_ps(a))
+}

@@ -1,0 +1,39 @@
+//! x86-64 kernels: AVX2 (+FMA, F16C) and AVX-512 (F+BW+VL, with VNNI where present).
+//!
+//! The 256-bit kernel bodies in `avx2.rs` and `avx2_k.rs` are `#[inline(always)]` functions
+//! generic over `VNNI`: instantiated inside an AVX2 `#[target_feature]` function they use
+//! `vpmaddubsw`/`vpmaddwd`, inside an AVX-512 one with VNNI they use `vpdpbusd`/`vpdpwssd`
+//! (the 256-bit AVX512-VL forms). `avx512.rs` holds those instantiations and the 512-bit
+//! kernels.
+
+use super::Isa;
+use crate::GgmlType;
+
+mod avx2;
+mod avx2_k;
+mod avx512;
+
+/// The SIMD kernel of `ty` for `isa` (the caller checked that the CPU has `isa`).
+pub(super) fn vec_dot(ty: GgmlType, isa: Isa) -> Option<super::VecDotFn> {
+    match isa {
+        Isa::Scalar => None,
+        Isa::Avx2 => avx2::vec_dot(ty),
+        Isa::Avx512 if super::has_avx512_vnni() => avx512::vec_dot(ty),
+        // AVX-512 without VNNI: the 512-bit kernels, else the AVX2 ones.
+        Isa::Avx512 => avx512::vec_dot_no_vnni(ty).or_else(|| avx2::vec_dot(ty)),
+    }
+}
+
+/// The multi-row kernel of `ty` for `isa` (the caller checked that the CPU has `isa`); each
+/// result has the bits of [`vec_dot`]`(ty, isa)`.
+pub(super) fn vec_dot_rows(ty: GgmlType, isa: Isa) -> Option<super::VecDotRowsFn> {
+    match isa {
+        Isa::Scalar => None,
+        Isa::Avx2 => avx2::vec_dot_rows(ty),
+        Isa::Avx512 if super::has_avx512_vnni() => avx512::vec_dot_rows(ty),
+        Isa::Avx512 => match avx512::vec_dot_no_vnni(ty) {
+            Some(_) => None,
+            None => avx2::vec_dot_rows(ty),
+        },
+    }
+}

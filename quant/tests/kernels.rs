@@ -1,0 +1,354 @@
+//! Every SIMD kernel against the scalar reference, on every instruction set this CPU has:
+//! random and adversarial blocks (all-max quants, extreme and subnormal f16 scales, zeros,
+//! alternating signs, -128 activation quants), rows of 1, 2, 3, 7 and 16 blocks.
+//!
+//! Integer sums are exact in every kernel, so the only difference from the reference is the
+//! order of the float accumulation: `|simd - scalar| <= 1e-5 · Σ|terms| + 1e-30`, with
+//! `Σ|terms|` from the dequantized values in f64 (the scale and the minimum parts of each
+//! weight counted separately, since the kernels sum them separately). The multi-row kernels
+//! must give, row by row, the bits of the single-row kernel.
+
+use orcinus_quant::kernels::{self, Isa};
+use orcinus_quant::GgmlType;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Pattern {
+    Random,
+    /// Every quant byte 0xff (activations 127), scales 65504.
+    Max,
+    /// Random quants, scales -65504.
+    MinScale,
+    Zeros,
+    /// Random quants, subnormal f16 scales (and tiny f32 Q8_K scales).
+    Subnormal,
+    /// Bytes alternating 0x0f/0xf0 (weights) and 127/-128 (activations).
+    Alternating,
+    /// Random weights, every activation quant -128.
+    Neg128,
+}
+
+const PATTERNS: [Pattern; 7] = [
+    Pattern::Random,
+    Pattern::Max,
+    Pattern::MinScale,
+    Pattern::Zeros,
+    Pattern::Subnormal,
+    Pattern::Alternating,
+    Pattern::Neg128,
+];
+
+/// Byte offsets of the f16 scale fields of a weight block, and of the one holding a minimum
+/// (subtracted or added as a whole, so it is counted apart in `Σ|terms|`).
+fn layout(ty: GgmlType) -> Option<(&'static [usize], Option<usize>)> {
+    Some(match ty {
+        GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => (&[0], None),
+        GgmlType::Q4_1 | GgmlType::Q5_1 => (&[0, 2], Some(2)),
+        GgmlType::Q4K | GgmlType::Q5K => (&[0, 2], Some(2)),
+        GgmlType::Q2K => (&[80, 82], Some(82)),
+        GgmlType::Q3K => (&[108], None),
+        GgmlType::Q6K => (&[208], None),
+        _ => return None,
+    })
+}
+
+fn f16_scale(p: Pattern, rng: &mut ChaCha8Rng) -> half::f16 {
+    let sign = if rng.gen::<bool>() { -1.0 } else { 1.0 };
+    match p {
+        Pattern::Max => half::f16::from_f32(65504.0),
+        Pattern::MinScale => half::f16::from_f32(-65504.0),
+        Pattern::Zeros => half::f16::ZERO,
+        Pattern::Subnormal => {
+            half::f16::from_bits(rng.gen_range(1..0x400u16) | if sign < 0.0 { 0x8000 } else { 0 })
+        }
+        _ => half::f16::from_f32(sign * rng.gen_range(0.001f32..4.0)),
+    }
+}
+
+fn put_f16(b: &mut [u8], off: usize, v: half::f16) {
+    b[off..off + 2].copy_from_slice(&v.to_bits().to_le_bytes());
+}
+
+/// `nb` weight blocks of `ty` in pattern `p`.
+fn weights(ty: GgmlType, nb: usize, p: Pattern, rng: &mut ChaCha8Rng) -> Vec<u8> {
+    let ts = ty.type_size();
+    if ty == GgmlType::F16 {
+        return (0..nb)
+            .flat_map(|i| f16_value(p, i, rng).to_bits().to_le_bytes())
+            .collect();
+    }
+    let (scales, _) = layout(ty).unwrap();
+    let mut out = vec![0u8; nb * ts];
+    for (i, b) in out.chunks_exact_mut(ts).enumerate() {
+        for (j, v) in b.iter_mut().enumerate() {
+            *v = match p {
+                Pattern::Max => 0xff,
+                Pattern::Zeros => 0,
+                Pattern::Alternating => [0x0f, 0xf0, 0x80, 0x7f][(i + j) % 4],
+                _ => rng.gen(),
+            };
+        }
+        for &off in scales {
+            let s = f16_scale(p, rng);
+            put_f16(b, off, s);
+        }
+    }
+    out
+}
+
+fn f16_value(p: Pattern, i: usize, rng: &mut ChaCha8Rng) -> half::f16 {
+    match p {
+        Pattern::Max => half::f16::from_f32(if i.is_multiple_of(2) {
+            65504.0
+        } else {
+            -65504.0
+        }),
+        Pattern::Zeros => half::f16::ZERO,
+        Pattern::Alternating => half::f16::from_f32(if i.is_multiple_of(2) { 1.5 } else { -3.25 }),
+        _ => f16_scale(p, rng),
+    }
+}
+
+/// `nb` blocks of activation type `at` holding as many elements as `nb_w` weight blocks.
+fn activations(at: GgmlType, n: usize, p: Pattern, rng: &mut ChaCha8Rng) -> Vec<u8> {
+    let nb = n / at.block_size();
+    let ts = at.type_size();
+    if at == GgmlType::F16 {
+        return (0..n)
+            .flat_map(|i| {
+                let p = if p == Pattern::Neg128 {
+                    Pattern::Random
+                } else {
+                    p
+                };
+                f16_value(p, i + 1, rng).to_bits().to_le_bytes()
+            })
+            .collect();
+    }
+    let (qs_off, nq) = match at {
+        GgmlType::Q8_0 => (2, 32),
+        GgmlType::Q8_1 => (4, 32),
+        GgmlType::Q8K => (4, 256),
+        _ => unreachable!("{at}"),
+    };
+    let mut out = vec![0u8; nb * ts];
+    for b in out.chunks_exact_mut(ts) {
+        let qs: Vec<i8> = (0..nq)
+            .map(|j| match p {
+                Pattern::Max => 127,
+                Pattern::Zeros => 0,
+                Pattern::Alternating => [127, -128][j % 2],
+                Pattern::Neg128 => -128,
+                _ => rng.gen(),
+            })
+            .collect();
+        for (v, &q) in b[qs_off..qs_off + nq].iter_mut().zip(&qs) {
+            *v = q as u8;
+        }
+        match at {
+            GgmlType::Q8K => {
+                let d: f32 = match p {
+                    Pattern::Max => 1e4,
+                    Pattern::MinScale => -1e4,
+                    Pattern::Zeros => 0.0,
+                    Pattern::Subnormal => 1e-41,
+                    _ => rng.gen_range(-0.1f32..0.1),
+                };
+                b[0..4].copy_from_slice(&d.to_le_bytes());
+                for (s, q) in qs.chunks_exact(16).enumerate() {
+                    let sum: i32 = q.iter().map(|&v| v as i32).sum();
+                    let off = 260 + 2 * s;
+                    b[off..off + 2].copy_from_slice(&(sum as i16).to_le_bytes());
+                }
+            }
+            _ => {
+                let d = f16_scale(p, rng);
+                put_f16(b, 0, d);
+                if at == GgmlType::Q8_1 {
+                    let sum: i32 = qs.iter().map(|&v| v as i32).sum();
+                    let s = (d.to_f32() * sum as f32).clamp(-65504.0, 65504.0);
+                    put_f16(b, 2, half::f16::from_f32(s));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `Σ|terms|` in f64: per element `(|scale part| + |min part|) · |activation|`.
+fn magnitude(ty: GgmlType, w: &[u8], a: &[u8], n: usize) -> f64 {
+    let at = ty.vec_dot_type();
+    let deq = |t: GgmlType, b: &[u8]| {
+        let mut v = vec![0f32; n];
+        t.dequantize(b, &mut v).unwrap();
+        v
+    };
+    let wd = deq(ty, w);
+    let ad = deq(at, a);
+    // |s| + |m| = max(|s - m|, |s + m|): dequantize again with the minimum negated.
+    let wflip = match layout(ty).and_then(|l| l.1) {
+        Some(off) => {
+            let mut w2 = w.to_vec();
+            for b in w2.chunks_exact_mut(ty.type_size()) {
+                b[off + 1] ^= 0x80;
+            }
+            deq(ty, &w2)
+        }
+        None => wd.clone(),
+    };
+    let mut mag = 0f64;
+    for i in 0..n {
+        let wm = (wd[i] as f64).abs().max((wflip[i] as f64).abs());
+        mag += wm * (ad[i] as f64).abs();
+    }
+    // Q4_1/Q5_1 add `m·s` with the block's stored `s` (`d·Σq`, rounded to f16).
+    if at == GgmlType::Q8_1 {
+        for (wb, ab) in w.chunks_exact(ty.type_size()).zip(a.chunks_exact(36)) {
+            let m = half::f16::from_le_bytes([wb[2], wb[3]]).to_f32() as f64;
+            let s = half::f16::from_le_bytes([ab[2], ab[3]]).to_f32() as f64;
+            mag += (m * s).abs();
+        }
+    }
+    mag
+}
+
+fn check(ty: GgmlType, isa: Isa, what: &str, got: f32, want: f32, mag: f64) {
+    if want.is_nan() {
+        assert!(got.is_nan(), "{ty} {isa} {what}: {got} vs NaN");
+        return;
+    }
+    let tol = 1e-5 * mag + 1e-30;
+    let diff = (got as f64 - want as f64).abs();
+    assert!(
+        diff <= tol || got == want,
+        "{ty} {isa} {what}: simd {got:e} scalar {want:e} (|diff| {diff:e} > {tol:e})"
+    );
+}
+
+fn tested_types() -> impl Iterator<Item = GgmlType> {
+    GgmlType::all().filter(|&t| t == GgmlType::F16 || layout(t).is_some())
+}
+
+#[test]
+fn every_kernel_matches_scalar() {
+    let mut rng = ChaCha8Rng::seed_from_u64(0x5eed);
+    let mut checked = 0;
+    for isa in kernels::available_isas() {
+        for ty in tested_types() {
+            let Some(simd) = kernels::vec_dot_for(ty, isa) else {
+                continue;
+            };
+            let at = ty.vec_dot_type();
+            let lens: &[usize] = if ty == GgmlType::F16 {
+                &[1, 2, 3, 7, 16, 31, 32, 69, 300]
+            } else {
+                &[1, 2, 3, 7, 16]
+            };
+            for &nb in lens {
+                let n = nb * ty.block_size();
+                for p in PATTERNS {
+                    for rep in 0..3 {
+                        let w = weights(ty, nb, p, &mut rng);
+                        let a = activations(at, n, p, &mut rng);
+                        let want = ty.vec_dot(&w, &a, n).unwrap();
+                        let got = simd(&w, &a);
+                        let what = format!("{p:?} {nb} blocks #{rep}");
+                        check(ty, isa, &what, got, want, magnitude(ty, &w, &a, n));
+                        checked += 1;
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("{checked} dot products checked");
+}
+
+#[test]
+fn multi_row_kernels_equal_single_row() {
+    let mut rng = ChaCha8Rng::seed_from_u64(42);
+    for isa in kernels::available_isas() {
+        for ty in tested_types() {
+            let Some(rows) = kernels::vec_dot_rows_for(ty, isa) else {
+                continue;
+            };
+            let single = kernels::vec_dot_for(ty, isa).unwrap();
+            let at = ty.vec_dot_type();
+            for nb in [1, 3, 16] {
+                let n = nb * ty.block_size();
+                for p in PATTERNS {
+                    let w = weights(ty, nb, p, &mut rng);
+                    let acts: Vec<u8> = (0..kernels::MAX_ROWS)
+                        .flat_map(|r| {
+                            let p = if r % 2 == 1 { Pattern::Random } else { p };
+                            activations(at, n, p, &mut rng)
+                        })
+                        .collect();
+                    let arb = at.row_bytes(n).unwrap();
+                    for r in 1..=kernels::MAX_ROWS {
+                        let mut out = vec![f32::NAN; r];
+                        rows(&w, &acts[..r * arb], &mut out);
+                        for (t, &o) in out.iter().enumerate() {
+                            let want = single(&w, &acts[t * arb..(t + 1) * arb]);
+                            assert_eq!(
+                                o.to_bits(),
+                                want.to_bits(),
+                                "{ty} {isa} {p:?} {nb} blocks, {r} rows, row {t}: {o} vs {want}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The kernels of the K-quants and Q8_0, the types of the benchmark models, exist on every
+/// x86 instruction set.
+#[test]
+fn main_types_have_simd_kernels() {
+    for isa in kernels::available_isas() {
+        if isa == Isa::Scalar {
+            continue;
+        }
+        for ty in [GgmlType::Q4K, GgmlType::Q6K, GgmlType::Q8_0, GgmlType::Q5K] {
+            assert!(kernels::simd_vec_dot(ty, isa).is_some(), "{ty} {isa}");
+            assert!(kernels::vec_dot_rows_for(ty, isa).is_some(), "{ty} {isa}");
+        }
+    }
+}
+
+/// `ORCINUS_ISA` is read in a child process (the variable is process-global): `scalar` forces
+/// the scalar path, an unknown value warns and falls back to the best available.
+#[test]
+fn orcinus_isa_env_override() {
+    let exe = std::env::current_exe().unwrap();
+    let best = *kernels::available_isas().last().unwrap();
+    for (value, expect, warns) in [
+        ("scalar", Isa::Scalar, false),
+        ("bogus", best, true),
+        (best.name(), best, false),
+    ] {
+        let out = std::process::Command::new(&exe)
+            .args(["--exact", "isa_in_child", "--nocapture", "--test-threads=1"])
+            .env("ORCINUS_ISA", value)
+            .env("ORCINUS_TEST_EXPECT_ISA", expect.name())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "ORCINUS_ISA={value}: {stderr}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+            "child did not run"
+        );
+        assert_eq!(stderr.contains("ORCINUS_ISA=bogus"), warns, "{stderr}");
+    }
+}
+
+/// Run by `orcinus_isa_env_override` in a child process; does nothing otherwise.
+#[test]
+fn isa_in_child() {
+    if let Ok(expect) = std::env::var("ORCINUS_TEST_EXPECT_ISA") {
+        assert_eq!(kernels::isa().name(), expect);
+    }
+}
