@@ -346,3 +346,129 @@ fn examples_run() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!String::from_utf8_lossy(&o.stdout).trim().is_empty());
 }
+
+/// `orcinus bench`: llama-bench's JSON fields and table, and clear errors on bad arguments.
+#[test]
+fn bench_json_table_and_errors() {
+    let p = common::smollm2();
+    let m = p.to_str().unwrap();
+    let out = stdout(&orcinus(&[
+        "bench",
+        "-m",
+        m,
+        "-p",
+        "16",
+        "-n",
+        "4",
+        "-r",
+        "1",
+        "-t",
+        "2",
+        "--json",
+        "--bandwidth-mib",
+        "64",
+    ]));
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let tests = j.as_array().unwrap();
+    assert_eq!(tests.len(), 2, "{out}");
+    for t in tests {
+        for field in [
+            "model_filename",
+            "model_type",
+            "model_size",
+            "model_n_params",
+            "n_threads",
+            "n_prompt",
+            "n_gen",
+            "avg_ns",
+            "stddev_ns",
+            "avg_ts",
+            "stddev_ts",
+            "samples_ns",
+            "samples_ts",
+            "peak_rss_bytes",
+            "isa",
+        ] {
+            assert!(t.get(field).is_some(), "no {field}: {t}");
+        }
+        assert!(t["avg_ts"].as_f64().unwrap() > 0.0, "{t}");
+        assert!(t["avg_ns"].as_u64().unwrap() > 0, "{t}");
+        assert_eq!(t["samples_ns"].as_array().unwrap().len(), 1);
+        assert_eq!(t["samples_ts"].as_array().unwrap().len(), 1);
+        assert_eq!(t["n_threads"], 2);
+        assert_eq!(t["model_n_params"], 134515008u64);
+        assert!(t["model_filename"].as_str().unwrap().ends_with(".gguf"));
+        assert!(t["model_type"].as_str().unwrap().contains("Q4_1"), "{t}");
+        // Tensor data only: less than the file, more than 4 bits per parameter.
+        let size = t["model_size"].as_u64().unwrap();
+        assert!(size < std::fs::metadata(&p).unwrap().len() && size > 134515008 / 2);
+        let rss = t["peak_rss_bytes"].as_u64().unwrap();
+        assert!(rss > 10 << 20 && rss < 8 << 30, "{rss}");
+    }
+    assert_eq!(
+        (tests[0]["n_prompt"].as_u64(), tests[0]["n_gen"].as_u64()),
+        (Some(16), Some(0))
+    );
+    assert_eq!(
+        (tests[1]["n_prompt"].as_u64(), tests[1]["n_gen"].as_u64()),
+        (Some(0), Some(4))
+    );
+    let pct = tests[1]["roofline_pct"].as_f64().unwrap();
+    assert!(pct > 0.0, "{pct}");
+
+    let o = orcinus(&[
+        "bench",
+        "-m",
+        m,
+        "-p",
+        "8",
+        "-n",
+        "2",
+        "-r",
+        "1",
+        "-t",
+        "2",
+        "--no-bandwidth",
+    ]);
+    let table = stdout(&o);
+    let lines: Vec<&str> = table.lines().collect();
+    let header: Vec<&str> = lines[0].split('|').map(str::trim).collect();
+    assert_eq!(
+        header,
+        ["", "model", "size", "params", "backend", "threads", "test", "t/s", ""],
+        "{table}"
+    );
+    assert!(
+        lines[1].starts_with("| ---") && lines[1].ends_with(": |"),
+        "{table}"
+    );
+    assert!(lines[2].contains(" pp8 |"), "{table}");
+    assert!(
+        lines[3].contains(" tg2 |") && lines[3].contains(" ± "),
+        "{table}"
+    );
+    assert!(
+        table.contains("peak RSS: ") && table.contains("load time: "),
+        "{table}"
+    );
+    assert!(!table.contains("roofline"), "--no-bandwidth: {table}");
+
+    let bad: [(&[&str], &str); 3] = [
+        (&["bench", "-m", "/nonexistent/model.gguf"], "No such file"),
+        (&["bench", "-m", m, "-r", "0"], "0 is not in 1.."),
+        (
+            &["bench", "-m", m, "-p", "0", "-n", "0"],
+            "nothing to measure",
+        ),
+    ];
+    for (args, want) in bad {
+        let o = orcinus(args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("internal error"),
+            "{err}"
+        );
+    }
+}

@@ -1,5 +1,6 @@
 //! The `orcinus` command-line tool.
 
+mod bench;
 mod common;
 mod inspect;
 mod quantize;
@@ -45,6 +46,8 @@ enum Command {
     Perplexity(tools::PerplexityArgs),
     /// Write the logits at every prompt position as .npy.
     Logits(tools::LogitsArgs),
+    /// Measure prompt and generation speed (llama-bench's method and output), and read bandwidth.
+    Bench(bench::BenchArgs),
     /// Quantize a GGUF file with llama.cpp's mixes (Q4_K_M, Q8_0, ...).
     Quantize(quantize::QuantizeArgs),
     /// Write one tensor, dequantized to float32, as a `.npy` file (numpy shape = reversed GGUF `ne`).
@@ -73,6 +76,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Perplexity(a) => print_out(&tools::perplexity(a)?),
         Command::Logits(a) => print_out(&tools::logits(a)?),
         Command::Quantize(a) => print_out(&quantize::quantize(a)?),
+        Command::Bench(a) => print_out(&bench::bench(a)?),
     }
 }
 
