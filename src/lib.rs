@@ -13,6 +13,7 @@ pub mod model;
 pub mod npy;
 pub mod quantize;
 pub mod sampling;
+pub mod synth;
 pub mod tokenizer;
 
 pub use error::{Error, GgufErrorKind, Result};

@@ -74,6 +74,27 @@ pub struct PlannedTensor {
 }
 
 impl PlannedTensor {
+    /// What happens to tensor `name` of shape `ne` and type `from` when its model (`ctx`) is
+    /// written as `ftype`: tensors that are never quantized (norms, 1-D tensors: see
+    /// [`allows_quantization`]) keep their type, as in llama.cpp; the others get
+    /// [`tensor_type`].
+    pub fn new(name: &str, ne: &[u64], from: GgmlType, ftype: FileType, ctx: &MixContext) -> Self {
+        let (to, fallback_from) = if allows_quantization(name, ne) {
+            let preferred = preferred_type(ftype, name, ne, ctx);
+            let to = fallback_type(preferred, ne[0]);
+            (to, (to != preferred).then_some(preferred))
+        } else {
+            (from, None)
+        };
+        PlannedTensor {
+            name: name.to_string(),
+            ne: ne.to_vec(),
+            from,
+            to,
+            fallback_from,
+        }
+    }
+
     /// Whether the tensor is copied unchanged (same type in and out).
     pub fn is_copy(&self) -> bool {
         self.from == self.to
@@ -97,37 +118,19 @@ impl PlannedTensor {
 
 /// llama.cpp's tensor order in a quantized file (its `weight_name_comparer`): tensors outside
 /// the blocks first, then block by block, by name within each.
-fn output_order(name: &str) -> (i64, &str) {
+pub(crate) fn output_order(name: &str) -> (i64, &str) {
     (mix::layer_of(name).map_or(-1, |l| l as i64), name)
 }
 
 /// The type every tensor of `file` gets when it is written as `ftype`, in output order (see
-/// the [module docs](self)).
-///
-/// Tensors that are never quantized (norms, 1-D tensors: see [`allows_quantization`]) keep
-/// their type, as in llama.cpp; the others get [`tensor_type`].
+/// the [module docs](self) and [`PlannedTensor::new`]).
 pub fn plan(file: &File, ftype: FileType) -> Result<Vec<PlannedTensor>> {
     let mut infos: Vec<_> = file.tensor_infos().iter().collect();
     infos.sort_by(|a, b| output_order(&a.name).cmp(&output_order(&b.name)));
     let ctx = MixContext::from_metadata(file.metadata(), infos.iter().map(|t| t.name.as_str()))?;
     Ok(infos
         .into_iter()
-        .map(|t| {
-            let (to, fallback_from) = if allows_quantization(&t.name, &t.ne) {
-                let preferred = preferred_type(ftype, &t.name, &t.ne, &ctx);
-                let to = fallback_type(preferred, t.ne[0]);
-                (to, (to != preferred).then_some(preferred))
-            } else {
-                (t.ty, None)
-            };
-            PlannedTensor {
-                name: t.name.clone(),
-                ne: t.ne.clone(),
-                from: t.ty,
-                to,
-                fallback_from,
-            }
-        })
+        .map(|t| PlannedTensor::new(&t.name, &t.ne, t.ty, ftype, &ctx))
         .collect())
 }
 
@@ -193,7 +196,7 @@ pub struct Summary {
 }
 
 impl Summary {
-    fn new(
+    pub(crate) fn new(
         ftype: FileType,
         plan: &[PlannedTensor],
         input_size: u64,
@@ -290,45 +293,92 @@ pub fn quantize_file(
         }
     }
     let md = output_metadata(file.metadata(), ftype);
+    let pool = thread_pool(opts.threads)?;
+    let total: u64 = file.tensors().map(|t| t.data.len() as u64).sum();
+    let mut progress = Progress::new(opts.progress.as_mut(), total);
+    let file_size = write_file(output, &md, &plan, |w| {
+        for t in &plan {
+            let src = file.tensor(&t.name)?;
+            progress.report(&t.name, 0)?;
+            convert_tensor(t, src.data, w, &pool, &mut |n| progress.report(&t.name, n))?;
+        }
+        Ok(())
+    })?;
+    Summary::new(ftype, &plan, file.len(), file_size)
+}
+
+/// A rayon pool of `threads` workers (0: one per core).
+pub(crate) fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Error::io("starting worker threads", std::io::Error::other(e)))
+}
+
+/// Adds up work done and hands it to a [`ProgressFn`], turning its `false` into
+/// [`Error::Cancelled`].
+pub(crate) struct Progress<'p, 'a> {
+    callback: Option<&'p mut ProgressFn<'a>>,
+    done: u64,
+    total: u64,
+}
+
+impl<'p, 'a> Progress<'p, 'a> {
+    /// Progress towards `total` units, reported to `callback`.
+    pub(crate) fn new(callback: Option<&'p mut ProgressFn<'a>>, total: u64) -> Self {
+        Progress {
+            callback,
+            done: 0,
+            total,
+        }
+    }
+
+    /// `n` more units done, in tensor `name`.
+    pub(crate) fn report(&mut self, name: &str, n: u64) -> Result<()> {
+        self.done += n;
+        let go_on = match self.callback.as_mut() {
+            Some(p) => p(name, self.done, self.total),
+            None => true,
+        };
+        if go_on {
+            Ok(())
+        } else {
+            Err(Error::Cancelled)
+        }
+    }
+}
+
+/// The sink tensor data is streamed into by [`write_file`].
+pub(crate) type FileWriter = Writer<BufWriter<std::fs::File>>;
+
+/// Writes a GGUF file with metadata `md` and the output types of `plan` to `output`:
+/// `body` streams every tensor's data into the writer, in plan order. The file is written to
+/// [`temp_path`]`(output)`, padded at the end to the alignment (as llama.cpp and gguf-py pad
+/// it), synced and renamed to `output` only when complete; on any error (or cancellation) the
+/// temporary file is removed and `output` is left untouched. Returns the file's size.
+pub(crate) fn write_file(
+    output: &Path,
+    md: &Metadata,
+    plan: &[PlannedTensor],
+    body: impl FnOnce(&mut FileWriter) -> Result<()>,
+) -> Result<u64> {
     let specs: Vec<TensorSpec> = plan
         .iter()
         .map(|t| TensorSpec::new(t.name.clone(), &t.ne, t.to))
         .collect();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.threads)
-        .build()
-        .map_err(|e| Error::io("starting worker threads", std::io::Error::other(e)))?;
-
     let tmp_path = temp_path(output);
     let out = std::fs::File::create(&tmp_path).map_err(|e| Error::io(tmp_path.display(), e))?;
     let mut tmp = TempFile {
         path: tmp_path,
         done: false,
     };
-    let mut w = Writer::new(BufWriter::with_capacity(1 << 20, out), &md, &specs)?;
+    let mut w = Writer::new(BufWriter::with_capacity(1 << 20, out), md, &specs)?;
+    body(&mut w)?;
 
-    let total: u64 = file.tensors().map(|t| t.data.len() as u64).sum();
-    let mut done = 0u64;
-    let mut report = |name: &str, bytes: u64| -> Result<()> {
-        done += bytes;
-        let go_on = opts.progress.as_mut().is_none_or(|p| p(name, done, total));
-        if go_on {
-            Ok(())
-        } else {
-            Err(Error::Cancelled)
-        }
-    };
-    for t in &plan {
-        let src = file.tensor(&t.name)?;
-        report(&t.name, 0)?;
-        convert_tensor(t, src.data, &mut w, &pool, &mut |n| report(&t.name, n))?;
-    }
-
-    // Like llama.cpp (and gguf-py), pad the last tensor's data to the alignment too.
     let mut buf = w.finish()?;
     let io = |e| Error::io(tmp.path.display(), e);
     let end = buf.stream_position().map_err(io)?;
-    let pad = end.next_multiple_of(alignment(&md)) - end;
+    let pad = end.next_multiple_of(alignment(md)) - end;
     buf.write_all(&vec![0u8; pad as usize]).map_err(io)?;
     let out = buf.into_inner().map_err(|e| io(e.into_error()))?;
     out.sync_all().map_err(io)?;
@@ -340,10 +390,9 @@ pub fn quantize_file(
         )
     })?;
     tmp.done = true;
-    let file_size = std::fs::metadata(output)
+    Ok(std::fs::metadata(output)
         .map_err(|e| Error::io(output.display(), e))?
-        .len();
-    Summary::new(ftype, &plan, file.len(), file_size)
+        .len())
 }
 
 /// The alignment of tensor data the writer uses for `md`.
@@ -364,34 +413,60 @@ fn convert_tensor<W: Write>(
     pool: &rayon::ThreadPool,
     done: &mut dyn FnMut(u64) -> Result<()>,
 ) -> Result<()> {
-    let n = usize::try_from(t.n_elements()).map_err(|_| orcinus_quant::QuantError::Overflow)?;
+    if t.is_copy() {
+        if t.n_elements() > 0 {
+            w.write_tensor_data(src)?;
+        }
+        return done(src.len() as u64);
+    }
+    let src_row = t.from.row_bytes(t.ne[0] as usize)?;
+    let fill = |first_row: usize, rows: &mut [f32]| -> Result<()> {
+        let n = rows.len() / t.ne[0] as usize;
+        let src = &src[first_row * src_row..(first_row + n) * src_row];
+        Ok(t.from.dequantize(src, rows)?)
+    };
+    write_rows(t.to, &t.ne, w, pool, &fill, &mut |rows| {
+        done((rows * src_row) as u64)
+    })
+}
+
+/// Writes a tensor of shape `ne` and type `to` to `w` from f32 rows that `fill(first_row,
+/// rows)` produces (`rows` holds whole rows of `ne[0]` values, starting at row `first_row`):
+/// a band of rows at a time, the rows of a band filled and quantized in parallel on `pool`,
+/// [`ROWS_PER_TASK`] rows per task. Memory stays bounded by one band of output plus one
+/// task's f32 rows per thread. `done(n)` is told each time `n` more rows are written.
+pub(crate) fn write_rows<W: Write>(
+    to: GgmlType,
+    ne: &[u64],
+    w: &mut Writer<W>,
+    pool: &rayon::ThreadPool,
+    fill: &(dyn Fn(usize, &mut [f32]) -> Result<()> + Sync),
+    done: &mut dyn FnMut(usize) -> Result<()>,
+) -> Result<()> {
+    let n: u64 = ne.iter().product();
+    let n = usize::try_from(n).map_err(|_| orcinus_quant::QuantError::Overflow)?;
     if n == 0 {
         return Ok(()); // the writer has no data to take for an empty tensor
     }
-    if t.is_copy() {
-        w.write_tensor_data(src)?;
-        return done(src.len() as u64);
-    }
-    let ncols = t.ne[0] as usize;
+    let ncols = ne[0] as usize;
     let nrows = n / ncols;
-    let (src_row, dst_row) = (t.from.row_bytes(ncols)?, t.to.row_bytes(ncols)?);
+    let dst_row = to.row_bytes(ncols)?;
     let band_rows = (BAND_ELEMENTS / ncols).max(1);
     let mut out = Vec::new();
     for first in (0..nrows).step_by(band_rows) {
         let rows = band_rows.min(nrows - first);
-        let band = &src[first * src_row..(first + rows) * src_row];
         out.resize(rows * dst_row, 0u8);
         pool.install(|| {
             out.par_chunks_mut(ROWS_PER_TASK * dst_row)
-                .zip(band.par_chunks(ROWS_PER_TASK * src_row))
-                .try_for_each_init(Vec::new, |f32_rows, (dst, src)| {
+                .enumerate()
+                .try_for_each_init(Vec::new, |f32_rows, (i, dst)| {
                     f32_rows.resize(dst.len() / dst_row * ncols, 0f32);
-                    t.from.dequantize(src, f32_rows)?;
-                    t.to.quantize(f32_rows, dst)
+                    fill(first + i * ROWS_PER_TASK, f32_rows)?;
+                    Ok::<_, Error>(to.quantize(f32_rows, dst)?)
                 })
         })?;
         w.write_data(&out)?;
-        done(band.len() as u64)?;
+        done(rows)?;
     }
     Ok(())
 }

@@ -5,6 +5,7 @@ mod common;
 mod inspect;
 mod quantize;
 mod run;
+mod synth;
 mod tools;
 
 use std::io::Write;
@@ -50,6 +51,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Quantize a GGUF file with llama.cpp's mixes (Q4_K_M, Q8_0, ...).
     Quantize(quantize::QuantizeArgs),
+    /// Write a benchmark model: a real model's tensor shapes, types and metadata (e.g.
+    /// Mistral-7B-OpenOrca), with random weights.
+    Synth(synth::SynthArgs),
     /// Write one tensor, dequantized to float32, as a `.npy` file (numpy shape = reversed GGUF `ne`).
     Tensor {
         /// The GGUF file.
@@ -77,6 +81,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Logits(a) => print_out(&tools::logits(a)?),
         Command::Quantize(a) => print_out(&quantize::quantize(a)?),
         Command::Bench(a) => print_out(&bench::bench(a)?),
+        Command::Synth(a) => print_out(&synth::synth(a)?),
     }
 }
 

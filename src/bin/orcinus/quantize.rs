@@ -8,8 +8,9 @@ use std::time::Instant;
 
 use anyhow::anyhow;
 use clap::Args;
+use indicatif::ProgressBar;
 use orcinus::gguf::File;
-use orcinus::quantize::{self, FileType, QuantizeOptions, Summary};
+use orcinus::quantize::{self, FileType, ProgressFn, QuantizeOptions, Summary};
 
 /// `orcinus quantize` arguments.
 #[derive(Args, Debug)]
@@ -58,8 +59,24 @@ pub fn quantize(a: QuantizeArgs) -> anyhow::Result<String> {
         }
     }
 
-    let bar = indicatif::ProgressBar::new(0);
-    if a.quiet {
+    let (bar, progress) = progress_bar(a.quiet)?;
+    let opts = QuantizeOptions {
+        threads: a.threads,
+        allow_requantize: a.allow_requantize,
+        progress: Some(progress),
+    };
+    let summary = quantize::quantize_file(&a.input, &a.output, a.ftype, opts);
+    bar.finish_and_clear();
+    let summary = summary.map_err(failed)?;
+    Ok(render(&a, &summary, t0.elapsed().as_secs_f64()))
+}
+
+/// A progress bar over bytes (hidden with `quiet`) and the library progress callback that
+/// drives it. Ctrl-C makes the callback return `false`: the library stops at the next band of
+/// rows and removes its temporary file.
+pub fn progress_bar(quiet: bool) -> anyhow::Result<(ProgressBar, ProgressFn<'static>)> {
+    let bar = ProgressBar::new(0);
+    if quiet {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     bar.set_style(
@@ -69,25 +86,17 @@ pub fn quantize(a: QuantizeArgs) -> anyhow::Result<String> {
         .expect("valid template")
         .progress_chars("=> "),
     );
-    // Ctrl-C stops at the next band of rows and removes the temporary file.
     let stop = Arc::new(AtomicBool::new(false));
     let s = stop.clone();
     ctrlc::set_handler(move || s.store(true, Ordering::SeqCst))?;
     let b = bar.clone();
-    let opts = QuantizeOptions {
-        threads: a.threads,
-        allow_requantize: a.allow_requantize,
-        progress: Some(Box::new(move |name, done, total| {
-            b.set_length(total);
-            b.set_position(done);
-            b.set_message(name.to_string());
-            !stop.load(Ordering::SeqCst)
-        })),
-    };
-    let summary = quantize::quantize_file(&a.input, &a.output, a.ftype, opts);
-    bar.finish_and_clear();
-    let summary = summary.map_err(failed)?;
-    Ok(render(&a, &summary, t0.elapsed().as_secs_f64()))
+    let progress: ProgressFn<'static> = Box::new(move |name, done, total| {
+        b.set_length(total);
+        b.set_position(done);
+        b.set_message(name.to_string());
+        !stop.load(Ordering::SeqCst)
+    });
+    Ok((bar, progress))
 }
 
 fn render(a: &QuantizeArgs, s: &Summary, secs: f64) -> String {
@@ -102,6 +111,12 @@ fn render(a: &QuantizeArgs, s: &Summary, secs: f64) -> String {
         s.bits_per_weight,
         human_bytes(s.input_size),
     );
+    render_types(s, &mut out);
+    out
+}
+
+/// The summary's lines per output type, and the counts of requantized and fallen-back tensors.
+pub fn render_types(s: &Summary, out: &mut String) {
     for c in &s.by_type {
         let _ = writeln!(
             out,
@@ -123,10 +138,10 @@ fn render(a: &QuantizeArgs, s: &Summary, secs: f64) -> String {
             s.n_fallback
         );
     }
-    out
 }
 
-fn human_bytes(b: u64) -> String {
+/// `b` bytes in B, KiB, MiB or GiB.
+pub fn human_bytes(b: u64) -> String {
     const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
     let mut v = b as f64;
     let mut u = 0;
