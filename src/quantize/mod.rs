@@ -28,12 +28,11 @@
 //! ```
 
 pub mod mix;
+mod pipeline;
 
-use std::io::{BufWriter, Seek, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use orcinus_quant::GgmlType;
-use rayon::prelude::*;
 
 pub use mix::{
     allows_quantization, fallback_type, preferred_type, tensor_type, use_more_bits, FileType,
@@ -41,7 +40,9 @@ pub use mix::{
 };
 
 use crate::error::{Error, Result};
-use crate::gguf::{File, Metadata, TensorSpec, Value, Writer, DEFAULT_ALIGNMENT, KEY_ALIGNMENT};
+use crate::gguf::{File, Metadata, TensorSpec, Value};
+pub use pipeline::temp_path;
+pub(crate) use pipeline::{write_gguf, Job, RowOrder, Source};
 
 /// `general.file_type`: the file's [`FileType`] id.
 pub const KEY_FILE_TYPE: &str = "general.file_type";
@@ -51,12 +52,6 @@ pub const KEY_QUANTIZATION_VERSION: &str = "general.quantization_version";
 pub const QUANTIZATION_VERSION: u32 = 2;
 /// Keys of split files, which describe the input's split, not the output.
 const SPLIT_KEYS: [&str; 3] = ["split.no", "split.count", "split.tensors.count"];
-
-/// Rows converted per parallel task.
-const ROWS_PER_TASK: usize = 16;
-/// Elements converted between two writes (and progress reports): bounds the memory a tensor
-/// needs to one band of output plus one task's f32 rows per thread.
-const BAND_ELEMENTS: usize = 4 << 20;
 
 /// What happens to one tensor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,7 +92,7 @@ impl PlannedTensor {
 
 /// llama.cpp's tensor order in a quantized file (its `weight_name_comparer`): tensors outside
 /// the blocks first, then block by block, by name within each.
-fn output_order(name: &str) -> (i64, &str) {
+pub(crate) fn output_order(name: &str) -> (i64, &str) {
     (mix::layer_of(name).map_or(-1, |l| l as i64), name)
 }
 
@@ -169,7 +164,7 @@ pub struct TypeCount {
     pub params: u64,
 }
 
-/// What [`quantize_file`] wrote.
+/// What [`quantize_file`] (or [`crate::convert::hf::convert`]) wrote.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
     /// The file type written.
@@ -193,7 +188,7 @@ pub struct Summary {
 }
 
 impl Summary {
-    fn new(
+    pub(crate) fn new(
         ftype: FileType,
         plan: &[PlannedTensor],
         input_size: u64,
@@ -251,27 +246,6 @@ pub fn output_metadata(input: &Metadata, ftype: FileType) -> Metadata {
     md
 }
 
-/// Where the output is written until it is complete: `OUT.tmp-<pid>`, beside `OUT`.
-pub fn temp_path(output: &Path) -> PathBuf {
-    let mut name = output.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".tmp-{}", std::process::id()));
-    output.with_file_name(name)
-}
-
-/// Removes the temporary file unless the write completed.
-struct TempFile {
-    path: PathBuf,
-    done: bool,
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.done {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
 /// Quantizes the GGUF file `input` into `output` as `ftype` (see the [module docs](self)).
 pub fn quantize_file(
     input: &Path,
@@ -290,111 +264,18 @@ pub fn quantize_file(
         }
     }
     let md = output_metadata(file.metadata(), ftype);
-    let specs: Vec<TensorSpec> = plan
-        .iter()
-        .map(|t| TensorSpec::new(t.name.clone(), &t.ne, t.to))
-        .collect();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.threads)
-        .build()
-        .map_err(|e| Error::io("starting worker threads", std::io::Error::other(e)))?;
-
-    let tmp_path = temp_path(output);
-    let out = std::fs::File::create(&tmp_path).map_err(|e| Error::io(tmp_path.display(), e))?;
-    let mut tmp = TempFile {
-        path: tmp_path,
-        done: false,
+    let job = Job {
+        metadata: &md,
+        plan: &plan,
+        ftype,
+        input_size: file.len(),
+        threads: opts.threads,
+        progress: opts.progress.take(),
     };
-    let mut w = Writer::new(BufWriter::with_capacity(1 << 20, out), &md, &specs)?;
-
-    let total: u64 = file.tensors().map(|t| t.data.len() as u64).sum();
-    let mut done = 0u64;
-    let mut report = |name: &str, bytes: u64| -> Result<()> {
-        done += bytes;
-        let go_on = opts
-            .progress
-            .as_mut()
-            .map_or(true, |p| p(name, done, total));
-        if go_on {
-            Ok(())
-        } else {
-            Err(Error::Cancelled)
-        }
-    };
-    for t in &plan {
-        let src = file.tensor(&t.name)?;
-        report(&t.name, 0)?;
-        convert_tensor(t, src.data, &mut w, &pool, &mut |n| report(&t.name, n))?;
-    }
-
-    // Like llama.cpp (and gguf-py), pad the last tensor's data to the alignment too.
-    let mut buf = w.finish()?;
-    let io = |e| Error::io(tmp.path.display(), e);
-    let end = buf.stream_position().map_err(io)?;
-    let pad = end.next_multiple_of(alignment(&md)) - end;
-    buf.write_all(&vec![0u8; pad as usize]).map_err(io)?;
-    let out = buf.into_inner().map_err(|e| io(e.into_error()))?;
-    out.sync_all().map_err(io)?;
-    drop(out);
-    std::fs::rename(&tmp.path, output).map_err(|e| {
-        Error::io(
-            format_args!("renaming {} to {}", tmp.path.display(), output.display()),
-            e,
-        )
-    })?;
-    tmp.done = true;
-    let file_size = std::fs::metadata(output)
-        .map_err(|e| Error::io(output.display(), e))?
-        .len();
-    Summary::new(ftype, &plan, file.len(), file_size)
-}
-
-/// The alignment of tensor data the writer uses for `md`.
-fn alignment(md: &Metadata) -> u64 {
-    match md.get(KEY_ALIGNMENT) {
-        Some(Value::U32(a)) => u64::from(*a),
-        _ => DEFAULT_ALIGNMENT,
-    }
-}
-
-/// Writes tensor `t` (input bytes `src`) to `w`, converting it a band of rows at a time, the
-/// rows of a band in parallel on `pool`; `done(n)` is told each time `n` more input bytes are
-/// done.
-fn convert_tensor<W: Write>(
-    t: &PlannedTensor,
-    src: &[u8],
-    w: &mut Writer<W>,
-    pool: &rayon::ThreadPool,
-    done: &mut dyn FnMut(u64) -> Result<()>,
-) -> Result<()> {
-    let n = usize::try_from(t.n_elements()).map_err(|_| orcinus_quant::QuantError::Overflow)?;
-    if n == 0 {
-        return Ok(()); // the writer has no data to take for an empty tensor
-    }
-    if t.is_copy() {
-        w.write_tensor_data(src)?;
-        return done(src.len() as u64);
-    }
-    let ncols = t.ne[0] as usize;
-    let nrows = n / ncols;
-    let (src_row, dst_row) = (t.from.row_bytes(ncols)?, t.to.row_bytes(ncols)?);
-    let band_rows = (BAND_ELEMENTS / ncols).max(1);
-    let mut out = Vec::new();
-    for first in (0..nrows).step_by(band_rows) {
-        let rows = band_rows.min(nrows - first);
-        let band = &src[first * src_row..(first + rows) * src_row];
-        out.resize(rows * dst_row, 0u8);
-        pool.install(|| {
-            out.par_chunks_mut(ROWS_PER_TASK * dst_row)
-                .zip(band.par_chunks(ROWS_PER_TASK * src_row))
-                .try_for_each_init(Vec::new, |f32_rows, (dst, src)| {
-                    f32_rows.resize(dst.len() / dst_row * ncols, 0f32);
-                    t.from.dequantize(src, f32_rows)?;
-                    t.to.quantize(f32_rows, dst)
-                })
-        })?;
-        w.write_data(&out)?;
-        done(band.len() as u64)?;
-    }
-    Ok(())
+    pipeline::write_gguf(output, job, &mut |t| {
+        Ok(Source {
+            data: file.tensor(&t.name)?.data,
+            rows: RowOrder::Identity,
+        })
+    })
 }

@@ -45,7 +45,8 @@ enum Command {
     Perplexity(tools::PerplexityArgs),
     /// Write the logits at every prompt position as .npy.
     Logits(tools::LogitsArgs),
-    /// Quantize a GGUF file with llama.cpp's mixes (Q4_K_M, Q8_0, ...).
+    /// Quantize a GGUF file, or convert a Hugging Face checkpoint (--hf), with llama.cpp's
+    /// mixes (Q4_K_M, Q8_0, ...).
     Quantize(quantize::QuantizeArgs),
     /// Write one tensor, dequantized to float32, as a `.npy` file (numpy shape = reversed GGUF `ne`).
     Tensor {
