@@ -318,11 +318,21 @@ impl HfCheckpoint {
             threads: opts.threads,
             progress: opts.progress.take(),
         };
-        quantize::write_gguf(output, job, &mut |t| {
+        // Each tensor's pages are released once the next one is asked for (it is written by
+        // then), so the resident set stays about one tensor wide.
+        let mut previous: Option<&str> = None;
+        let result = quantize::write_gguf(output, job, &mut |t| {
             let (hf, rows) = &self.tensors[&t.name];
+            if let Some(p) = previous.replace(hf) {
+                self.files.release(p);
+            }
             let (_, data) = self.files.get(hf).expect("checked");
             Ok(Source { data, rows: *rows })
-        })
+        });
+        if let Some(p) = previous {
+            self.files.release(p);
+        }
+        result
     }
 }
 

@@ -80,6 +80,30 @@ impl SafeTensors {
         &self.map[e.range.clone()]
     }
 
+    /// Drops the pages of tensor `e` from this process's resident set (best effort), so that
+    /// a conversion that has read a tensor does not keep it resident: the resident set stays
+    /// about one tensor wide whatever the model's size. Reading the bytes again re-reads them
+    /// from the file.
+    pub fn release(&self, e: &TensorEntry) {
+        #[cfg(unix)]
+        {
+            // SAFETY: the map is a read-only private mapping of a file this process never
+            // writes, so its pages are never dirty: MADV_DONTNEED only discards clean copies,
+            // and a later access (through any slice still borrowed) faults the same file
+            // contents back in. memmap2 aligns the range to pages; neighbouring bytes that
+            // share a page are re-read the same way.
+            let _ = unsafe {
+                self.map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    e.range.start,
+                    e.range.len(),
+                )
+            };
+        }
+        #[cfg(not(unix))]
+        let _ = e;
+    }
+
     /// The file's size in bytes.
     pub fn len(&self) -> u64 {
         self.map.len() as u64
@@ -256,6 +280,14 @@ impl Checkpoint {
         let f = &self.files[*self.index.get(name)?];
         let e = &f.tensors()[name];
         Some((e, f.data(e)))
+    }
+
+    /// Drops the pages of tensor `name` from the resident set ([`SafeTensors::release`]).
+    pub fn release(&self, name: &str) {
+        if let Some(&i) = self.index.get(name) {
+            let f = &self.files[i];
+            f.release(&f.tensors()[name]);
+        }
     }
 
     /// Total size of the files in bytes.
