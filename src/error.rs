@@ -78,6 +78,15 @@ pub enum Error {
         /// Its type in the input.
         ty: GgmlType,
     },
+    /// A Hugging Face checkpoint file (`config.json`, a safetensors file, a tokenizer file) is
+    /// missing, malformed or inconsistent (see [`crate::convert::hf`]).
+    #[error("{path}: {msg}")]
+    Checkpoint {
+        /// The file (or directory).
+        path: String,
+        /// What is wrong.
+        msg: String,
+    },
     /// A chat template could not be compiled or rendered (see [`crate::chat`]).
     #[error("chat template: {0}")]
     Template(crate::chat::TemplateError),
@@ -99,6 +108,13 @@ pub enum Error {
 }
 
 impl Error {
+    pub(crate) fn checkpoint(path: impl AsRef<std::path::Path>, msg: impl fmt::Display) -> Self {
+        Error::Checkpoint {
+            path: path.as_ref().display().to_string(),
+            msg: msg.to_string(),
+        }
+    }
+
     pub(crate) fn io(context: impl fmt::Display, source: std::io::Error) -> Self {
         Error::Io {
             context: context.to_string(),

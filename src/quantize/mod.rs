@@ -28,12 +28,12 @@
 //! ```
 
 pub mod mix;
+mod pipeline;
+mod stream;
 
-use std::io::{BufWriter, Seek, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use orcinus_quant::GgmlType;
-use rayon::prelude::*;
 
 pub use mix::{
     allows_quantization, fallback_type, preferred_type, tensor_type, use_more_bits, FileType,
@@ -41,7 +41,10 @@ pub use mix::{
 };
 
 use crate::error::{Error, Result};
-use crate::gguf::{File, Metadata, TensorSpec, Value, Writer, DEFAULT_ALIGNMENT, KEY_ALIGNMENT};
+use crate::gguf::{File, Metadata, TensorSpec, Value};
+pub use pipeline::temp_path;
+pub(crate) use pipeline::{write_gguf, Job, RowOrder, Source};
+pub(crate) use stream::{thread_pool, write_file, write_rows, Progress};
 
 /// `general.file_type`: the file's [`FileType`] id.
 pub const KEY_FILE_TYPE: &str = "general.file_type";
@@ -51,12 +54,6 @@ pub const KEY_QUANTIZATION_VERSION: &str = "general.quantization_version";
 pub const QUANTIZATION_VERSION: u32 = 2;
 /// Keys of split files, which describe the input's split, not the output.
 const SPLIT_KEYS: [&str; 3] = ["split.no", "split.count", "split.tensors.count"];
-
-/// Rows converted per parallel task.
-const ROWS_PER_TASK: usize = 16;
-/// Elements converted between two writes (and progress reports): bounds the memory a tensor
-/// needs to one band of output plus one task's f32 rows per thread.
-const BAND_ELEMENTS: usize = 4 << 20;
 
 /// What happens to one tensor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,7 +169,7 @@ pub struct TypeCount {
     pub params: u64,
 }
 
-/// What [`quantize_file`] wrote.
+/// What [`quantize_file`] (or [`crate::convert::hf::convert`]) wrote.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
     /// The file type written.
@@ -254,27 +251,6 @@ pub fn output_metadata(input: &Metadata, ftype: FileType) -> Metadata {
     md
 }
 
-/// Where the output is written until it is complete: `OUT.tmp-<pid>`, beside `OUT`.
-pub fn temp_path(output: &Path) -> PathBuf {
-    let mut name = output.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".tmp-{}", std::process::id()));
-    output.with_file_name(name)
-}
-
-/// Removes the temporary file unless the write completed.
-struct TempFile {
-    path: PathBuf,
-    done: bool,
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.done {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
 /// Quantizes the GGUF file `input` into `output` as `ftype` (see the [module docs](self)).
 pub fn quantize_file(
     input: &Path,
@@ -293,180 +269,18 @@ pub fn quantize_file(
         }
     }
     let md = output_metadata(file.metadata(), ftype);
-    let pool = thread_pool(opts.threads)?;
-    let total: u64 = file.tensors().map(|t| t.data.len() as u64).sum();
-    let mut progress = Progress::new(opts.progress.as_mut(), total);
-    let file_size = write_file(output, &md, &plan, |w| {
-        for t in &plan {
-            let src = file.tensor(&t.name)?;
-            progress.report(&t.name, 0)?;
-            convert_tensor(t, src.data, w, &pool, &mut |n| progress.report(&t.name, n))?;
-        }
-        Ok(())
-    })?;
-    Summary::new(ftype, &plan, file.len(), file_size)
-}
-
-/// A rayon pool of `threads` workers (0: one per core).
-pub(crate) fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|e| Error::io("starting worker threads", std::io::Error::other(e)))
-}
-
-/// Adds up work done and hands it to a [`ProgressFn`], turning its `false` into
-/// [`Error::Cancelled`].
-pub(crate) struct Progress<'p, 'a> {
-    callback: Option<&'p mut ProgressFn<'a>>,
-    done: u64,
-    total: u64,
-}
-
-impl<'p, 'a> Progress<'p, 'a> {
-    /// Progress towards `total` units, reported to `callback`.
-    pub(crate) fn new(callback: Option<&'p mut ProgressFn<'a>>, total: u64) -> Self {
-        Progress {
-            callback,
-            done: 0,
-            total,
-        }
-    }
-
-    /// `n` more units done, in tensor `name`.
-    pub(crate) fn report(&mut self, name: &str, n: u64) -> Result<()> {
-        self.done += n;
-        let go_on = match self.callback.as_mut() {
-            Some(p) => p(name, self.done, self.total),
-            None => true,
-        };
-        if go_on {
-            Ok(())
-        } else {
-            Err(Error::Cancelled)
-        }
-    }
-}
-
-/// The sink tensor data is streamed into by [`write_file`].
-pub(crate) type FileWriter = Writer<BufWriter<std::fs::File>>;
-
-/// Writes a GGUF file with metadata `md` and the output types of `plan` to `output`:
-/// `body` streams every tensor's data into the writer, in plan order. The file is written to
-/// [`temp_path`]`(output)`, padded at the end to the alignment (as llama.cpp and gguf-py pad
-/// it), synced and renamed to `output` only when complete; on any error (or cancellation) the
-/// temporary file is removed and `output` is left untouched. Returns the file's size.
-pub(crate) fn write_file(
-    output: &Path,
-    md: &Metadata,
-    plan: &[PlannedTensor],
-    body: impl FnOnce(&mut FileWriter) -> Result<()>,
-) -> Result<u64> {
-    let specs: Vec<TensorSpec> = plan
-        .iter()
-        .map(|t| TensorSpec::new(t.name.clone(), &t.ne, t.to))
-        .collect();
-    let tmp_path = temp_path(output);
-    let out = std::fs::File::create(&tmp_path).map_err(|e| Error::io(tmp_path.display(), e))?;
-    let mut tmp = TempFile {
-        path: tmp_path,
-        done: false,
+    let job = Job {
+        metadata: &md,
+        plan: &plan,
+        ftype,
+        input_size: file.len(),
+        threads: opts.threads,
+        progress: opts.progress.take(),
     };
-    let mut w = Writer::new(BufWriter::with_capacity(1 << 20, out), md, &specs)?;
-    body(&mut w)?;
-
-    let mut buf = w.finish()?;
-    let io = |e| Error::io(tmp.path.display(), e);
-    let end = buf.stream_position().map_err(io)?;
-    let pad = end.next_multiple_of(alignment(md)) - end;
-    buf.write_all(&vec![0u8; pad as usize]).map_err(io)?;
-    let out = buf.into_inner().map_err(|e| io(e.into_error()))?;
-    out.sync_all().map_err(io)?;
-    drop(out);
-    std::fs::rename(&tmp.path, output).map_err(|e| {
-        Error::io(
-            format_args!("renaming {} to {}", tmp.path.display(), output.display()),
-            e,
-        )
-    })?;
-    tmp.done = true;
-    Ok(std::fs::metadata(output)
-        .map_err(|e| Error::io(output.display(), e))?
-        .len())
-}
-
-/// The alignment of tensor data the writer uses for `md`.
-fn alignment(md: &Metadata) -> u64 {
-    match md.get(KEY_ALIGNMENT) {
-        Some(Value::U32(a)) => u64::from(*a),
-        _ => DEFAULT_ALIGNMENT,
-    }
-}
-
-/// Writes tensor `t` (input bytes `src`) to `w`, converting it a band of rows at a time, the
-/// rows of a band in parallel on `pool`; `done(n)` is told each time `n` more input bytes are
-/// done.
-fn convert_tensor<W: Write>(
-    t: &PlannedTensor,
-    src: &[u8],
-    w: &mut Writer<W>,
-    pool: &rayon::ThreadPool,
-    done: &mut dyn FnMut(u64) -> Result<()>,
-) -> Result<()> {
-    if t.is_copy() {
-        if t.n_elements() > 0 {
-            w.write_tensor_data(src)?;
-        }
-        return done(src.len() as u64);
-    }
-    let src_row = t.from.row_bytes(t.ne[0] as usize)?;
-    let fill = |first_row: usize, rows: &mut [f32]| -> Result<()> {
-        let n = rows.len() / t.ne[0] as usize;
-        let src = &src[first_row * src_row..(first_row + n) * src_row];
-        Ok(t.from.dequantize(src, rows)?)
-    };
-    write_rows(t.to, &t.ne, w, pool, &fill, &mut |rows| {
-        done((rows * src_row) as u64)
+    pipeline::write_gguf(output, job, &mut |t| {
+        Ok(Source {
+            data: file.tensor(&t.name)?.data,
+            rows: RowOrder::Identity,
+        })
     })
-}
-
-/// Writes a tensor of shape `ne` and type `to` to `w` from f32 rows that `fill(first_row,
-/// rows)` produces (`rows` holds whole rows of `ne[0]` values, starting at row `first_row`):
-/// a band of rows at a time, the rows of a band filled and quantized in parallel on `pool`,
-/// [`ROWS_PER_TASK`] rows per task. Memory stays bounded by one band of output plus one
-/// task's f32 rows per thread. `done(n)` is told each time `n` more rows are written.
-pub(crate) fn write_rows<W: Write>(
-    to: GgmlType,
-    ne: &[u64],
-    w: &mut Writer<W>,
-    pool: &rayon::ThreadPool,
-    fill: &(dyn Fn(usize, &mut [f32]) -> Result<()> + Sync),
-    done: &mut dyn FnMut(usize) -> Result<()>,
-) -> Result<()> {
-    let n: u64 = ne.iter().product();
-    let n = usize::try_from(n).map_err(|_| orcinus_quant::QuantError::Overflow)?;
-    if n == 0 {
-        return Ok(()); // the writer has no data to take for an empty tensor
-    }
-    let ncols = ne[0] as usize;
-    let nrows = n / ncols;
-    let dst_row = to.row_bytes(ncols)?;
-    let band_rows = (BAND_ELEMENTS / ncols).max(1);
-    let mut out = Vec::new();
-    for first in (0..nrows).step_by(band_rows) {
-        let rows = band_rows.min(nrows - first);
-        out.resize(rows * dst_row, 0u8);
-        pool.install(|| {
-            out.par_chunks_mut(ROWS_PER_TASK * dst_row)
-                .enumerate()
-                .try_for_each_init(Vec::new, |f32_rows, (i, dst)| {
-                    f32_rows.resize(dst.len() / dst_row * ncols, 0f32);
-                    fill(first + i * ROWS_PER_TASK, f32_rows)?;
-                    Ok::<_, Error>(to.quantize(f32_rows, dst)?)
-                })
-        })?;
-        w.write_data(&out)?;
-        done(rows)?;
-    }
-    Ok(())
 }

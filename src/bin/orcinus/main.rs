@@ -49,7 +49,8 @@ enum Command {
     Logits(tools::LogitsArgs),
     /// Measure prompt and generation speed (llama-bench's method and output), and read bandwidth.
     Bench(bench::BenchArgs),
-    /// Quantize a GGUF file with llama.cpp's mixes (Q4_K_M, Q8_0, ...).
+    /// Quantize a GGUF file, or convert a Hugging Face checkpoint (--hf), with llama.cpp's
+    /// mixes (Q4_K_M, Q8_0, ...).
     Quantize(quantize::QuantizeArgs),
     /// Write a benchmark model: a real model's tensor shapes, types and metadata (e.g.
     /// Mistral-7B-OpenOrca), with random weights.

@@ -1,28 +1,59 @@
-//! `orcinus quantize`: GGUF → GGUF with llama.cpp's quantization mixes.
+//! `orcinus quantize`: GGUF → GGUF, or a Hugging Face checkpoint → GGUF (`--hf`), with
+//! llama.cpp's quantization mixes.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::anyhow;
+use anyhow::{anyhow, bail};
 use clap::Args;
 use indicatif::ProgressBar;
+use orcinus::convert::hf::HfCheckpoint;
 use orcinus::gguf::File;
 use orcinus::quantize::{self, FileType, ProgressFn, QuantizeOptions, Summary};
 
+const AFTER_HELP: &str = "\
+Two ways to call it:
+
+  orcinus quantize IN.gguf OUT.gguf TYPE
+      Requantize a GGUF file (F32/F16/BF16 input; quantized input needs --allow-requantize).
+
+  orcinus quantize --hf DIR -o OUT.gguf --type TYPE
+      Convert a Hugging Face checkpoint directory (LlamaForCausalLM or MistralForCausalLM:
+      config.json, model.safetensors or model.safetensors.index.json + shards in F32/F16/BF16,
+      and a SentencePiece tokenizer.model with tokenizer_config.json) to GGUF, quantized in the
+      same pass. Tensors are converted one at a time, so memory stays far below the model size.
+
+Norms stay F32; for F32/F16/BF16 every 2-D weight gets that type; the quantized types use
+llama.cpp's per-tensor mix (output.weight Q6_K, some attn_v/ffn_down with more bits, 32-block
+fallbacks for rows that are not a multiple of 256). The output is written as OUT.tmp-PID and
+renamed when complete; on error or Ctrl-C nothing is left behind.";
+
 /// `orcinus quantize` arguments.
 #[derive(Args, Debug)]
+#[command(after_help = AFTER_HELP)]
 pub struct QuantizeArgs {
     /// The input GGUF file (F32, F16 or BF16; a quantized one needs --allow-requantize).
-    input: PathBuf,
+    #[arg(value_name = "IN.gguf", required_unless_present = "hf")]
+    input: Option<PathBuf>,
     /// The output GGUF file (written as OUTPUT.tmp-PID, renamed when complete).
-    output: PathBuf,
+    #[arg(value_name = "OUT.gguf", conflicts_with = "output")]
+    output_pos: Option<PathBuf>,
     /// File type: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K_S, Q3_K_M, Q3_K_L,
     /// Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M or Q6_K (Q3_K, Q4_K, Q5_K mean the _M mixes).
-    #[arg(value_name = "TYPE")]
-    ftype: FileType,
+    #[arg(value_name = "TYPE", conflicts_with = "ftype")]
+    ftype_pos: Option<FileType>,
+    /// Convert the Hugging Face checkpoint in this directory instead of a GGUF file.
+    #[arg(long, value_name = "DIR", conflicts_with = "input")]
+    hf: Option<PathBuf>,
+    /// The output GGUF file (instead of the second positional argument).
+    #[arg(short = 'o', long, value_name = "OUT.gguf")]
+    output: Option<PathBuf>,
+    /// The file type (instead of the third positional argument).
+    #[arg(long = "type", value_name = "TYPE")]
+    ftype: Option<FileType>,
     /// Convert tensors that are already quantized (worse than starting from F16/F32).
     #[arg(long)]
     allow_requantize: bool,
@@ -34,30 +65,63 @@ pub struct QuantizeArgs {
     quiet: bool,
 }
 
+/// What to read.
+#[derive(Clone, Copy)]
+enum Input<'a> {
+    Gguf(&'a Path),
+    Hf(&'a Path),
+}
+
 /// `orcinus quantize`: the summary to print on stdout.
 pub fn quantize(a: QuantizeArgs) -> anyhow::Result<String> {
     let t0 = Instant::now();
+    let input = match (&a.hf, &a.input) {
+        (Some(dir), _) => Input::Hf(dir),
+        (None, Some(f)) => Input::Gguf(f),
+        (None, None) => bail!("give an input: IN.gguf, or --hf DIR"),
+    };
+    let in_path = match input {
+        Input::Gguf(p) | Input::Hf(p) => p,
+    };
+    let output = a
+        .output
+        .as_deref()
+        .or(a.output_pos.as_deref())
+        .ok_or_else(|| anyhow!("give an output file: OUT.gguf or -o OUT.gguf"))?;
+    let ftype = a
+        .ftype
+        .or(a.ftype_pos)
+        .ok_or_else(|| anyhow!("give a file type: TYPE or --type TYPE (e.g. Q4_K_M, F16)"))?;
     // The library's messages name the file already; formatting the error with `{e}` rather
     // than as a context chain keeps it to one clear line.
     let failed = |e: orcinus::Error| {
+        let verb = match input {
+            Input::Gguf(_) => "quantize",
+            Input::Hf(_) => "convert",
+        };
         anyhow!(
-            "cannot quantize {} to {}: {e}",
-            a.input.display(),
-            a.output.display()
+            "cannot {verb} {} to {}: {e}",
+            in_path.display(),
+            output.display()
         )
     };
-    if a.allow_requantize {
-        let f = File::open(&a.input).map_err(failed)?;
-        let plan = quantize::plan(&f, a.ftype).map_err(failed)?;
+    if let (Input::Gguf(path), true) = (&input, a.allow_requantize) {
+        let f = File::open(path).map_err(failed)?;
+        let plan = quantize::plan(&f, ftype).map_err(failed)?;
         let n = plan.iter().filter(|t| t.requantizes()).count();
         if n > 0 {
             eprintln!(
                 "orcinus: warning: requantizing {n} already-quantized tensors of {}: expect lower \
                  quality than quantizing from an F16/F32 file",
-                a.input.display()
+                path.display()
             );
         }
     }
+    // Open (and check) a checkpoint before the progress bar appears.
+    let checkpoint = match input {
+        Input::Hf(dir) => Some(HfCheckpoint::open(dir).map_err(failed)?),
+        Input::Gguf(_) => None,
+    };
 
     let (bar, progress) = progress_bar(a.quiet)?;
     let opts = QuantizeOptions {
@@ -65,10 +129,14 @@ pub fn quantize(a: QuantizeArgs) -> anyhow::Result<String> {
         allow_requantize: a.allow_requantize,
         progress: Some(progress),
     };
-    let summary = quantize::quantize_file(&a.input, &a.output, a.ftype, opts);
+    let summary = match (&checkpoint, input) {
+        (Some(c), _) => c.convert(output, ftype, opts),
+        (None, Input::Gguf(path)) => quantize::quantize_file(path, output, ftype, opts),
+        (None, Input::Hf(_)) => unreachable!("opened above"),
+    };
     bar.finish_and_clear();
     let summary = summary.map_err(failed)?;
-    Ok(render(&a, &summary, t0.elapsed().as_secs_f64()))
+    Ok(render(output, &summary, t0.elapsed().as_secs_f64()))
 }
 
 /// A progress bar over bytes (hidden with `quiet`) and the library progress callback that
@@ -99,12 +167,12 @@ pub fn progress_bar(quiet: bool) -> anyhow::Result<(ProgressBar, ProgressFn<'sta
     Ok((bar, progress))
 }
 
-fn render(a: &QuantizeArgs, s: &Summary, secs: f64) -> String {
+fn render(output: &Path, s: &Summary, secs: f64) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
         "wrote {} ({}): {} ({}), {:.3} bits per weight, from {} in {secs:.1} s",
-        a.output.display(),
+        output.display(),
         s.ftype,
         human_bytes(s.file_size),
         s.file_size,
