@@ -124,7 +124,7 @@ pub(crate) fn write_gguf<'d>(
     let progress = &mut job.progress;
     let mut report = |name: &str, bytes: u64| -> Result<()> {
         done += bytes;
-        let go_on = progress.as_mut().map_or(true, |p| p(name, done, total));
+        let go_on = progress.as_mut().is_none_or(|p| p(name, done, total));
         if go_on {
             Ok(())
         } else {

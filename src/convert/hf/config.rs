@@ -116,14 +116,14 @@ impl HfConfig {
             eos_token_id: first_id(c.get("eos_token_id"))?,
         };
         let bad = |what: &str| Err(Bad::Unsupported(what.to_string()));
-        if cfg.n_head == 0 || cfg.n_head_kv == 0 || cfg.n_head % cfg.n_head_kv != 0 {
+        if cfg.n_head == 0 || cfg.n_head_kv == 0 || !cfg.n_head.is_multiple_of(cfg.n_head_kv) {
             return bad(&format!(
                 "head counts {} / {} (query heads must be a positive multiple of key/value heads)",
                 cfg.n_head, cfg.n_head_kv
             ));
         }
         let hd = cfg.head_dim();
-        if hd == 0 || hd % 2 != 0 || (cfg.head_dim.is_none() && hidden_size % n_head != 0) {
+        if hd == 0 || !hd.is_multiple_of(2) || (cfg.head_dim.is_none() && hidden_size % n_head != 0) {
             return bad(&format!(
                 "head dimension {hd} (must be even and divide hidden_size)"
             ));
