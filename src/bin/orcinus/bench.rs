@@ -136,10 +136,9 @@ impl ModelInfo {
     }
 }
 
-/// The ISA of the kernels in use. The kernels are scalar Rust today; report the dispatcher's
-/// choice here once `orcinus_quant` detects SIMD support.
+/// The ISA of the kernels in use (detected once, or forced with `ORCINUS_ISA`).
 fn isa() -> &'static str {
-    "scalar"
+    orcinus::quant::kernels::isa().name()
 }
 
 /// `1.35e8` → `"135M"`.
