@@ -123,7 +123,8 @@ impl HfConfig {
             ));
         }
         let hd = cfg.head_dim();
-        if hd == 0 || !hd.is_multiple_of(2) || (cfg.head_dim.is_none() && hidden_size % n_head != 0) {
+        if hd == 0 || !hd.is_multiple_of(2) || (cfg.head_dim.is_none() && hidden_size % n_head != 0)
+        {
             return bad(&format!(
                 "head dimension {hd} (must be even and divide hidden_size)"
             ));
