@@ -2,11 +2,14 @@
 //! (activation quantization + vec_dot) for a 4096×4096 weight, per type, at 1 and 32 tokens.
 //!
 //! `cargo bench --bench kernels` (ours only; ggml comparisons come with the speed work).
+//! `qmatmul_isa_4096x4096/<type>/<isa>/m<m>` runs the same matmul with each instruction set
+//! this CPU has (`scalar` is the reference), for the speedup of the SIMD kernels:
+//! `cargo bench --bench kernels -- qmatmul_isa`.
 
 use std::sync::Arc;
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use orcinus::quant::{GgmlType, QMatMul};
+use orcinus::quant::{kernels, GgmlType, QMatMul};
 
 const K: usize = 4096;
 const N: usize = 4096;
@@ -58,6 +61,30 @@ fn bench(c: &mut Criterion) {
             g.bench_function(BenchmarkId::new(ty.name(), format!("m{m}")), |b| {
                 b.iter(|| mm.forward(black_box(&x), m, &mut y, &pool).unwrap())
             });
+        }
+    }
+    g.finish();
+    let mut g = c.benchmark_group("qmatmul_isa_4096x4096");
+    g.sample_size(10);
+    g.warm_up_time(std::time::Duration::from_secs(1));
+    g.measurement_time(std::time::Duration::from_secs(3));
+    for ty in [GgmlType::Q4K, GgmlType::Q6K, GgmlType::Q8_0, GgmlType::Q5K] {
+        let w = weights(ty);
+        let len = w.len();
+        let mm = QMatMul::new(Arc::new(w), 0..len, ty, K, N).unwrap();
+        for m in [1usize, 32] {
+            let x: Vec<f32> = (0..m * K).map(|i| (i % 97) as f32 / 97.0 - 0.5).collect();
+            let mut y = vec![0f32; m * N];
+            g.throughput(Throughput::Elements((m * K * N) as u64));
+            for isa in kernels::available_isas() {
+                let id = BenchmarkId::new(ty.name(), format!("{isa}/m{m}"));
+                g.bench_function(id, |b| {
+                    b.iter(|| {
+                        mm.forward_isa(isa, black_box(&x), m, &mut y, &pool)
+                            .unwrap()
+                    })
+                });
+            }
         }
     }
     g.finish();

@@ -195,6 +195,22 @@ unsafe fn dot_offset<const VNNI: bool>(q: __m256i, off: __m256i, y: __m256i) -> 
     }
 }
 
+/// An f16 as eight equal f32 lanes, with F16C (exact, as `formats::f16_to_f32`). Kept a
+/// full vector on purpose: converting to a scalar f32 (`_mm_cvtsi32_si128` or a broadcast,
+/// then lane 0) makes LLVM emit `vpinsrw` into whatever register is free, which made each
+/// block's scale wait for the previous block's accumulator (a ~20-cycle dependency chain).
+#[inline(always)]
+pub(super) unsafe fn f16x8(h: f16) -> __m256 {
+    _mm256_cvtph_ps(_mm_set1_epi16(h.to_bits() as i16))
+}
+
+/// The kernels' precondition: every activation row as long as the weight row (the bodies
+/// then index them without bounds checks).
+#[inline(always)]
+pub(super) fn same_lengths<W, A, const R: usize>(x: &[W], y: &[&[A]; R]) {
+    assert!(y.iter().all(|y| y.len() == x.len()), "kernel row lengths");
+}
+
 #[inline(always)]
 unsafe fn load(q: &[i8; 32]) -> __m256i {
     _mm256_loadu_si256(q.as_ptr().cast())
@@ -208,15 +224,17 @@ pub(super) unsafe fn q4_0<const VNNI: bool, const R: usize>(
     x: &[BlockQ4_0],
     y: [&[BlockQ8_0]; R],
 ) -> [f32; R] {
+    same_lengths(x, &y);
     let mut acc = [_mm256_setzero_ps(); R];
     let eight = _mm256_set1_epi8(8);
     for (i, xb) in x.iter().enumerate() {
         let q = nibbles(&xb.qs);
-        let dx = f16_to_f32(xb.d);
+        let dx = f16x8(xb.d);
         for r in 0..R {
-            let yb = &y[r][i];
+            // SAFETY: `same_lengths` checked `i < x.len() == y[r].len()`.
+            let yb = y[r].get_unchecked(i);
             let sumi = dot_offset::<VNNI>(q, eight, load(&yb.qs));
-            let d = _mm256_set1_ps(dx * f16_to_f32(yb.d));
+            let d = _mm256_mul_ps(dx, f16x8(yb.d));
             acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[r]);
         }
     }
@@ -229,15 +247,17 @@ pub(super) unsafe fn q5_0<const VNNI: bool, const R: usize>(
     x: &[BlockQ5_0],
     y: [&[BlockQ8_0]; R],
 ) -> [f32; R] {
+    same_lengths(x, &y);
     let mut acc = [_mm256_setzero_ps(); R];
     let sixteen = _mm256_set1_epi8(16);
     for (i, xb) in x.iter().enumerate() {
         let q = _mm256_or_si256(nibbles(&xb.qs), fifth_bits(xb.qh));
-        let dx = f16_to_f32(xb.d);
+        let dx = f16x8(xb.d);
         for r in 0..R {
-            let yb = &y[r][i];
+            // SAFETY: `same_lengths` checked `i < x.len() == y[r].len()`.
+            let yb = y[r].get_unchecked(i);
             let sumi = dot_offset::<VNNI>(q, sixteen, load(&yb.qs));
-            let d = _mm256_set1_ps(dx * f16_to_f32(yb.d));
+            let d = _mm256_mul_ps(dx, f16x8(yb.d));
             acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[r]);
         }
     }
@@ -250,20 +270,23 @@ pub(super) unsafe fn q4_1<const VNNI: bool, const R: usize>(
     x: &[BlockQ4_1],
     y: [&[BlockQ8_1]; R],
 ) -> [f32; R] {
+    same_lengths(x, &y);
     let mut acc = [_mm256_setzero_ps(); R];
-    let mut summs = [0f32; R];
+    // `m_x·s_y` summed in every lane alike; lane 0 is the sum.
+    let mut summs = [_mm256_setzero_ps(); R];
     for (i, xb) in x.iter().enumerate() {
         let q = nibbles(&xb.qs);
-        let (dx, mx) = (f16_to_f32(xb.d), f16_to_f32(xb.m));
+        let (dx, mx) = (f16x8(xb.d), f16x8(xb.m));
         for r in 0..R {
-            let yb = &y[r][i];
+            // SAFETY: `same_lengths` checked `i < x.len() == y[r].len()`.
+            let yb = y[r].get_unchecked(i);
             let sumi = dot_u8i8::<VNNI>(_mm256_setzero_si256(), q, load(&yb.qs));
-            let d = _mm256_set1_ps(dx * f16_to_f32(yb.d));
+            let d = _mm256_mul_ps(dx, f16x8(yb.d));
             acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[r]);
-            summs[r] += mx * f16_to_f32(yb.s);
+            summs[r] = _mm256_add_ps(summs[r], _mm256_mul_ps(mx, f16x8(yb.s)));
         }
     }
-    std::array::from_fn(|r| hsum_ps(acc[r]) + summs[r])
+    std::array::from_fn(|r| hsum_ps(acc[r]) + _mm256_cvtss_f32(summs[r]))
 }
 
 /// Q5_1 · Q8_1: `Σ q·y` per block times `d_x·d_y`, plus `m_x·s_y`.
@@ -272,20 +295,23 @@ pub(super) unsafe fn q5_1<const VNNI: bool, const R: usize>(
     x: &[BlockQ5_1],
     y: [&[BlockQ8_1]; R],
 ) -> [f32; R] {
+    same_lengths(x, &y);
     let mut acc = [_mm256_setzero_ps(); R];
-    let mut summs = [0f32; R];
+    // `m_x·s_y` summed in every lane alike; lane 0 is the sum.
+    let mut summs = [_mm256_setzero_ps(); R];
     for (i, xb) in x.iter().enumerate() {
         let q = _mm256_or_si256(nibbles(&xb.qs), fifth_bits(xb.qh));
-        let (dx, mx) = (f16_to_f32(xb.d), f16_to_f32(xb.m));
+        let (dx, mx) = (f16x8(xb.d), f16x8(xb.m));
         for r in 0..R {
-            let yb = &y[r][i];
+            // SAFETY: `same_lengths` checked `i < x.len() == y[r].len()`.
+            let yb = y[r].get_unchecked(i);
             let sumi = dot_u8i8::<VNNI>(_mm256_setzero_si256(), q, load(&yb.qs));
-            let d = _mm256_set1_ps(dx * f16_to_f32(yb.d));
+            let d = _mm256_mul_ps(dx, f16x8(yb.d));
             acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[r]);
-            summs[r] += mx * f16_to_f32(yb.s);
+            summs[r] = _mm256_add_ps(summs[r], _mm256_mul_ps(mx, f16x8(yb.s)));
         }
     }
-    std::array::from_fn(|r| hsum_ps(acc[r]) + summs[r])
+    std::array::from_fn(|r| hsum_ps(acc[r]) + _mm256_cvtss_f32(summs[r]))
 }
 
 /// Q8_0 · Q8_0: `Σ x·y` per block, times `d_x·d_y`. Both operands are signed and may be
@@ -297,6 +323,7 @@ pub(super) unsafe fn q8_0<const VNNI: bool, const R: usize>(
     x: &[BlockQ8_0],
     y: [&[BlockQ8_0]; R],
 ) -> [f32; R] {
+    same_lengths(x, &y);
     let mut acc = [_mm256_setzero_ps(); R];
     let bias = _mm256_set1_epi8(-128);
     let zero = _mm256_setzero_si256();
@@ -305,9 +332,10 @@ pub(super) unsafe fn q8_0<const VNNI: bool, const R: usize>(
         let xu = _mm256_xor_si256(xv, bias);
         let xlo = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(xv));
         let xhi = _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(xv));
-        let dx = f16_to_f32(xb.d);
+        let dx = f16x8(xb.d);
         for r in 0..R {
-            let yb = &y[r][i];
+            // SAFETY: `same_lengths` checked `i < x.len() == y[r].len()`.
+            let yb = y[r].get_unchecked(i);
             let yv = load(&yb.qs);
             let sumi = if VNNI {
                 _mm256_sub_epi32(
@@ -319,7 +347,7 @@ pub(super) unsafe fn q8_0<const VNNI: bool, const R: usize>(
                 let yhi = _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(yv));
                 _mm256_add_epi32(_mm256_madd_epi16(xlo, ylo), _mm256_madd_epi16(xhi, yhi))
             };
-            let d = _mm256_set1_ps(dx * f16_to_f32(yb.d));
+            let d = _mm256_mul_ps(dx, f16x8(yb.d));
             acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[r]);
         }
     }
