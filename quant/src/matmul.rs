@@ -149,8 +149,21 @@ impl QMatMul {
         y: &mut [f32],
         pool: &rayon::ThreadPool,
     ) -> Result<(), QuantError> {
+        self.forward_isa(kernels::isa(), x, m, y, pool)
+    }
+
+    /// [`QMatMul::forward`] with the kernels of `isa` rather than of [`kernels::isa`] (the
+    /// scalar reference where the CPU lacks `isa`): for benchmarks and tests comparing
+    /// instruction sets in one process.
+    pub fn forward_isa(
+        &self,
+        isa: kernels::Isa,
+        x: &[f32],
+        m: usize,
+        y: &mut [f32],
+        pool: &rayon::ThreadPool,
+    ) -> Result<(), QuantError> {
         self.check_shapes(x, m, y)?;
-        let isa = kernels::isa();
         let Some(vec_dot) = kernels::vec_dot_for(self.ty, isa) else {
             return self.forward_f32(x, m, y, pool);
         };

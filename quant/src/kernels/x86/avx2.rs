@@ -5,8 +5,11 @@
 //! rows dotted with one weight row: the weight block is unpacked once, then dotted with the
 //! `R` activation blocks, each row with its own accumulators in the same order, so every row's
 //! result has the bits of `R = 1`. Integer sums are exact for every block content (including
-//! `-128` activation quants); the float accumulation (one FMA per block into 8 lanes, then a
-//! horizontal sum) differs from the scalar reference in the last bits.
+//! `-128` activation quants). The 32-element types then reduce each block's sum to one
+//! integer and accumulate in f32 exactly as the scalar reference does, so their results
+//! have the reference's bits (one scalar multiply-add per 32 weights costs little, and keeps
+//! the outputs those of ggml's generic C). F16 accumulates in eight f32 lanes, unlike the
+//! reference's f64.
 //!
 //! Matches the scalar `VecDot::vec_dot` of each format (ggml b2757's generic C), and follows
 //! the x86 branches of ggml's `ggml_vec_dot_*` (llama.cpp `ggml-quants.c`).
@@ -195,6 +198,30 @@ unsafe fn dot_offset<const VNNI: bool>(q: __m256i, off: __m256i, y: __m256i) -> 
     }
 }
 
+/// Sum of the eight i32 lanes (exact: the callers' sums are far below 2^31).
+#[inline(always)]
+unsafe fn hsum_epi32(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+    let s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+    _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32::<1>(s)))
+}
+
+/// An f16 as eight equal f32 lanes, with F16C (exact, as `formats::f16_to_f32`). Kept a
+/// full vector on purpose: converting to a scalar f32 (`_mm_cvtsi32_si128` or a broadcast,
+/// then lane 0) makes LLVM emit `vpinsrw` into whatever register is free, which made each
+/// block's scale wait for the previous block's accumulator (a ~20-cycle dependency chain).
+#[inline(always)]
+pub(super) unsafe fn f16x8(h: f16) -> __m256 {
+    _mm256_cvtph_ps(_mm_set1_epi16(h.to_bits() as i16))
+}
+
+/// The kernels' precondition: every activation row as long as the weight row (the bodies
+/// then index them without bounds checks).
+#[inline(always)]
+pub(super) fn same_lengths<W, A, const R: usize>(x: &[W], y: &[&[A]; R]) {
+    assert!(y.iter().all(|y| y.len() == x.len()), "kernel row lengths");
+}
+
 #[inline(always)]
 unsafe fn load(q: &[i8; 32]) -> __m256i {
     _mm256_loadu_si256(q.as_ptr().cast())
@@ -208,19 +235,21 @@ pub(super) unsafe fn q4_0<const VNNI: bool, const R: usize>(
     x: &[BlockQ4_0],
     y: [&[BlockQ8_0]; R],
 ) -> [f32; R] {
-    let mut acc = [_mm256_setzero_ps(); R];
+    same_lengths(x, &y);
+    let mut acc = [0f32; R];
     let eight = _mm256_set1_epi8(8);
     for (i, xb) in x.iter().enumerate() {
         let q = nibbles(&xb.qs);
         let dx = f16_to_f32(xb.d);
         for r in 0..R {
-            let yb = &y[r][i];
-            let sumi = dot_offset::<VNNI>(q, eight, load(&yb.qs));
-            let d = _mm256_set1_ps(dx * f16_to_f32(yb.d));
-            acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[r]);
+            // SAFETY: `same_lengths` checked `i < x.len() == y[r].len()`.
+            let yb = y[r].get_unchecked(i);
+            let sumi = hsum_epi32(dot_offset::<VNNI>(q, eight, load(&yb.qs)));
+            // C: sumi*d_x*d_y, left to right.
+            acc[r] += sumi as f32 * dx * f16_to_f32(yb.d);
         }
     }
-    acc.map(|a| hsum_ps(a))
+    acc
 }
 
 /// Q5_0 · Q8_0: `Σ (q - 16)·y` per block, times `d_x·d_y`.
@@ -229,19 +258,21 @@ pub(super) unsafe fn q5_0<const VNNI: bool, const R: usize>(
     x: &[BlockQ5_0],
     y: [&[BlockQ8_0]; R],
 ) -> [f32; R] {
-    let mut acc = [_mm256_setzero_ps(); R];
+    same_lengths(x, &y);
+    let mut acc = [0f32; R];
     let sixteen = _mm256_set1_epi8(16);
     for (i, xb) in x.iter().enumerate() {
         let q = _mm256_or_si256(nibbles(&xb.qs), fifth_bits(xb.qh));
         let dx = f16_to_f32(xb.d);
         for r in 0..R {
-            let yb = &y[r][i];
-            let sumi = dot_offset::<VNNI>(q, sixteen, load(&yb.qs));
-            let d = _mm256_set1_ps(dx * f16_to_f32(yb.d));
-            acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[r]);
+            // SAFETY: `same_lengths` checked `i < x.len() == y[r].len()`.
+            let yb = y[r].get_unchecked(i);
+            let sumi = hsum_epi32(dot_offset::<VNNI>(q, sixteen, load(&yb.qs)));
+            // C: (d_x*d_y)*sumi.
+            acc[r] += (dx * f16_to_f32(yb.d)) * sumi as f32;
         }
     }
-    acc.map(|a| hsum_ps(a))
+    acc
 }
 
 /// Q4_1 · Q8_1: `Σ q·y` per block times `d_x·d_y`, plus `m_x·s_y`.
@@ -250,20 +281,20 @@ pub(super) unsafe fn q4_1<const VNNI: bool, const R: usize>(
     x: &[BlockQ4_1],
     y: [&[BlockQ8_1]; R],
 ) -> [f32; R] {
-    let mut acc = [_mm256_setzero_ps(); R];
-    let mut summs = [0f32; R];
+    same_lengths(x, &y);
+    let mut acc = [0f32; R];
     for (i, xb) in x.iter().enumerate() {
         let q = nibbles(&xb.qs);
         let (dx, mx) = (f16_to_f32(xb.d), f16_to_f32(xb.m));
         for r in 0..R {
-            let yb = &y[r][i];
-            let sumi = dot_u8i8::<VNNI>(_mm256_setzero_si256(), q, load(&yb.qs));
-            let d = _mm256_set1_ps(dx * f16_to_f32(yb.d));
-            acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[r]);
-            summs[r] += mx * f16_to_f32(yb.s);
+            // SAFETY: `same_lengths` checked `i < x.len() == y[r].len()`.
+            let yb = y[r].get_unchecked(i);
+            let sumi = hsum_epi32(dot_u8i8::<VNNI>(_mm256_setzero_si256(), q, load(&yb.qs)));
+            // C: (d_x*d_y)*sumi + m_x*s_y, no fused multiply-add.
+            acc[r] += (dx * f16_to_f32(yb.d)) * sumi as f32 + mx * f16_to_f32(yb.s);
         }
     }
-    std::array::from_fn(|r| hsum_ps(acc[r]) + summs[r])
+    acc
 }
 
 /// Q5_1 · Q8_1: `Σ q·y` per block times `d_x·d_y`, plus `m_x·s_y`.
@@ -272,20 +303,20 @@ pub(super) unsafe fn q5_1<const VNNI: bool, const R: usize>(
     x: &[BlockQ5_1],
     y: [&[BlockQ8_1]; R],
 ) -> [f32; R] {
-    let mut acc = [_mm256_setzero_ps(); R];
-    let mut summs = [0f32; R];
+    same_lengths(x, &y);
+    let mut acc = [0f32; R];
     for (i, xb) in x.iter().enumerate() {
         let q = _mm256_or_si256(nibbles(&xb.qs), fifth_bits(xb.qh));
         let (dx, mx) = (f16_to_f32(xb.d), f16_to_f32(xb.m));
         for r in 0..R {
-            let yb = &y[r][i];
-            let sumi = dot_u8i8::<VNNI>(_mm256_setzero_si256(), q, load(&yb.qs));
-            let d = _mm256_set1_ps(dx * f16_to_f32(yb.d));
-            acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[r]);
-            summs[r] += mx * f16_to_f32(yb.s);
+            // SAFETY: `same_lengths` checked `i < x.len() == y[r].len()`.
+            let yb = y[r].get_unchecked(i);
+            let sumi = hsum_epi32(dot_u8i8::<VNNI>(_mm256_setzero_si256(), q, load(&yb.qs)));
+            // C: (d_x*d_y)*sumi + m_x*s_y, no fused multiply-add.
+            acc[r] += (dx * f16_to_f32(yb.d)) * sumi as f32 + mx * f16_to_f32(yb.s);
         }
     }
-    std::array::from_fn(|r| hsum_ps(acc[r]) + summs[r])
+    acc
 }
 
 /// Q8_0 · Q8_0: `Σ x·y` per block, times `d_x·d_y`. Both operands are signed and may be
@@ -297,7 +328,8 @@ pub(super) unsafe fn q8_0<const VNNI: bool, const R: usize>(
     x: &[BlockQ8_0],
     y: [&[BlockQ8_0]; R],
 ) -> [f32; R] {
-    let mut acc = [_mm256_setzero_ps(); R];
+    same_lengths(x, &y);
+    let mut acc = [0f32; R];
     let bias = _mm256_set1_epi8(-128);
     let zero = _mm256_setzero_si256();
     for (i, xb) in x.iter().enumerate() {
@@ -307,7 +339,8 @@ pub(super) unsafe fn q8_0<const VNNI: bool, const R: usize>(
         let xhi = _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(xv));
         let dx = f16_to_f32(xb.d);
         for r in 0..R {
-            let yb = &y[r][i];
+            // SAFETY: `same_lengths` checked `i < x.len() == y[r].len()`.
+            let yb = y[r].get_unchecked(i);
             let yv = load(&yb.qs);
             let sumi = if VNNI {
                 _mm256_sub_epi32(
@@ -319,11 +352,11 @@ pub(super) unsafe fn q8_0<const VNNI: bool, const R: usize>(
                 let yhi = _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(yv));
                 _mm256_add_epi32(_mm256_madd_epi16(xlo, ylo), _mm256_madd_epi16(xhi, yhi))
             };
-            let d = _mm256_set1_ps(dx * f16_to_f32(yb.d));
-            acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[r]);
+            // C: sumi*(d_x*d_y).
+            acc[r] += hsum_epi32(sumi) as f32 * (dx * f16_to_f32(yb.d));
         }
     }
-    acc.map(|a| hsum_ps(a))
+    acc
 }
 
 /// F16 · F16: products in f32 (exact: f16·f16 fits an f32), accumulated in four 8-lane f32

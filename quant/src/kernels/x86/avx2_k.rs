@@ -8,8 +8,7 @@
 use std::arch::x86_64::*;
 
 use super::super::{vec_dot_bytes, vec_dot_rows_bytes, RowKernel, VecDotFn, VecDotRowsFn};
-use super::avx2::{hsum_ps, hsum_ps128, madd_acc};
-use crate::formats::f16_to_f32;
+use super::avx2::{f16x8, hsum_ps, hsum_ps128, madd_acc, same_lengths};
 use crate::formats::k_common::get_scale_min_k4;
 use crate::formats::q4_k::BlockQ4K;
 use crate::formats::q5_k::BlockQ5K;
@@ -124,6 +123,7 @@ pub(super) unsafe fn q4k<const VNNI: bool, const R: usize>(
     x: &[BlockQ4K],
     y: [&[BlockQ8K]; R],
 ) -> [f32; R] {
+    same_lengths(x, &y);
     let m4 = _mm256_set1_epi8(0xf);
     let mut acc = [_mm256_setzero_ps(); R];
     let mut acc_m = [_mm_setzero_ps(); R];
@@ -136,13 +136,14 @@ pub(super) unsafe fn q4k<const VNNI: bool, const R: usize>(
             q[2 * c] = _mm256_and_si256(bits, m4);
             q[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16::<4>(bits), m4);
         }
-        let (dx, mx) = (f16_to_f32(xb.d), f16_to_f32(xb.dmin));
+        let (dx, mx) = (f16x8(xb.d), f16x8(xb.dmin));
         for r in 0..R {
-            let yb = &y[r][i];
-            let dmin = _mm_set1_ps(-yb.d * mx);
+            // SAFETY: `same_lengths` checked `i < x.len() == y[r].len()`.
+            let yb = y[r].get_unchecked(i);
+            let dmin = _mm256_castps256_ps128(_mm256_mul_ps(_mm256_set1_ps(-yb.d), mx));
             acc_m[r] = _mm_fmadd_ps(dmin, _mm_cvtepi32_ps(min_sums(mins, yb)), acc_m[r]);
             let sumi = scaled_sums::<VNNI>(&q, &scales, yb);
-            let d = _mm256_set1_ps(yb.d * dx);
+            let d = _mm256_mul_ps(_mm256_set1_ps(yb.d), dx);
             acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[r]);
         }
     }
@@ -155,6 +156,7 @@ pub(super) unsafe fn q5k<const VNNI: bool, const R: usize>(
     x: &[BlockQ5K],
     y: [&[BlockQ8K]; R],
 ) -> [f32; R] {
+    same_lengths(x, &y);
     let m4 = _mm256_set1_epi8(0xf);
     let (one, two) = (_mm256_set1_epi8(1), _mm256_set1_epi8(2));
     let mut acc = [_mm256_setzero_ps(); R];
@@ -173,13 +175,14 @@ pub(super) unsafe fn q5k<const VNNI: bool, const R: usize>(
             q[2 * c + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(bits), m4), h1);
             hb = _mm256_srli_epi16::<2>(hb);
         }
-        let (dx, mx) = (f16_to_f32(xb.d), f16_to_f32(xb.dmin));
+        let (dx, mx) = (f16x8(xb.d), f16x8(xb.dmin));
         for r in 0..R {
-            let yb = &y[r][i];
-            let dmin = _mm_set1_ps(-yb.d * mx);
+            // SAFETY: `same_lengths` checked `i < x.len() == y[r].len()`.
+            let yb = y[r].get_unchecked(i);
+            let dmin = _mm256_castps256_ps128(_mm256_mul_ps(_mm256_set1_ps(-yb.d), mx));
             acc_m[r] = _mm_fmadd_ps(dmin, _mm_cvtepi32_ps(min_sums(mins, yb)), acc_m[r]);
             let sumi = scaled_sums::<VNNI>(&q, &scales, yb);
-            let d = _mm256_set1_ps(yb.d * dx);
+            let d = _mm256_mul_ps(_mm256_set1_ps(yb.d), dx);
             acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[r]);
         }
     }
@@ -199,6 +202,7 @@ pub(super) unsafe fn q6k<const VNNI: bool, const R: usize>(
     x: &[BlockQ6K],
     y: [&[BlockQ8K]; R],
 ) -> [f32; R] {
+    same_lengths(x, &y);
     let m4 = _mm256_set1_epi8(0xf);
     let m3 = _mm256_set1_epi8(3);
     let mut acc = [_mm256_setzero_ps(); R];
@@ -231,9 +235,10 @@ pub(super) unsafe fn q6k<const VNNI: bool, const R: usize>(
             let (a, b) = (xb.scales[2 * p] as i16, xb.scales[2 * p + 1] as i16);
             _mm256_set_m128i(_mm_set1_epi16(b), _mm_set1_epi16(a))
         });
-        let dx = f16_to_f32(xb.d);
+        let dx = f16x8(xb.d);
         for r in 0..R {
-            let yb = &y[r][i];
+            // SAFETY: `same_lengths` checked `i < x.len() == y[r].len()`.
+            let yb = y[r].get_unchecked(i);
             let bs = _mm256_loadu_si256(yb.bsums.as_ptr().cast());
             let offset = _mm256_slli_epi32::<5>(_mm256_madd_epi16(sc16, bs));
             let mut sumi = _mm256_setzero_si256();
@@ -242,7 +247,7 @@ pub(super) unsafe fn q6k<const VNNI: bool, const R: usize>(
                 sumi = madd_acc::<VNNI>(sumi, scales[p], p16);
             }
             let sumi = _mm256_sub_epi32(sumi, offset);
-            let d = _mm256_set1_ps(yb.d * dx);
+            let d = _mm256_mul_ps(_mm256_set1_ps(yb.d), dx);
             acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[r]);
         }
     }
