@@ -6,11 +6,12 @@
 //! use it, so they share progress reports, cancellation, the summary and the no-partial-file
 //! rule.
 
-use std::io::{BufWriter, Seek, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
+use super::stream::{thread_pool, write_file, Progress};
 use super::{FileType, PlannedTensor, ProgressFn, Summary};
 use crate::error::{Error, Result};
 use crate::gguf::{Metadata, TensorSpec, Value, Writer, DEFAULT_ALIGNMENT, KEY_ALIGNMENT};
@@ -98,64 +99,19 @@ pub(crate) fn write_gguf<'d>(
     mut job: Job<'_, '_>,
     source: &mut dyn FnMut(&PlannedTensor) -> Result<Source<'d>>,
 ) -> Result<Summary> {
-    let md = job.metadata;
-    let specs: Vec<TensorSpec> = job
-        .plan
-        .iter()
-        .map(|t| TensorSpec::new(t.name.clone(), &t.ne, t.to))
-        .collect();
     let total = job.plan.iter().try_fold(0u64, |acc, t| {
         Ok::<_, Error>(acc + TensorSpec::new(t.name.clone(), &t.ne, t.from).size()?)
     })?;
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(job.threads)
-        .build()
-        .map_err(|e| Error::io("starting worker threads", std::io::Error::other(e)))?;
-
-    let tmp_path = temp_path(output);
-    let out = std::fs::File::create(&tmp_path).map_err(|e| Error::io(tmp_path.display(), e))?;
-    let mut tmp = TempFile {
-        path: tmp_path,
-        done: false,
-    };
-    let mut w = Writer::new(BufWriter::with_capacity(1 << 20, out), md, &specs)?;
-
-    let mut done = 0u64;
-    let progress = &mut job.progress;
-    let mut report = |name: &str, bytes: u64| -> Result<()> {
-        done += bytes;
-        let go_on = progress.as_mut().is_none_or(|p| p(name, done, total));
-        if go_on {
-            Ok(())
-        } else {
-            Err(Error::Cancelled)
+    let pool = thread_pool(job.threads)?;
+    let mut progress = Progress::new(job.progress.as_mut(), total);
+    let file_size = write_file(output, job.metadata, job.plan, |w| {
+        for t in job.plan {
+            let src = source(t)?;
+            progress.report(&t.name, 0)?;
+            convert_tensor(t, &src, w, &pool, &mut |n| progress.report(&t.name, n))?;
         }
-    };
-    for t in job.plan {
-        let src = source(t)?;
-        report(&t.name, 0)?;
-        convert_tensor(t, &src, &mut w, &pool, &mut |n| report(&t.name, n))?;
-    }
-
-    // Like llama.cpp (and gguf-py), pad the last tensor's data to the alignment too.
-    let mut buf = w.finish()?;
-    let io = |e| Error::io(tmp.path.display(), e);
-    let end = buf.stream_position().map_err(io)?;
-    let pad = end.next_multiple_of(alignment(md)) - end;
-    buf.write_all(&vec![0u8; pad as usize]).map_err(io)?;
-    let out = buf.into_inner().map_err(|e| io(e.into_error()))?;
-    out.sync_all().map_err(io)?;
-    drop(out);
-    std::fs::rename(&tmp.path, output).map_err(|e| {
-        Error::io(
-            format_args!("renaming {} to {}", tmp.path.display(), output.display()),
-            e,
-        )
+        Ok(())
     })?;
-    tmp.done = true;
-    let file_size = std::fs::metadata(output)
-        .map_err(|e| Error::io(output.display(), e))?
-        .len();
     Summary::new(job.ftype, job.plan, job.input_size, file_size)
 }
 
