@@ -102,6 +102,13 @@ unsafe fn min_sums(mins: __m128i, y: &BlockQ8K) -> __m128i {
     _mm_madd_epi16(mins, pairs)
 }
 
+/// Sum of four i32 lanes (exact: the lanes are bounded well inside i32).
+#[inline(always)]
+unsafe fn hsum_epi32_128(v: __m128i) -> i32 {
+    let s = _mm_add_epi32(v, _mm_unpackhi_epi64(v, v));
+    _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32::<1>(s)))
+}
+
 /// Σ over the eight sub-blocks of 32 of `scale_j · Σ q·y` (`q` unsigned, <= 31).
 #[inline(always)]
 unsafe fn scaled_sums<const VNNI: bool>(
@@ -160,7 +167,7 @@ pub(super) unsafe fn q5k<const VNNI: bool, const R: usize>(
     let m4 = _mm256_set1_epi8(0xf);
     let (one, two) = (_mm256_set1_epi8(1), _mm256_set1_epi8(2));
     let mut acc = [_mm256_setzero_ps(); R];
-    let mut acc_m = [_mm_setzero_ps(); R];
+    let mut summs = [0f32; R];
     for (i, xb) in x.iter().enumerate() {
         let (scales, mins) = scales_mins_k4(&xb.scales);
         let mut q = [_mm256_setzero_si256(); 8];
@@ -175,18 +182,21 @@ pub(super) unsafe fn q5k<const VNNI: bool, const R: usize>(
             q[2 * c + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(bits), m4), h1);
             hb = _mm256_srli_epi16::<2>(hb);
         }
-        let (dx, mx) = (f16x8(xb.d), f16x8(xb.dmin));
+        let dx = f16x8(xb.d);
         for r in 0..R {
             // SAFETY: `same_lengths` checked `i < x.len() == y[r].len()`.
             let yb = y[r].get_unchecked(i);
-            let dmin = _mm256_castps256_ps128(_mm256_mul_ps(_mm256_set1_ps(-yb.d), mx));
-            acc_m[r] = _mm_fmadd_ps(dmin, _mm_cvtepi32_ps(min_sums(mins, yb)), acc_m[r]);
+            // As llama.cpp's AVX2 kernel: the exact integer sum, then one fused multiply-add
+            // into a scalar (its Q4_K keeps four lanes instead, as `q4k` does).
+            let dmin = -yb.d * xb.dmin.to_f32();
+            let m = hsum_epi32_128(min_sums(mins, yb)) as f32;
+            summs[r] = m.mul_add(dmin, summs[r]);
             let sumi = scaled_sums::<VNNI>(&q, &scales, yb);
             let d = _mm256_mul_ps(_mm256_set1_ps(yb.d), dx);
             acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[r]);
         }
     }
-    std::array::from_fn(|r| hsum_ps(acc[r]) + hsum_ps128(acc_m[r]))
+    std::array::from_fn(|r| hsum_ps(acc[r]) + summs[r])
 }
 
 /// Bits 0 and 1 of each byte of `v`, moved to bits 4 and 5.
