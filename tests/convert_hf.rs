@@ -20,9 +20,18 @@ fn fixture() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/hf-tiny-mistral")
 }
 
-fn reference() -> Json {
-    let text = std::fs::read_to_string(fixture().join("reference.json")).unwrap();
+/// The byte-level BPE variant: Llama, tied embeddings, `tokenizer.json` only.
+fn bpe_fixture() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/hf-tiny-bpe")
+}
+
+fn reference_in(dir: &Path) -> Json {
+    let text = std::fs::read_to_string(dir.join("reference.json")).unwrap();
     serde_json::from_str(&text).unwrap()
+}
+
+fn reference() -> Json {
+    reference_in(&fixture())
 }
 
 fn opts() -> QuantizeOptions<'static> {
@@ -90,9 +99,13 @@ fn argmax(l: &[f32]) -> u32 {
 /// Largest |our logit - transformers' logit| over the recorded ids (top 8 and the probe ids at
 /// every position of every prompt), and whether every greedy continuation is identical.
 fn compare_with_transformers(gguf: &Path) -> (f32, bool) {
-    let r = reference();
+    compare_with(gguf, &fixture())
+}
+
+fn compare_with(gguf: &Path, fixture: &Path) -> (f32, bool) {
+    let r = reference_in(fixture);
     let m = Model::load(gguf, LoadOptions::default()).unwrap();
-    let n_vocab = 32002;
+    let n_vocab = m.hparams.n_vocab;
     let probe = ids(&r["probe_ids"]);
     let mut max_diff = 0f32;
     let mut greedy_same = true;
@@ -543,4 +556,91 @@ fn broken_checkpoints_are_refused_cleanly() {
             "{what}: files left"
         );
     }
+}
+
+/// `tokenizer.json` (byte-level BPE, SmolLM2's pre-tokenizer and first 4096 tokens) with a
+/// tied-embedding Llama: the file has a `gpt2` vocabulary with llama.cpp's keys, no
+/// `output.weight`, the same ids as Hugging Face `tokenizers` and transformers' logits.
+#[test]
+fn bpe_tokenizer_json_and_tied_embeddings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("bpe.gguf");
+    hf::convert(&bpe_fixture(), &out, FileType::F32, opts()).unwrap();
+    let f = File::open(&out).unwrap();
+    let md = f.metadata();
+    assert_eq!(md.get_str("tokenizer.ggml.model").unwrap(), "gpt2");
+    assert_eq!(md.get_str("tokenizer.ggml.pre").unwrap(), "smollm");
+    assert_eq!(md.get_u32("tokenizer.ggml.bos_token_id").unwrap(), 1);
+    assert_eq!(md.get_u32("tokenizer.ggml.eos_token_id").unwrap(), 2);
+    assert_eq!(md.get_u32("tokenizer.ggml.unknown_token_id").unwrap(), 0);
+    assert!(!md.contains("tokenizer.ggml.scores"));
+    let types = md.get_arr::<i32>("tokenizer.ggml.token_type").unwrap();
+    assert_eq!(types.len(), 4096);
+    assert!(
+        types[..17].iter().all(|&t| t == 3),
+        "special tokens are CONTROL"
+    );
+    assert!(types[17..].iter().all(|&t| t == 1), "the rest NORMAL");
+    let merges = md.get_arr::<String>("tokenizer.ggml.merges").unwrap();
+    assert_eq!(merges.len(), 4096 - 252);
+    assert_eq!(merges[0], "Ġ t");
+    assert!(md
+        .get_str("tokenizer.chat_template")
+        .unwrap()
+        .contains("<|im_start|>"));
+    assert!(f.tensor("output.weight").is_err(), "tied: no output tensor");
+    drop(f);
+
+    let (d, greedy) = compare_with(&out, &bpe_fixture());
+    eprintln!("BPE F32: max |Δlogit| {d:.3e}");
+    assert!(d < 1e-4, "F32 max |Δlogit| {d}");
+    assert!(greedy, "greedy continuation differs from transformers");
+
+    let m = Model::load(&out, LoadOptions::default()).unwrap();
+    let r = reference_in(&bpe_fixture());
+    let cases = r["tokenize"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(r["prompts"].as_array().unwrap());
+    for c in cases {
+        let text = c["text"].as_str().unwrap();
+        let want = ids(&c["ids"]);
+        assert_eq!(
+            m.tokenizer.encode(text, false, false).unwrap(),
+            want,
+            "{text:?}"
+        );
+    }
+    let sp = &r["tokenize_special"];
+    assert_eq!(
+        m.tokenizer
+            .encode(sp["text"].as_str().unwrap(), false, true)
+            .unwrap(),
+        ids(&sp["ids"])
+    );
+    // No BOS by default (add_bos_token absent: smollm's default), as transformers.
+    assert!(!m.tokenizer.add_bos_default());
+}
+
+/// A `tokenizer.json` Orcinus cannot tokenize like the checkpoint is refused, not guessed.
+#[test]
+fn unknown_bpe_pre_tokenizer_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bpe");
+    std::fs::create_dir_all(&dir).unwrap();
+    for e in std::fs::read_dir(bpe_fixture()).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+    }
+    edit_file(
+        &dir.join("tokenizer.json"),
+        "\"individual_digits\": true",
+        "\"individual_digits\": false",
+    );
+    let out = tmp.path().join("x.gguf");
+    let err = hf::convert(&dir, &out, FileType::F32, opts()).unwrap_err();
+    assert!(matches!(err, Error::Unsupported(_)), "{err}");
+    assert!(err.to_string().contains("pre-tokenizer"), "{err}");
+    assert!(!out.exists());
 }

@@ -30,6 +30,7 @@
 //! the type of [`crate::quantize::tensor_type`] for the file type, as in GGUF → GGUF
 //! quantization (F32/F16/BF16 file types: that type for every 2-D weight).
 
+mod bpe;
 pub mod config;
 pub mod safetensors;
 pub mod vocab;

@@ -15,8 +15,8 @@
 //!
 //! Special ids come from the SentencePiece model (bos/eos/unk/pad), overridden by
 //! `config.json`'s `{bos,eos,unk,pad}_token_id`, with `generation_config.json`'s `eos_token_id`
-//! used when neither names an end-of-sequence token. A `tokenizer.json` vocabulary (byte-level
-//! BPE) is refused with [`Error::Unsupported`] for now.
+//! used when neither names an end-of-sequence token. Without `tokenizer.model`, a
+//! `tokenizer.json` byte-level BPE vocabulary is converted by [`super::bpe`].
 
 use std::path::Path;
 
@@ -42,7 +42,7 @@ pub(crate) fn read_json(path: &Path) -> Result<Option<Map<String, Json>>> {
 
 /// Whether an added token's text looks like a control token although it is not marked
 /// special (llama.cpp's `does_token_look_special`).
-fn looks_special(t: &str) -> bool {
+pub(super) fn looks_special(t: &str) -> bool {
     matches!(t, "<pad>" | "<mask>" | "<2mass>" | "[@BOS@]")
         || (t.starts_with("<|") && t.ends_with("|>"))
         || (t.starts_with("<｜") && t.ends_with("｜>"))
@@ -54,14 +54,19 @@ pub fn tokenizer_metadata(dir: &Path, cfg: &HfConfig, md: &mut Metadata) -> Resu
     let tc_path = dir.join("tokenizer_config.json");
     let tc = read_json(&tc_path)?;
     let spm_path = dir.join("tokenizer.model");
-    let mut ids = if spm_path.is_file() {
-        sentencepiece_vocab(dir, &spm_path, cfg, tc.as_ref(), md)?
-    } else if dir.join("tokenizer.json").is_file() {
-        return Err(Error::Unsupported(format!(
-            "{}: tokenizer.json (byte-level BPE) vocabularies are not converted yet; only \
-             SentencePiece tokenizer.model",
-            dir.display()
-        )));
+    let json_path = dir.join("tokenizer.json");
+    // SentencePiece: config.json's ids override the model's. BPE (gguf-py's SpecialVocab):
+    // tokenizer_config.json's names win, config.json fills in the rest.
+    let (mut ids, config_overrides) = if spm_path.is_file() {
+        (
+            sentencepiece_vocab(dir, &spm_path, cfg, tc.as_ref(), md)?,
+            true,
+        )
+    } else if json_path.is_file() {
+        (
+            super::bpe::bpe_vocab(&json_path, cfg, tc.as_ref(), md)?,
+            false,
+        )
     } else {
         return Err(Error::checkpoint(
             dir,
@@ -73,7 +78,7 @@ pub fn tokenizer_metadata(dir: &Path, cfg: &HfConfig, md: &mut Metadata) -> Resu
         (&mut ids.bos, cfg.bos_token_id),
         (&mut ids.eos, cfg.eos_token_id),
     ] {
-        if id.is_some() {
+        if id.is_some() && (config_overrides || slot.is_none()) {
             *slot = id;
         }
     }
@@ -118,11 +123,11 @@ pub fn tokenizer_metadata(dir: &Path, cfg: &HfConfig, md: &mut Metadata) -> Resu
 
 /// Special token ids found so far.
 #[derive(Debug, Default)]
-struct SpecialIds {
-    bos: Option<u32>,
-    eos: Option<u32>,
-    unk: Option<u32>,
-    pad: Option<u32>,
+pub(super) struct SpecialIds {
+    pub bos: Option<u32>,
+    pub eos: Option<u32>,
+    pub unk: Option<u32>,
+    pub pad: Option<u32>,
 }
 
 /// `_create_vocab_sentencepiece` (see the [module docs](self)); writes the vocabulary keys and
