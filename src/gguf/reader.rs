@@ -453,6 +453,29 @@ impl File {
         }
     }
 
+    /// Drops the pages of `data`, a slice of this file (e.g. a tensor's `data`), from the
+    /// process's resident set (best effort; nothing for a file read into memory, or a slice of
+    /// something else). A pass that reads each tensor once, as the quantizer does, then keeps
+    /// about one tensor resident whatever the file's size. Reading the bytes again re-reads
+    /// them from the file.
+    pub fn release(&self, data: &[u8]) {
+        #[cfg(unix)]
+        if let Storage::Mmap(m) = &self.storage {
+            let start = (data.as_ptr() as usize).wrapping_sub(m.as_ptr() as usize);
+            if start <= m.len() && data.len() <= m.len() - start && !data.is_empty() {
+                // SAFETY: a read-only private mapping of a file this process never writes,
+                // so its pages are never dirty: MADV_DONTNEED only discards clean copies, and
+                // a later access (through any slice still borrowed) faults the same file
+                // contents back in. memmap2 aligns the range to pages.
+                let _ = unsafe {
+                    m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, data.len())
+                };
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = data;
+    }
+
     /// The parsed header.
     pub fn header(&self) -> &Header {
         &self.header

@@ -277,10 +277,21 @@ pub fn quantize_file(
         threads: opts.threads,
         progress: opts.progress.take(),
     };
-    pipeline::write_gguf(output, job, &mut |t| {
+    // Each tensor's pages are released once the next one is asked for (it is written by then),
+    // so the resident set stays about one tensor wide however big the input is.
+    let mut previous: Option<&[u8]> = None;
+    let result = pipeline::write_gguf(output, job, &mut |t| {
+        let data = file.tensor(&t.name)?.data;
+        if let Some(p) = previous.replace(data) {
+            file.release(p);
+        }
         Ok(Source {
-            data: file.tensor(&t.name)?.data,
+            data,
             rows: RowOrder::Identity,
         })
-    })
+    });
+    if let Some(p) = previous {
+        file.release(p);
+    }
+    result
 }
