@@ -8,7 +8,7 @@
 use std::arch::x86_64::*;
 
 use super::super::{vec_dot_bytes, vec_dot_rows_bytes, RowKernel, VecDotFn, VecDotRowsFn};
-use super::avx2::{f16x8, hsum_ps, hsum_ps128, madd_acc, same_lengths};
+use super::avx2::{f16x8, hsum_ps, hsum_ps128, madd_acc, prefetch_ahead, same_lengths};
 use crate::formats::k_common::get_scale_min_k4;
 use crate::formats::q4_k::BlockQ4K;
 use crate::formats::q5_k::BlockQ5K;
@@ -135,6 +135,7 @@ pub(super) unsafe fn q4k<const VNNI: bool, const R: usize>(
     let mut acc = [_mm256_setzero_ps(); R];
     let mut acc_m = [_mm_setzero_ps(); R];
     for (i, xb) in x.iter().enumerate() {
+        prefetch_ahead(xb);
         let (scales, mins) = scales_mins_k4(&xb.scales);
         // Sub-block 2c: low nibbles of qs[32c..32c + 32]; sub-block 2c + 1: high nibbles.
         let mut q = [_mm256_setzero_si256(); 8];
@@ -169,6 +170,7 @@ pub(super) unsafe fn q5k<const VNNI: bool, const R: usize>(
     let mut acc = [_mm256_setzero_ps(); R];
     let mut summs = [0f32; R];
     for (i, xb) in x.iter().enumerate() {
+        prefetch_ahead(xb);
         let (scales, mins) = scales_mins_k4(&xb.scales);
         let mut q = [_mm256_setzero_si256(); 8];
         // `hb` holds qh shifted right by 2c (16-bit shifts: bits 0 and 1 of each byte still
@@ -217,6 +219,7 @@ pub(super) unsafe fn q6k<const VNNI: bool, const R: usize>(
     let m3 = _mm256_set1_epi8(3);
     let mut acc = [_mm256_setzero_ps(); R];
     for (i, xb) in x.iter().enumerate() {
+        prefetch_ahead(xb);
         // q[4h + k]: elements 128h + 32k .. + 32 (layout in `formats/q6_k.rs`).
         let mut q = [_mm256_setzero_si256(); 8];
         for h in 0..2 {
