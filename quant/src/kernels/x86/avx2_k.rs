@@ -266,3 +266,174 @@ pub(super) unsafe fn q6k<const VNNI: bool, const R: usize>(
     }
     acc.map(|a| hsum_ps(a))
 }
+
+/// The Q4_K and Q5_K kernels give, bit for bit, what llama.cpp's x86 (AVX2) kernels compute,
+/// written out here in plain arithmetic: per super-block eight i32 lanes (lane `k` holds the
+/// scaled products of elements `4k..4k+4` of every sub-block), `acc[k] = fma(d, lane, acc[k])`;
+/// the minimum's term in four lanes of `fma(dmin, ·)` (Q4_K) or as one scalar
+/// `fma(Σ, dmin, summs)` (Q5_K); then llama.cpp's `hsum_float_8`. The SmolLM2 parity
+/// perplexity depends on this order (see `tests/parity.rs`).
+#[cfg(test)]
+mod llama_cpp_order {
+    use super::super::super::{available_isas, vec_dot_for, Isa};
+    use crate::formats::k_common::get_scale_min_k4;
+    use crate::formats::q4_k::BlockQ4K;
+    use crate::formats::q5_k::BlockQ5K;
+    use crate::formats::q8_k::BlockQ8K;
+    use crate::formats::Block;
+    use crate::GgmlType;
+
+    /// xorshift64*, for reproducible bytes.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn unit(&mut self) -> f32 {
+            (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+        }
+    }
+
+    fn hsum8(v: [f32; 8]) -> f32 {
+        let a: [f32; 4] = std::array::from_fn(|i| v[i] + v[i + 4]);
+        hsum4(a)
+    }
+
+    fn hsum4(a: [f32; 4]) -> f32 {
+        (a[0] + a[2]) + (a[1] + a[3])
+    }
+
+    /// llama.cpp's order for a K-quant with 4-bit scales/mins (`q(j, l)`: element `l` of
+    /// sub-block `j`); `scalar_min` picks Q5_K's scalar minimum term over Q4_K's four lanes.
+    fn model(
+        (d, dmin): (f32, f32),
+        scales: &[u8; 12],
+        y: &[BlockQ8K],
+        i: usize,
+        q: impl Fn(usize, usize) -> i32,
+        st: &mut ([f32; 8], [f32; 4], f32),
+        scalar_min: bool,
+    ) {
+        let yb = &y[i];
+        let sm: Vec<(i32, i32)> = (0..8)
+            .map(|j| {
+                let (s, m) = get_scale_min_k4(j, scales);
+                (s as i32, m as i32)
+            })
+            .collect();
+        let mut lanes = [0i32; 8];
+        for (k, lane) in lanes.iter_mut().enumerate() {
+            for (j, &(s, _)) in sm.iter().enumerate() {
+                let p: i32 = (4 * k..4 * k + 4)
+                    .map(|l| q(j, l) * yb.qs[32 * j + l] as i32)
+                    .sum();
+                *lane += s * p;
+            }
+        }
+        let dd = yb.d * d;
+        for (a, &lane) in st.0.iter_mut().zip(&lanes) {
+            *a = dd.mul_add(lane as f32, *a);
+        }
+        let pair = |j: usize| yb.bsums[2 * j] as i32 + yb.bsums[2 * j + 1] as i32;
+        let prod: [i32; 4] =
+            std::array::from_fn(|l| sm[2 * l].1 * pair(2 * l) + sm[2 * l + 1].1 * pair(2 * l + 1));
+        let dm = -yb.d * dmin;
+        if scalar_min {
+            let m: i32 = prod.iter().sum();
+            st.2 = (m as f32).mul_add(dm, st.2);
+        } else {
+            for (a, &p) in st.1.iter_mut().zip(&prod) {
+                *a = dm.mul_add(p as f32, *a);
+            }
+        }
+    }
+
+    fn activations(rng: &mut Rng, nb: usize) -> Vec<BlockQ8K> {
+        let x: Vec<f32> = (0..nb * 256).map(|_| rng.unit() * 3.0).collect();
+        let mut y = vec![bytemuck::Zeroable::zeroed(); nb];
+        BlockQ8K::quantize(&x, &mut y);
+        y
+    }
+
+    fn f16_scale(rng: &mut Rng) -> half::f16 {
+        half::f16::from_f32(rng.unit().abs() * 0.02 + 1e-4)
+    }
+
+    #[test]
+    fn q4_k_and_q5_k_follow_llama_cpp() {
+        let isas: Vec<Isa> = available_isas()
+            .into_iter()
+            .filter(|&i| i != Isa::Scalar)
+            .collect();
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for trial in 0..200 {
+            let nb = 1 + trial % 16;
+            let y = activations(&mut rng, nb);
+            let mut x4: Vec<BlockQ4K> = vec![bytemuck::Zeroable::zeroed(); nb];
+            let mut x5: Vec<BlockQ5K> = vec![bytemuck::Zeroable::zeroed(); nb];
+            for b in bytemuck::cast_slice_mut::<_, u8>(&mut x4) {
+                *b = rng.next() as u8;
+            }
+            for b in bytemuck::cast_slice_mut::<_, u8>(&mut x5) {
+                *b = rng.next() as u8;
+            }
+            for b in &mut x4 {
+                (b.d, b.dmin) = (f16_scale(&mut rng), f16_scale(&mut rng));
+            }
+            for b in &mut x5 {
+                (b.d, b.dmin) = (f16_scale(&mut rng), f16_scale(&mut rng));
+            }
+            let (mut s4, mut s5) = (([0f32; 8], [0f32; 4], 0f32), ([0f32; 8], [0f32; 4], 0f32));
+            for i in 0..nb {
+                let b = &x4[i];
+                let q4 =
+                    |j: usize, l: usize| ((b.qs[32 * (j / 2) + l] >> (4 * (j % 2))) & 15) as i32;
+                model(
+                    (b.d.to_f32(), b.dmin.to_f32()),
+                    &b.scales,
+                    &y,
+                    i,
+                    q4,
+                    &mut s4,
+                    false,
+                );
+                let b = &x5[i];
+                let q5 = |j: usize, l: usize| {
+                    let lo = (b.qs[32 * (j / 2) + l] >> (4 * (j % 2))) & 15;
+                    (lo | (((b.qh[l] >> j) & 1) << 4)) as i32
+                };
+                model(
+                    (b.d.to_f32(), b.dmin.to_f32()),
+                    &b.scales,
+                    &y,
+                    i,
+                    q5,
+                    &mut s5,
+                    true,
+                );
+            }
+            let want4 = hsum8(s4.0) + hsum4(s4.1);
+            let want5 = hsum8(s5.0) + s5.2;
+            let yb: &[u8] = bytemuck::cast_slice(&y);
+            for &isa in &isas {
+                let k4 = vec_dot_for(GgmlType::Q4K, isa).unwrap();
+                let k5 = vec_dot_for(GgmlType::Q5K, isa).unwrap();
+                let got4 = k4(bytemuck::cast_slice(&x4), yb);
+                let got5 = k5(bytemuck::cast_slice(&x5), yb);
+                assert_eq!(
+                    got4.to_bits(),
+                    want4.to_bits(),
+                    "Q4_K {isa:?} trial {trial}: {got4} vs {want4}"
+                );
+                assert_eq!(
+                    got5.to_bits(),
+                    want5.to_bits(),
+                    "Q5_K {isa:?} trial {trial}: {got5} vs {want5}"
+                );
+            }
+        }
+    }
+}
