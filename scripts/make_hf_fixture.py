@@ -50,6 +50,17 @@ from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralFo
 
 SEED = 1234
 BPE_VOCAB = 4096
+# The shape both fixtures share (hidden 32, 2 layers, 4 heads of 8 over 2 KV heads).
+TINY_SHAPE = dict(
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    head_dim=8,
+    max_position_embeddings=512,
+    rms_norm_eps=1e-5,
+)
 EMBED_SCALE = 0.25
 N_GEN = 24
 TOP_K = 8
@@ -160,14 +171,7 @@ def make_bpe(smollm2, out):
 
     cfg = LlamaConfig(
         vocab_size=BPE_VOCAB,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=8,
-        max_position_embeddings=512,
-        rms_norm_eps=1e-5,
+        **TINY_SHAPE,
         rope_theta=100000.0,
         tie_word_embeddings=True,
         bos_token_id=1,
@@ -232,14 +236,7 @@ def main():
 
     cfg = MistralConfig(
         vocab_size=32002,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=8,
-        max_position_embeddings=512,
-        rms_norm_eps=1e-5,
+        **TINY_SHAPE,
         rope_theta=10000.0,
         sliding_window=16,
         tie_word_embeddings=False,
