@@ -51,6 +51,24 @@ impl std::fmt::Debug for QMatMul {
     }
 }
 
+/// Activation rows from which [`QMatMul::forward`] uses the GEMM (where the weight type and
+/// instruction set have one) rather than the multi-row dot products.
+pub const GEMM_MIN_M: usize = 8;
+
+/// `y`'s pointer, shared by the GEMM tasks, which write disjoint elements.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: the tasks sharing it write disjoint elements of one live `&mut [f32]`.
+unsafe impl Send for OutPtr {}
+// SAFETY: as above.
+unsafe impl Sync for OutPtr {}
+impl OutPtr {
+    /// The pointer (a method, so that closures capture the whole `Sync` wrapper).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
 /// Rows of `W` handled by one task: enough work to amortise scheduling, small enough to
 /// balance across threads.
 const ROWS_PER_TASK: usize = 32;
@@ -207,6 +225,10 @@ impl QMatMul {
             );
             return Ok(());
         }
+        if let Some(gemm) = kernels::gemm_tile_for(self.ty, isa).filter(|_| m >= GEMM_MIN_M) {
+            self.run_gemm(gemm, m, xq, y, pool)?;
+            return Ok(());
+        }
         if let Some(vec_dot_rows) = vec_dot_rows {
             // Tokens in groups of four (the remainder in one smaller group): each weight block
             // unpacked once per group.
@@ -237,6 +259,42 @@ impl QMatMul {
                 }
             },
         );
+        Ok(())
+    }
+
+    /// `y = x · Wᵀ` by the GEMM tile function `gemm`, one tile of
+    /// [`kernels::gemm::TILE_ROWS`] weight rows per task, `xq` being the `m` quantized
+    /// activation rows.
+    fn run_gemm(
+        &self,
+        gemm: kernels::GemmTileFn,
+        m: usize,
+        xq: &[u8],
+        y: &mut [f32],
+        pool: &rayon::ThreadPool,
+    ) -> Result<(), QuantError> {
+        use kernels::gemm::TILE_ROWS;
+        let (n, rb) = (self.n, self.ty.row_bytes(self.k)?);
+        let data = self.data();
+        let out = OutPtr(y.as_mut_ptr());
+        pool.install(|| {
+            (0..n.div_ceil(TILE_ROWS)).into_par_iter().for_each_init(
+                || (Vec::new(), vec![0f32; m * TILE_ROWS]),
+                |(scratch, tile), c| {
+                    let j0 = c * TILE_ROWS;
+                    let rows = TILE_ROWS.min(n - j0);
+                    gemm(&data[j0 * rb..(j0 + rows) * rb], rows, xq, m, scratch, tile);
+                    for (t, o) in tile.chunks_exact(TILE_ROWS).enumerate() {
+                        for (i, &v) in o[..rows].iter().enumerate() {
+                            // SAFETY: `t < m`, `j0 + i < n`, so the index is inside `y`
+                            // (`m·n` long, checked by the caller), and each task writes only
+                            // its own columns `j0..j0 + rows`.
+                            unsafe { out.get().add(t * n + j0 + i).write(v) };
+                        }
+                    }
+                },
+            )
+        });
         Ok(())
     }
 
@@ -423,6 +481,7 @@ mod tests {
                 let mut xq = vec![0u8; at.row_bytes(k).unwrap()];
                 let mut xd = vec![0f32; k];
                 let mut wd = vec![0f32; k];
+                assert!(mm_m < GEMM_MIN_M, "the GEMM has its own test");
                 for t in 0..mm_m {
                     at.from_float(&x[t * k..(t + 1) * k], &mut xq).unwrap();
                     at.dequantize(&xq, &mut xd).unwrap();
@@ -438,6 +497,70 @@ mod tests {
                         assert!(
                             diff <= 1e-5 * mag,
                             "{ty} t{t} j{j}: {got} vs scalar {scalar}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// From [`GEMM_MIN_M`] rows on, the K-quants go through the GEMM where the CPU has one:
+    /// every output within float rounding (1e-6 of the sum of |products|) of the kernel's
+    /// dot product of the weight row with the quantized activation row, for token counts
+    /// around the micro-kernel's group of eight and row counts around the tile of sixteen;
+    /// with weights of every quant value (random bytes) and activations at the extremes of
+    /// Q8_K (-128 included).
+    #[test]
+    fn gemm_within_rounding_of_vec_dot() {
+        let pool = pool();
+        let k = 512;
+        for ty in [GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K] {
+            let rb = ty.row_bytes(k).unwrap();
+            for (n, m) in [(37, GEMM_MIN_M), (16, 13), (5, 21), (40, 9)] {
+                // Random weight bytes (every quant and scale pattern) with sane f16 scales.
+                let mut bytes: Vec<u8> = (0..n * rb)
+                    .map(|i| ((i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as u8)
+                    .collect();
+                let nb = n * k / 256;
+                let bb = rb * n / nb;
+                for b in 0..nb {
+                    let blk = &mut bytes[b * bb..(b + 1) * bb];
+                    let scale = half::f16::from_f32(0.001 + (b % 7) as f32 * 1e-3).to_le_bytes();
+                    let at = if ty == GgmlType::Q6K { bb - 2 } else { 0 };
+                    blk[at..at + 2].copy_from_slice(&scale);
+                    if ty != GgmlType::Q6K {
+                        blk[2..4].copy_from_slice(&scale);
+                    }
+                }
+                let len = bytes.len();
+                let mm = QMatMul::new(Arc::new(bytes), 0..len, ty, k, n).unwrap();
+                // Activations: ordinary values, and rows whose Q8_K quants hit -128/127.
+                let mut x = values(k * m, 9);
+                for (t, row) in x.chunks_mut(k).enumerate() {
+                    if t % 3 == 1 {
+                        for (i, v) in row.iter_mut().enumerate() {
+                            *v = if i % 2 == 0 { -1.0 } else { 127.0 / 128.0 };
+                        }
+                    }
+                }
+                let mut y = vec![f32::NAN; m * n];
+                mm.forward(&x, m, &mut y, &pool).unwrap();
+                let at = ty.vec_dot_type();
+                let kernel = kernels::vec_dot_for(ty, kernels::isa()).unwrap();
+                let mut xq = vec![0u8; at.row_bytes(k).unwrap()];
+                let (mut xd, mut wd) = (vec![0f32; k], vec![0f32; k]);
+                for t in 0..m {
+                    at.from_float(&x[t * k..(t + 1) * k], &mut xq).unwrap();
+                    at.dequantize(&xq, &mut xd).unwrap();
+                    for j in 0..n {
+                        let w = &mm.data()[j * rb..(j + 1) * rb];
+                        let want = kernel(w, &xq);
+                        ty.dequantize(w, &mut wd).unwrap();
+                        let mag: f64 = wd.iter().zip(&xd).map(|(w, a)| (w * a).abs() as f64).sum();
+                        let got = y[t * n + j];
+                        assert!(
+                            (got as f64 - want as f64).abs() <= 1e-6 * mag,
+                            "{ty} n{n} m{m} t{t} j{j}: {got} vs {want} (|products| {mag})"
                         );
                     }
                 }

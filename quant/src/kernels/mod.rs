@@ -23,6 +23,7 @@ use std::sync::OnceLock;
 use crate::formats::{self, VecDot};
 use crate::GgmlType;
 
+pub mod gemm;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -33,6 +34,20 @@ pub use crate::types::VecDotFn;
 /// activation row. Each result has the same bits as the single-row kernel of the same
 /// instruction set. `1 <= out.len() <= 4`; lengths are checked by the caller.
 pub type VecDotRowsFn = fn(w: &[u8], a: &[u8], out: &mut [f32]);
+
+/// One tile of the quantized GEMM ([`gemm`]): `w` holds `rows` (1 to [`gemm::TILE_ROWS`])
+/// weight rows, `a` holds `m` activation rows of the weight type's
+/// [`GgmlType::vec_dot_type`] with as many elements; `out` (`[m][TILE_ROWS]`) receives
+/// `out[t][i] = w[i] · a[t]` (lanes past `rows` are zero). `scratch` holds the unpacked tile
+/// between calls (any contents). Each result is within float rounding of [`vec_dot_for`]'s.
+pub type GemmTileFn = fn(
+    w: &[u8],
+    rows: usize,
+    a: &[u8],
+    m: usize,
+    scratch: &mut Vec<gemm::PackedSb>,
+    out: &mut [f32],
+);
 
 /// Most activation rows one [`VecDotRowsFn`] call takes.
 pub const MAX_ROWS: usize = 4;
@@ -188,6 +203,22 @@ pub fn vec_dot_rows_for(ty: GgmlType, isa: Isa) -> Option<VecDotRowsFn> {
     #[cfg(target_arch = "x86_64")]
     {
         x86::vec_dot_rows(ty, isa)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = ty;
+        None
+    }
+}
+
+/// The GEMM tile function of `ty` for `isa`, where one exists and the CPU has `isa`.
+pub fn gemm_tile_for(ty: GgmlType, isa: Isa) -> Option<GemmTileFn> {
+    if !available_isas().contains(&isa) {
+        return None;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86::gemm_tile(ty, isa)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

@@ -12,6 +12,7 @@ use crate::GgmlType;
 mod avx2;
 mod avx2_k;
 mod avx512;
+mod gemm;
 
 /// The SIMD kernel of `ty` for `isa` (the caller checked that the CPU has `isa`).
 pub(super) fn vec_dot(ty: GgmlType, isa: Isa) -> Option<super::VecDotFn> {
@@ -35,5 +36,14 @@ pub(super) fn vec_dot_rows(ty: GgmlType, isa: Isa) -> Option<super::VecDotRowsFn
             Some(_) => None,
             None => avx2::vec_dot_rows(ty),
         },
+    }
+}
+
+/// The GEMM tile function of `ty` for `isa` (the caller checked that the CPU has `isa`):
+/// AVX-512 with VNNI only, for now.
+pub(super) fn gemm_tile(ty: GgmlType, isa: Isa) -> Option<super::GemmTileFn> {
+    match isa {
+        Isa::Avx512 if super::has_avx512_vnni() => gemm::gemm_tile(ty),
+        _ => None,
     }
 }

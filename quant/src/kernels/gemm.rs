@@ -1,0 +1,312 @@
+//! Quantized GEMM for prompt processing: K-quant weights against many Q8_K activation rows.
+//!
+//! A dot-product kernel ([`super::VecDotFn`]) unpacks every weight block again for every
+//! activation row (four rows at a time in the multi-row kernels). For a batch of tokens the
+//! GEMM instead unpacks a tile of [`TILE_ROWS`] weight rows once per call into
+//! [`PackedSb`]s, one per super-block of 256 columns:
+//!
+//! ```text
+//! wq[p][i]    4 bytes: the unsigned quants of elements 4p..4p+4 of tile row i (p < 64)
+//! sc[g][i]    i32: the integer scale of group g of row i (8 groups of 32 elements for
+//!             Q4_K/Q5_K, 16 groups of 16 for Q6_K)
+//! corr[p][i]  two i16: the weights of the correction term against the activations'
+//!             bsums[2p], bsums[2p+1] (Q4_K/Q5_K: the sub-block's min twice; Q6_K: the
+//!             scales of sub-blocks 2p, 2p+1)
+//! da[i], db[i] f32: row i's factors of the two integer sums
+//! ```
+//!
+//! so that one vector of `wq[p]` holds the same four columns of sixteen rows. Then the SIMD
+//! micro-kernel (x86: `x86/gemm.rs`) multiplies it by the four activation bytes of each of
+//! several tokens broadcast to every lane (`vpdpbusd`), and every super-block's output is
+//!
+//! ```text
+//! y[t][i] += a.d · (da[i] · Σ_g sc[g][i] · Σ_{p in g} wq[p][i]·a.qs[4p..4p+4]
+//!                   + db[i] · Σ_p corr[p][i]·a.bsums[2p..2p+2])
+//! ```
+//!
+//! which is the weight row's dot product (`da = d`, `db = -dmin` for Q4_K/Q5_K:
+//! `d·Σ sc·Σ q·y - dmin·Σ m·bsum`; `da = d`, `db = -32·d` for Q6_K, whose quants are stored
+//! as `q + 32`). The integer sums are exact, as in the dot-product kernels; only the float
+//! accumulation order differs from them (one conversion per super-block instead of eight
+//! lanes), so a GEMM output differs from [`super::vec_dot_for`]'s in the last bits.
+
+use crate::formats::k_common::get_scale_min_k4;
+use crate::formats::q4_k::BlockQ4K;
+use crate::formats::q5_k::BlockQ5K;
+use crate::formats::q6_k::BlockQ6K;
+use crate::QK_K;
+
+/// Weight rows per tile: one 512-bit vector of i32 lanes.
+pub const TILE_ROWS: usize = 16;
+
+/// Four-element steps per super-block.
+pub(crate) const STEPS: usize = QK_K / 4;
+
+/// One super-block of a tile of [`TILE_ROWS`] weight rows, unpacked for the micro-kernel
+/// (layout in the module documentation). Rows past the end of the matrix are all zero.
+#[repr(C, align(64))]
+#[derive(Clone, Copy, Debug, bytemuck::Zeroable)]
+pub struct PackedSb {
+    /// `[STEPS][TILE_ROWS]`: four unsigned quants per row and step, little-endian.
+    pub wq: [[u32; TILE_ROWS]; STEPS],
+    /// `[16][TILE_ROWS]`: the integer scale of each group (the first [`GemmPack::GROUPS`]).
+    pub sc: [[i32; TILE_ROWS]; 16],
+    /// `[8][TILE_ROWS]`: the correction weights, two i16 per lane.
+    pub corr: [[i32; TILE_ROWS]; 8],
+    /// `[TILE_ROWS]`: the factor of the scaled quant sum.
+    pub da: [f32; TILE_ROWS],
+    /// `[TILE_ROWS]`: the factor of the correction sum.
+    pub db: [f32; TILE_ROWS],
+}
+
+const _: () = assert!(std::mem::size_of::<PackedSb>() == 5760);
+
+/// A 16 x 16 matrix of 32-bit words, `[row][column]`.
+pub(crate) type Square = [[u32; TILE_ROWS]; TILE_ROWS];
+
+/// A K-quant weight block the GEMM can unpack.
+pub trait GemmPack: crate::formats::Block {
+    /// Scale groups per super-block (each `STEPS / GROUPS` steps long).
+    const GROUPS: usize;
+    /// Writes the block's 256 unsigned quants in element order into `q` and its sixteen
+    /// scale words into `s` (Q4_K/Q5_K: the eight scales, then the eight mins; Q6_K: the
+    /// sixteen scales, sign-extended); returns the row's `(da, db)`.
+    fn unpack(&self, q: &mut [u8; QK_K], s: &mut [u32; 16]) -> (f32, f32);
+    /// Fills `sb.sc` and `sb.corr` from the scale words of the tile's rows, transposed:
+    /// `t[w][i]` is word `w` of row `i`.
+    fn lanes(t: &Square, sb: &mut PackedSb);
+}
+
+/// Two i16 in one i32 lane (`lo` in the low half), as `vpdpwssd` reads them.
+#[inline(always)]
+fn pair(lo: u32, hi: u32) -> i32 {
+    ((lo & 0xffff) | (hi << 16)) as i32
+}
+
+/// The scale words of a Q4_K/Q5_K super-block, and its `(da, db)`.
+#[inline(always)]
+fn k4_scales(d: half::f16, dmin: half::f16, scales: &[u8; 12], s: &mut [u32; 16]) -> (f32, f32) {
+    for j in 0..8 {
+        let (sc, m) = get_scale_min_k4(j, scales);
+        (s[j], s[8 + j]) = (sc as u32, m as u32);
+    }
+    (d.to_f32(), -dmin.to_f32())
+}
+
+/// `lanes` for Q4_K/Q5_K: eight scale groups; the correction weight of both bsums of
+/// sub-block `j` is its min.
+#[inline(always)]
+fn k4_lanes(t: &Square, sb: &mut PackedSb) {
+    for j in 0..8 {
+        let lanes = sb.sc[j].iter_mut().zip(sb.corr[j].iter_mut());
+        for ((sc, c), (&s, &m)) in lanes.zip(t[j].iter().zip(&t[8 + j])) {
+            *sc = s as i32;
+            *c = pair(m, m);
+        }
+    }
+}
+
+impl GemmPack for BlockQ4K {
+    const GROUPS: usize = 8;
+    #[inline(always)]
+    fn unpack(&self, q: &mut [u8; QK_K], s: &mut [u32; 16]) -> (f32, f32) {
+        for c in 0..4 {
+            let qs = &self.qs[32 * c..32 * c + 32];
+            let (lo, hi) = q[64 * c..64 * c + 64].split_at_mut(32);
+            for l in 0..32 {
+                lo[l] = qs[l] & 0xf;
+                hi[l] = qs[l] >> 4;
+            }
+        }
+        k4_scales(self.d, self.dmin, &self.scales, s)
+    }
+    #[inline(always)]
+    fn lanes(t: &Square, sb: &mut PackedSb) {
+        k4_lanes(t, sb)
+    }
+}
+
+impl GemmPack for BlockQ5K {
+    const GROUPS: usize = 8;
+    #[inline(always)]
+    fn unpack(&self, q: &mut [u8; QK_K], s: &mut [u32; 16]) -> (f32, f32) {
+        for c in 0..4 {
+            let qs = &self.qs[32 * c..32 * c + 32];
+            let (lo, hi) = q[64 * c..64 * c + 64].split_at_mut(32);
+            for l in 0..32 {
+                let h = self.qh[l] >> (2 * c);
+                lo[l] = (qs[l] & 0xf) | ((h & 1) << 4);
+                hi[l] = (qs[l] >> 4) | ((h & 2) << 3);
+            }
+        }
+        k4_scales(self.d, self.dmin, &self.scales, s)
+    }
+    #[inline(always)]
+    fn lanes(t: &Square, sb: &mut PackedSb) {
+        k4_lanes(t, sb)
+    }
+}
+
+impl GemmPack for BlockQ6K {
+    const GROUPS: usize = 16;
+    #[inline(always)]
+    fn unpack(&self, q: &mut [u8; QK_K], s: &mut [u32; 16]) -> (f32, f32) {
+        for h in 0..2 {
+            let (ql, qh) = (&self.ql[64 * h..64 * h + 64], &self.qh[32 * h..32 * h + 32]);
+            let q = &mut q[128 * h..128 * h + 128];
+            for l in 0..32 {
+                q[l] = (ql[l] & 0xf) | ((qh[l] & 3) << 4);
+                q[l + 32] = (ql[l + 32] & 0xf) | (((qh[l] >> 2) & 3) << 4);
+                q[l + 64] = (ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4);
+                q[l + 96] = (ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4);
+            }
+        }
+        for (s, &sc) in s.iter_mut().zip(&self.scales) {
+            *s = sc as i32 as u32;
+        }
+        let d = self.d.to_f32();
+        (d, -32.0 * d)
+    }
+    #[inline(always)]
+    fn lanes(t: &Square, sb: &mut PackedSb) {
+        for (sc, tg) in sb.sc.iter_mut().zip(t) {
+            for (s, &v) in sc.iter_mut().zip(tg) {
+                *s = v as i32;
+            }
+        }
+        for (p, corr) in sb.corr.iter_mut().enumerate() {
+            for ((c, &lo), &hi) in corr.iter_mut().zip(&t[2 * p]).zip(&t[2 * p + 1]) {
+                *c = pair(lo, hi);
+            }
+        }
+    }
+}
+
+/// How many super-blocks ahead [`pack_tile`] asks for each row's weights (the rows of a
+/// tile are sixteen streams, more than the hardware prefetcher follows well).
+pub(crate) const PREFETCH_BLOCKS: usize = 2;
+
+/// The portable transpose (`dst[c][r] = src[r][c]`), the reference for the x86 GEMM's
+/// 512-bit one.
+#[cfg(test)]
+pub(crate) fn transpose_scalar(src: &Square, dst: &mut Square) {
+    for (r, row) in src.iter().enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            dst[c][r] = v;
+        }
+    }
+}
+
+/// Unpacks the tile of weight rows `rows` (each `out.len()` blocks; at most [`TILE_ROWS`]
+/// rows, the missing ones packed as zero) into `out`, one [`PackedSb`] per super-block, with
+/// `transpose` (same contract as [`transpose_scalar`]), calling `prefetch` on each row's
+/// block [`PREFETCH_BLOCKS`] ahead of the one being unpacked.
+#[inline(always)]
+pub(crate) fn pack_tile<B: GemmPack>(
+    rows: &[&[B]],
+    out: &mut [PackedSb],
+    transpose: impl Fn(&Square, &mut Square),
+    prefetch: impl Fn(&B),
+) {
+    debug_assert!(rows.len() <= TILE_ROWS);
+    // q[c][i]: words 16c..16c + 16 of row i's quants; s[i]: row i's scale words. Rows past
+    // `rows.len()` stay zero.
+    let mut q = [[[0u32; TILE_ROWS]; TILE_ROWS]; STEPS / TILE_ROWS];
+    let mut s: Square = [[0; TILE_ROWS]; TILE_ROWS];
+    let mut t: Square = [[0; TILE_ROWS]; TILE_ROWS];
+    let mut row_q = [0u8; QK_K];
+    for (b, sb) in out.iter_mut().enumerate() {
+        sb.da = [0.0; TILE_ROWS];
+        sb.db = [0.0; TILE_ROWS];
+        for row in rows {
+            if let Some(ahead) = row.get(b + PREFETCH_BLOCKS) {
+                prefetch(ahead);
+            }
+        }
+        for (i, row) in rows.iter().enumerate() {
+            (sb.da[i], sb.db[i]) = row[b].unpack(&mut row_q, &mut s[i]);
+            for (c, q) in q.iter_mut().enumerate() {
+                let words: &[u32; TILE_ROWS] = bytemuck::cast_ref(
+                    <&[u8; 64]>::try_from(&row_q[64 * c..64 * c + 64]).expect("64 bytes"),
+                );
+                q[i] = *words;
+            }
+        }
+        for (c, q) in q.iter().enumerate() {
+            let dst: &mut Square = (&mut sb.wq[16 * c..16 * c + 16])
+                .try_into()
+                .expect("16 rows");
+            transpose(q, dst);
+        }
+        transpose(&s, &mut t);
+        B::lanes(&t, sb);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::{Block, VecDot};
+
+    /// The packed form gives back each element's dequantized value: `da·sc·q + db·(corr
+    /// weight)` with the correction weight of the element's bsum (Q4_K/Q5_K: the min;
+    /// Q6_K: the scale, times `db = -32·d`).
+    fn check<B: GemmPack + Block + VecDot>(seed: u64) {
+        let nb = 2;
+        let n = 5;
+        let x: Vec<f32> = (0..n * nb * QK_K)
+            .map(|e| {
+                let v = ((e as u64 * 2_654_435_761 + seed) % 2001) as f32 / 1000.0 - 1.0;
+                v * (1.0 + (e / 97 % 5) as f32)
+            })
+            .collect();
+        let mut blocks = vec![<B as bytemuck::Zeroable>::zeroed(); n * nb];
+        B::quantize(&x, &mut blocks);
+        let mut want = vec![0f32; x.len()];
+        B::dequantize(&blocks, &mut want);
+        let rows: Vec<&[B]> = blocks.chunks(nb).collect();
+        let mut sbs = vec![<PackedSb as bytemuck::Zeroable>::zeroed(); nb];
+        pack_tile(&rows, &mut sbs, transpose_scalar, |_| ());
+        let steps = STEPS / B::GROUPS;
+        for (b, sb) in sbs.iter().enumerate() {
+            for i in 0..TILE_ROWS {
+                for e in 0..QK_K {
+                    let (p, byte) = (e / 4, e % 4);
+                    let q = (sb.wq[p][i] >> (8 * byte)) & 0xff;
+                    let group = e / (4 * steps);
+                    let sc = sb.sc[group][i];
+                    // The correction weight of this element's bsum (element e is in bsum e / 16).
+                    let c = sb.corr[e / 32][i];
+                    let c = if e % 32 < 16 {
+                        c as i16
+                    } else {
+                        (c >> 16) as i16
+                    };
+                    if B::GROUPS == 8 {
+                        assert_eq!(c as i32, sb.corr[e / 32][i] >> 16, "both halves: the min");
+                    } else {
+                        assert_eq!(c as i32, sc, "Q6_K: the sub-block's scale");
+                    }
+                    let got = sb.da[i] * (sc * q as i32) as f32 + sb.db[i] * c as f32;
+                    if i >= n {
+                        assert_eq!((q, sc, c, sb.da[i], sb.db[i]), (0, 0, 0, 0.0, 0.0));
+                        continue;
+                    }
+                    let w = want[(i * nb + b) * QK_K + e];
+                    assert!(
+                        (got - w).abs() <= 1e-6 * (1.0 + w.abs()),
+                        "{} row {i} block {b} element {e}: {got} vs {w}",
+                        B::GGML_TYPE
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn packs_give_back_the_weights() {
+        check::<BlockQ4K>(1);
+        check::<BlockQ5K>(2);
+        check::<BlockQ6K>(3);
+    }
+}

@@ -1,0 +1,213 @@
+//! The AVX-512 VNNI micro-kernel of the K-quant GEMM (layout and formula in
+//! `kernels/gemm.rs`): sixteen weight rows in the i32 lanes of a 512-bit vector, up to
+//! [`TOKENS`] tokens at a time, each with its own accumulators. Per four-column step one
+//! vector of packed quants is loaded and multiplied (`vpdpbusd`) by each token's four
+//! activation bytes broadcast to every lane; per scale group the sums are scaled
+//! (`vpmulld`); per super-block the correction term (`vpdpwssd`) and the float accumulation
+//! follow. All integer sums are exact.
+
+use std::arch::x86_64::*;
+
+use super::super::gemm::{pack_tile, GemmPack, PackedSb, Square, STEPS, TILE_ROWS};
+use super::super::GemmTileFn;
+use crate::formats::q4_k::BlockQ4K;
+use crate::formats::q5_k::BlockQ5K;
+use crate::formats::q6_k::BlockQ6K;
+use crate::formats::q8_k::BlockQ8K;
+use crate::formats::with_blocks;
+use crate::GgmlType;
+
+/// Tokens per micro-kernel call (accumulators: three vectors per token).
+const TOKENS: usize = 8;
+
+/// The AVX-512 VNNI GEMM tile function of `ty`, if it has one.
+pub(super) fn gemm_tile(ty: GgmlType) -> Option<GemmTileFn> {
+    Some(match ty {
+        GgmlType::Q4K => tile_bytes::<BlockQ4K>,
+        GgmlType::Q5K => tile_bytes::<BlockQ5K>,
+        GgmlType::Q6K => tile_bytes::<BlockQ6K>,
+        _ => return None,
+    })
+}
+
+/// [`GemmTileFn`] on bytes: `w` holds `rows` weight rows, `a` holds `m` Q8_K rows of as many
+/// elements, `out` is `[m][TILE_ROWS]`.
+fn tile_bytes<B: GemmPack>(
+    w: &[u8],
+    rows: usize,
+    a: &[u8],
+    m: usize,
+    scratch: &mut Vec<PackedSb>,
+    out: &mut [f32],
+) {
+    with_blocks::<B, _>(w, |w| {
+        with_blocks::<BlockQ8K, _>(a, |a| {
+            assert!(rows <= TILE_ROWS && rows > 0 && w.len() % rows == 0);
+            let nb = w.len() / rows;
+            assert!(a.len() == m * nb && out.len() == m * TILE_ROWS);
+            // SAFETY: `gemm_tile` hands this out only after `kernels::available_isas` and
+            // `kernels::has_avx512_vnni` detected AVX-512 F+BW+VL, VNNI, AVX2, FMA and F16C.
+            unsafe { tile::<B>(w, rows, nb, a, m, scratch, out) }
+        })
+    })
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn tile<B: GemmPack>(
+    w: &[B],
+    rows: usize,
+    nb: usize,
+    a: &[BlockQ8K],
+    m: usize,
+    scratch: &mut Vec<PackedSb>,
+    out: &mut [f32],
+) {
+    scratch.resize(nb, bytemuck::Zeroable::zeroed());
+    let mut row_refs: [&[B]; TILE_ROWS] = [&[]; TILE_ROWS];
+    for (i, r) in row_refs.iter_mut().enumerate().take(rows) {
+        *r = &w[i * nb..(i + 1) * nb];
+    }
+    pack_tile(
+        &row_refs[..rows],
+        scratch,
+        |src, dst| transpose(src, dst),
+        |b| {
+            let p = (b as *const B).cast::<i8>();
+            for off in (0..std::mem::size_of::<B>()).step_by(64) {
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off));
+            }
+        },
+    );
+    let sbs = &scratch[..];
+    let row = |t: usize| &a[t * nb..(t + 1) * nb];
+    let mut t0 = 0;
+    while t0 < m {
+        let o = &mut out[t0 * TILE_ROWS..];
+        let left = m - t0;
+        macro_rules! run {
+            ($($n:literal)*) => {
+                match left.min(TOKENS) {
+                    $($n => {
+                        let y: [&[BlockQ8K]; $n] = std::array::from_fn(|t| row(t0 + t));
+                        tokens::<B, $n>(sbs, y, o);
+                        $n
+                    })*
+                    _ => unreachable!(),
+                }
+            };
+        }
+        t0 += run!(1 2 3 4 5 6 7 8);
+    }
+}
+
+/// `dst[c][r] = src[r][c]` for a 16 x 16 matrix of words: 32-bit, 64-bit and 128-bit
+/// interleaves (64 shuffles).
+#[inline(always)]
+unsafe fn transpose(src: &Square, dst: &mut Square) {
+    let r: [__m512i; 16] = std::array::from_fn(|i| _mm512_loadu_si512(src[i].as_ptr().cast()));
+    // t[2k], t[2k+1]: rows 2k, 2k+1 interleaved by word (low, high halves of each 128 bits).
+    let mut t = [_mm512_setzero_si512(); 16];
+    for k in 0..8 {
+        t[2 * k] = _mm512_unpacklo_epi32(r[2 * k], r[2 * k + 1]);
+        t[2 * k + 1] = _mm512_unpackhi_epi32(r[2 * k], r[2 * k + 1]);
+    }
+    // u[4k + c], 128-bit lane l: column 4l + c of rows 4k..4k+4.
+    let mut u = [_mm512_setzero_si512(); 16];
+    for k in 0..4 {
+        u[4 * k] = _mm512_unpacklo_epi64(t[4 * k], t[4 * k + 2]);
+        u[4 * k + 1] = _mm512_unpackhi_epi64(t[4 * k], t[4 * k + 2]);
+        u[4 * k + 2] = _mm512_unpacklo_epi64(t[4 * k + 1], t[4 * k + 3]);
+        u[4 * k + 3] = _mm512_unpackhi_epi64(t[4 * k + 1], t[4 * k + 3]);
+    }
+    // Column 4l + c: lane l of u[c], u[4 + c], u[8 + c], u[12 + c].
+    for c in 0..4 {
+        let v0 = _mm512_shuffle_i32x4::<0x44>(u[c], u[4 + c]);
+        let v1 = _mm512_shuffle_i32x4::<0xee>(u[c], u[4 + c]);
+        let v2 = _mm512_shuffle_i32x4::<0x44>(u[8 + c], u[12 + c]);
+        let v3 = _mm512_shuffle_i32x4::<0xee>(u[8 + c], u[12 + c]);
+        let cols = [
+            _mm512_shuffle_i32x4::<0x88>(v0, v2),
+            _mm512_shuffle_i32x4::<0xdd>(v0, v2),
+            _mm512_shuffle_i32x4::<0x88>(v1, v3),
+            _mm512_shuffle_i32x4::<0xdd>(v1, v3),
+        ];
+        for (l, col) in cols.iter().enumerate() {
+            _mm512_storeu_si512(dst[4 * l + c].as_mut_ptr().cast(), *col);
+        }
+    }
+}
+
+/// Four activation bytes (or two i16) at `p`, broadcast to every i32 lane.
+#[inline(always)]
+unsafe fn bcast<T>(p: *const T) -> __m512i {
+    _mm512_set1_epi32(std::ptr::read_unaligned(p.cast::<i32>()))
+}
+
+/// `out[t][i] = Σ_b` (super-block `b` of the tile) · `y[t][b]`, for `T` tokens.
+#[inline(always)]
+unsafe fn tokens<B: GemmPack, const T: usize>(
+    sbs: &[PackedSb],
+    y: [&[BlockQ8K]; T],
+    out: &mut [f32],
+) {
+    let steps = STEPS / B::GROUPS;
+    let mut facc = [_mm512_setzero_ps(); T];
+    for (b, sb) in sbs.iter().enumerate() {
+        // SAFETY (get_unchecked): the caller checked `y[t].len() == sbs.len()`.
+        let ys: [&BlockQ8K; T] = std::array::from_fn(|t| y[t].get_unchecked(b));
+        let mut s = [_mm512_setzero_si512(); T];
+        for g in 0..B::GROUPS {
+            let mut acc = [_mm512_setzero_si512(); T];
+            for p in g * steps..(g + 1) * steps {
+                let w = _mm512_load_si512(sb.wq[p].as_ptr().cast());
+                for t in 0..T {
+                    let yq = bcast(ys[t].qs.as_ptr().add(4 * p));
+                    acc[t] = _mm512_dpbusd_epi32(acc[t], w, yq);
+                }
+            }
+            let sc = _mm512_load_si512(sb.sc[g].as_ptr().cast());
+            for t in 0..T {
+                s[t] = _mm512_add_epi32(s[t], _mm512_mullo_epi32(acc[t], sc));
+            }
+        }
+        let da = _mm512_load_ps(sb.da.as_ptr());
+        let db = _mm512_load_ps(sb.db.as_ptr());
+        for t in 0..T {
+            let mut c = _mm512_setzero_si512();
+            for p in 0..8 {
+                let cw = _mm512_load_si512(sb.corr[p].as_ptr().cast());
+                c = _mm512_dpwssd_epi32(c, cw, bcast(ys[t].bsums.as_ptr().add(2 * p)));
+            }
+            let yd = _mm512_set1_ps(ys[t].d);
+            facc[t] = _mm512_fmadd_ps(_mm512_mul_ps(yd, da), _mm512_cvtepi32_ps(s[t]), facc[t]);
+            facc[t] = _mm512_fmadd_ps(_mm512_mul_ps(yd, db), _mm512_cvtepi32_ps(c), facc[t]);
+        }
+    }
+    for (t, f) in facc.iter().enumerate() {
+        _mm512_storeu_ps(out[t * TILE_ROWS..(t + 1) * TILE_ROWS].as_mut_ptr(), *f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::gemm::transpose_scalar;
+    use super::*;
+
+    #[test]
+    fn transpose_is_the_scalar_one() {
+        if !super::super::super::has_avx512_vnni() {
+            return;
+        }
+        let src: Square = std::array::from_fn(|r| std::array::from_fn(|c| (r * 100 + c) as u32));
+        let (mut want, mut got) = ([[0; 16]; 16], [[0; 16]; 16]);
+        transpose_scalar(&src, &mut want);
+        // SAFETY: AVX-512 F was detected just above.
+        unsafe { transpose_avx512(&src, &mut got) };
+        assert_eq!(got, want);
+    }
+
+    #[target_feature(enable = "avx512f")]
+    unsafe fn transpose_avx512(src: &Square, dst: &mut Square) {
+        transpose(src, dst)
+    }
+}
