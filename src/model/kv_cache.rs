@@ -1,6 +1,7 @@
 //! The per-session key/value cache, with a rolling buffer for sliding-window attention.
 
 use half::f16;
+use half::slice::HalfFloatSliceExt;
 
 use crate::error::{Error, Result};
 
@@ -42,23 +43,15 @@ impl Store {
 
     fn write(&mut self, at: usize, src: &[f32]) {
         match self {
-            Store::F16(v) => {
-                for (d, &s) in v[at..at + src.len()].iter_mut().zip(src) {
-                    *d = f16::from_f32(s);
-                }
-            }
+            // F16C where the CPU has it (detected at run time by `half`), same rounding.
+            Store::F16(v) => v[at..at + src.len()].convert_from_f32_slice(src),
             Store::F32(v) => v[at..at + src.len()].copy_from_slice(src),
         }
     }
 
     fn read(&self, at: usize, dst: &mut [f32]) {
         match self {
-            Store::F16(v) => {
-                let n = dst.len();
-                for (d, s) in dst.iter_mut().zip(&v[at..at + n]) {
-                    *d = s.to_f32();
-                }
-            }
+            Store::F16(v) => v[at..at + dst.len()].convert_to_f32_slice(dst),
             Store::F32(v) => dst.copy_from_slice(&v[at..at + dst.len()]),
         }
     }

@@ -227,8 +227,7 @@ fn attention(
                 scores.clear();
                 for p in lo..=pos {
                     cache.key(layer, p, off, kbuf);
-                    let d: f32 = qh.iter().zip(kbuf.iter()).map(|(a, b)| a * b).sum();
-                    scores.push(d * scale);
+                    scores.push(orcinus_quant::matmul::dot(qh, kbuf) * scale);
                 }
                 softmax(scores);
                 out.fill(0.0);
