@@ -509,7 +509,7 @@ mod tests {
     /// dot product of the weight row with the quantized activation row, for token counts
     /// around the micro-kernel's group of eight and row counts around the tile of sixteen;
     /// with weights of every quant value (random bytes) and activations at the extremes of
-    /// Q8_K (-128 included).
+    /// Q8_K (-128 included); for every instruction set with a GEMM.
     #[test]
     fn gemm_within_rounding_of_vec_dot() {
         let pool = pool();
@@ -543,25 +543,36 @@ mod tests {
                         }
                     }
                 }
-                let mut y = vec![f32::NAN; m * n];
-                mm.forward(&x, m, &mut y, &pool).unwrap();
-                let at = ty.vec_dot_type();
-                let kernel = kernels::vec_dot_for(ty, kernels::isa()).unwrap();
-                let mut xq = vec![0u8; at.row_bytes(k).unwrap()];
-                let (mut xd, mut wd) = (vec![0f32; k], vec![0f32; k]);
-                for t in 0..m {
-                    at.from_float(&x[t * k..(t + 1) * k], &mut xq).unwrap();
-                    at.dequantize(&xq, &mut xd).unwrap();
-                    for j in 0..n {
-                        let w = &mm.data()[j * rb..(j + 1) * rb];
-                        let want = kernel(w, &xq);
-                        ty.dequantize(w, &mut wd).unwrap();
-                        let mag: f64 = wd.iter().zip(&xd).map(|(w, a)| (w * a).abs() as f64).sum();
-                        let got = y[t * n + j];
-                        assert!(
-                            (got as f64 - want as f64).abs() <= 1e-6 * mag,
-                            "{ty} n{n} m{m} t{t} j{j}: {got} vs {want} (|products| {mag})"
-                        );
+                let isas: Vec<kernels::Isa> = kernels::available_isas()
+                    .into_iter()
+                    .filter(|&isa| kernels::gemm_tile_for(ty, isa).is_some())
+                    .collect();
+                #[cfg(target_arch = "x86_64")]
+                if std::is_x86_feature_detected!("avx2") {
+                    assert!(isas.contains(&kernels::Isa::Avx2), "{ty}: no AVX2 GEMM");
+                }
+                for isa in isas {
+                    let mut y = vec![f32::NAN; m * n];
+                    mm.forward_isa(isa, &x, m, &mut y, &pool).unwrap();
+                    let at = ty.vec_dot_type();
+                    let kernel = kernels::vec_dot_for(ty, isa).unwrap();
+                    let mut xq = vec![0u8; at.row_bytes(k).unwrap()];
+                    let (mut xd, mut wd) = (vec![0f32; k], vec![0f32; k]);
+                    for t in 0..m {
+                        at.from_float(&x[t * k..(t + 1) * k], &mut xq).unwrap();
+                        at.dequantize(&xq, &mut xd).unwrap();
+                        for j in 0..n {
+                            let w = &mm.data()[j * rb..(j + 1) * rb];
+                            let want = kernel(w, &xq);
+                            ty.dequantize(w, &mut wd).unwrap();
+                            let mag: f64 =
+                                wd.iter().zip(&xd).map(|(w, a)| (w * a).abs() as f64).sum();
+                            let got = y[t * n + j];
+                            assert!(
+                                (got as f64 - want as f64).abs() <= 1e-6 * mag,
+                                "{ty} {isa} n{n} m{m} t{t} j{j}: {got} vs {want} (|products| {mag})"
+                            );
+                        }
                     }
                 }
             }

@@ -68,6 +68,10 @@ pub(crate) type Square = [[u32; TILE_ROWS]; TILE_ROWS];
 pub trait GemmPack: crate::formats::Block {
     /// Scale groups per super-block (each `STEPS / GROUPS` steps long).
     const GROUPS: usize;
+    /// Steps whose `vpmaddubsw` pairs (two products of a quant and a Q8_K activation in
+    /// -128..=127) add up without leaving i16: `STEPS_I16 · 2 · max_q · 128 < 2^15` (the
+    /// AVX2 micro-kernel sums that many in i16 before scaling).
+    const STEPS_I16: usize;
     /// Writes the block's 256 unsigned quants in element order into `q` and its sixteen
     /// scale words into `s` (Q4_K/Q5_K: the eight scales, then the eight mins; Q6_K: the
     /// sixteen scales, sign-extended); returns the row's `(da, db)`.
@@ -108,6 +112,7 @@ fn k4_lanes(t: &Square, sb: &mut PackedSb) {
 
 impl GemmPack for BlockQ4K {
     const GROUPS: usize = 8;
+    const STEPS_I16: usize = 8; // 8 · 2 · 15 · 128 = 30720
     #[inline(always)]
     fn unpack(&self, q: &mut [u8; QK_K], s: &mut [u32; 16]) -> (f32, f32) {
         for c in 0..4 {
@@ -128,6 +133,7 @@ impl GemmPack for BlockQ4K {
 
 impl GemmPack for BlockQ5K {
     const GROUPS: usize = 8;
+    const STEPS_I16: usize = 4; // 4 · 2 · 31 · 128 = 31744
     #[inline(always)]
     fn unpack(&self, q: &mut [u8; QK_K], s: &mut [u32; 16]) -> (f32, f32) {
         for c in 0..4 {
@@ -149,6 +155,7 @@ impl GemmPack for BlockQ5K {
 
 impl GemmPack for BlockQ6K {
     const GROUPS: usize = 16;
+    const STEPS_I16: usize = 2; // 2 · 2 · 63 · 128 = 32256
     #[inline(always)]
     fn unpack(&self, q: &mut [u8; QK_K], s: &mut [u32; 16]) -> (f32, f32) {
         for h in 0..2 {
@@ -187,7 +194,7 @@ impl GemmPack for BlockQ6K {
 pub(crate) const PREFETCH_BLOCKS: usize = 2;
 
 /// The portable transpose (`dst[c][r] = src[r][c]`), the reference for the x86 GEMM's
-/// 512-bit one.
+/// SIMD ones.
 #[cfg(test)]
 pub(crate) fn transpose_scalar(src: &Square, dst: &mut Square) {
     for (r, row) in src.iter().enumerate() {
@@ -301,6 +308,20 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn i16_step_bounds() {
+        for (max_q, steps) in [
+            (15, BlockQ4K::STEPS_I16),
+            (31, BlockQ5K::STEPS_I16),
+            (63, BlockQ6K::STEPS_I16),
+        ] {
+            assert!(steps * 2 * max_q * 128 < 1 << 15);
+            assert_eq!(STEPS % steps, 0);
+        }
+        assert_eq!(STEPS / BlockQ6K::GROUPS % BlockQ6K::STEPS_I16, 0);
+        assert_eq!(STEPS / BlockQ4K::GROUPS % BlockQ4K::STEPS_I16, 0);
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The AVX-512 VNNI micro-kernel of the K-quant GEMM (layout and formula in
-//! `kernels/gemm.rs`): sixteen weight rows in the i32 lanes of a 512-bit vector, up to
+//! The x86 micro-kernels of the K-quant GEMM (layout and formula in `kernels/gemm.rs`): the
+//! tile driver shared by both, and the AVX-512 VNNI kernel (the AVX2 one is in
+//! `gemm_avx2.rs`). The VNNI kernel: sixteen weight rows in the i32 lanes of a 512-bit vector, up to
 //! [`TOKENS`] tokens at a time, each with its own accumulators. Per four-column step one
 //! vector of packed quants is loaded and multiplied (`vpdpbusd`) by each token's four
 //! activation bytes broadcast to every lane; per scale group the sums are scaled
@@ -10,6 +11,7 @@ use std::arch::x86_64::*;
 
 use super::super::gemm::{pack_tile, GemmPack, PackedSb, Square, STEPS, TILE_ROWS};
 use super::super::GemmTileFn;
+use super::gemm_avx2;
 use crate::formats::q4_k::BlockQ4K;
 use crate::formats::q5_k::BlockQ5K;
 use crate::formats::q6_k::BlockQ6K;
@@ -17,22 +19,50 @@ use crate::formats::q8_k::BlockQ8K;
 use crate::formats::with_blocks;
 use crate::GgmlType;
 
-/// Tokens per micro-kernel call (accumulators: three vectors per token).
-const TOKENS: usize = 8;
-
-/// The AVX-512 VNNI GEMM tile function of `ty`, if it has one.
-pub(super) fn gemm_tile(ty: GgmlType) -> Option<GemmTileFn> {
-    Some(match ty {
-        GgmlType::Q4K => tile_bytes::<BlockQ4K>,
-        GgmlType::Q5K => tile_bytes::<BlockQ5K>,
-        GgmlType::Q6K => tile_bytes::<BlockQ6K>,
+/// The GEMM tile function of `ty` for the 512-bit VNNI kernel (`vnni`) or the AVX2 one.
+pub(super) fn gemm_tile(ty: GgmlType, vnni: bool) -> Option<GemmTileFn> {
+    Some(match (ty, vnni) {
+        (GgmlType::Q4K, true) => tile_bytes::<BlockQ4K, Vnni>,
+        (GgmlType::Q5K, true) => tile_bytes::<BlockQ5K, Vnni>,
+        (GgmlType::Q6K, true) => tile_bytes::<BlockQ6K, Vnni>,
+        (GgmlType::Q4K, false) => tile_bytes::<BlockQ4K, Avx2>,
+        (GgmlType::Q5K, false) => tile_bytes::<BlockQ5K, Avx2>,
+        (GgmlType::Q6K, false) => tile_bytes::<BlockQ6K, Avx2>,
         _ => return None,
     })
 }
 
+/// A micro-kernel: packs a tile and runs every token through it.
+///
+/// # Safety
+/// `tile` needs the CPU features its implementation names; the dispatch hands a kernel out
+/// only after detecting them.
+unsafe trait Kernel {
+    /// `out[t][i] = w[i] · a[t]` for the `rows` weight rows of `w` (`nb` super-blocks each)
+    /// and the `m` activation rows of `a`.
+    ///
+    /// # Safety
+    /// The CPU must have the implementation's features.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile<B: GemmPack>(
+        w: &[B],
+        rows: usize,
+        nb: usize,
+        a: &[BlockQ8K],
+        m: usize,
+        scratch: &mut Vec<PackedSb>,
+        out: &mut [f32],
+    );
+}
+
+/// The AVX-512 VNNI kernel (`tokens`, below).
+struct Vnni;
+/// The AVX2 kernel (`gemm_avx2.rs`).
+struct Avx2;
+
 /// [`GemmTileFn`] on bytes: `w` holds `rows` weight rows, `a` holds `m` Q8_K rows of as many
 /// elements, `out` is `[m][TILE_ROWS]`.
-fn tile_bytes<B: GemmPack>(
+fn tile_bytes<B: GemmPack, K: Kernel>(
     w: &[u8],
     rows: usize,
     a: &[u8],
@@ -45,58 +75,105 @@ fn tile_bytes<B: GemmPack>(
             assert!(rows <= TILE_ROWS && rows > 0 && w.len() % rows == 0);
             let nb = w.len() / rows;
             assert!(a.len() == m * nb && out.len() == m * TILE_ROWS);
-            // SAFETY: `gemm_tile` hands this out only after `kernels::available_isas` and
-            // `kernels::has_avx512_vnni` detected AVX-512 F+BW+VL, VNNI, AVX2, FMA and F16C.
-            unsafe { tile::<B>(w, rows, nb, a, m, scratch, out) }
+            // SAFETY: `gemm_tile` is consulted only after `kernels::available_isas` detected
+            // the instruction set of `K` (and `kernels::has_avx512_vnni` VNNI for `Vnni`).
+            unsafe { K::tile::<B>(w, rows, nb, a, m, scratch, out) }
         })
     })
 }
 
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn tile<B: GemmPack>(
+/// Runs `run(first token, tokens)` over the `m` tokens in groups of at most `group`.
+#[inline(always)]
+fn groups(m: usize, group: usize, mut run: impl FnMut(usize, usize)) {
+    let mut t0 = 0;
+    while t0 < m {
+        let n = (m - t0).min(group);
+        run(t0, n);
+        t0 += n;
+    }
+}
+
+/// Packs the tile of `rows` rows of `w` into `scratch` with `transpose`, asking for each
+/// row's blocks a little ahead.
+#[inline(always)]
+unsafe fn pack<B: GemmPack>(
     w: &[B],
     rows: usize,
     nb: usize,
-    a: &[BlockQ8K],
-    m: usize,
     scratch: &mut Vec<PackedSb>,
-    out: &mut [f32],
+    transpose: impl Fn(&Square, &mut Square),
 ) {
     scratch.resize(nb, bytemuck::Zeroable::zeroed());
     let mut row_refs: [&[B]; TILE_ROWS] = [&[]; TILE_ROWS];
     for (i, r) in row_refs.iter_mut().enumerate().take(rows) {
         *r = &w[i * nb..(i + 1) * nb];
     }
-    pack_tile(
-        &row_refs[..rows],
-        scratch,
-        |src, dst| transpose(src, dst),
-        |b| {
-            let p = (b as *const B).cast::<i8>();
-            for off in (0..std::mem::size_of::<B>()).step_by(64) {
-                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off));
-            }
-        },
-    );
-    let sbs = &scratch[..];
-    let row = |t: usize| &a[t * nb..(t + 1) * nb];
-    let mut t0 = 0;
-    while t0 < m {
-        let o = &mut out[t0 * TILE_ROWS..];
-        let left = m - t0;
-        macro_rules! run {
-            ($($n:literal)*) => {
-                match left.min(TOKENS) {
-                    $($n => {
-                        let y: [&[BlockQ8K]; $n] = std::array::from_fn(|t| row(t0 + t));
-                        tokens::<B, $n>(sbs, y, o);
-                        $n
-                    })*
-                    _ => unreachable!(),
-                }
-            };
+    pack_tile(&row_refs[..rows], scratch, transpose, |b| {
+        let p = (b as *const B).cast::<i8>();
+        for off in (0..std::mem::size_of::<B>()).step_by(64) {
+            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off));
         }
-        t0 += run!(1 2 3 4 5 6 7 8);
+    });
+}
+
+/// Tokens per call of the VNNI `tokens` (accumulators: three vectors per token).
+const TOKENS: usize = 8;
+
+// SAFETY: `tile` needs the features it enables; see `tile_bytes`.
+unsafe impl Kernel for Vnni {
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    unsafe fn tile<B: GemmPack>(
+        w: &[B],
+        rows: usize,
+        nb: usize,
+        a: &[BlockQ8K],
+        m: usize,
+        scratch: &mut Vec<PackedSb>,
+        out: &mut [f32],
+    ) {
+        pack(w, rows, nb, scratch, |src, dst| transpose(src, dst));
+        let sbs = &scratch[..];
+        let row = |t: usize| &a[t * nb..(t + 1) * nb];
+        groups(m, TOKENS, |t0, n| {
+            let o = &mut out[t0 * TILE_ROWS..];
+            macro_rules! run {
+                ($($n:literal)*) => {
+                    match n {
+                        $($n => tokens::<B, $n>(sbs, std::array::from_fn(|t| row(t0 + t)), o),)*
+                        _ => unreachable!(),
+                    }
+                };
+            }
+            run!(1 2 3 4 5 6 7 8)
+        });
+    }
+}
+
+// SAFETY: `tile` needs the features it enables; see `tile_bytes`.
+unsafe impl Kernel for Avx2 {
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn tile<B: GemmPack>(
+        w: &[B],
+        rows: usize,
+        nb: usize,
+        a: &[BlockQ8K],
+        m: usize,
+        scratch: &mut Vec<PackedSb>,
+        out: &mut [f32],
+    ) {
+        pack(w, rows, nb, scratch, |src, dst| {
+            gemm_avx2::transpose(src, dst)
+        });
+        let sbs = &scratch[..];
+        let row = |t: usize| &a[t * nb..(t + 1) * nb];
+        groups(m, gemm_avx2::TOKENS, |t0, n| {
+            let o = &mut out[t0 * TILE_ROWS..];
+            match n {
+                1 => gemm_avx2::tokens::<B, 1>(sbs, [row(t0)], o),
+                2 => gemm_avx2::tokens::<B, 2>(sbs, [row(t0), row(t0 + 1)], o),
+                _ => unreachable!(),
+            }
+        });
     }
 }
 

@@ -13,6 +13,7 @@ mod avx2;
 mod avx2_k;
 mod avx512;
 mod gemm;
+mod gemm_avx2;
 
 /// The SIMD kernel of `ty` for `isa` (the caller checked that the CPU has `isa`).
 pub(super) fn vec_dot(ty: GgmlType, isa: Isa) -> Option<super::VecDotFn> {
@@ -40,10 +41,11 @@ pub(super) fn vec_dot_rows(ty: GgmlType, isa: Isa) -> Option<super::VecDotRowsFn
 }
 
 /// The GEMM tile function of `ty` for `isa` (the caller checked that the CPU has `isa`):
-/// AVX-512 with VNNI only, for now.
+/// the 512-bit VNNI kernel where the CPU has VNNI, else the AVX2 one.
 pub(super) fn gemm_tile(ty: GgmlType, isa: Isa) -> Option<super::GemmTileFn> {
     match isa {
-        Isa::Avx512 if super::has_avx512_vnni() => gemm::gemm_tile(ty),
-        _ => None,
+        Isa::Scalar => None,
+        Isa::Avx512 if super::has_avx512_vnni() => gemm::gemm_tile(ty, true),
+        Isa::Avx2 | Isa::Avx512 => gemm::gemm_tile(ty, false),
     }
 }

@@ -1,0 +1,153 @@
+//! The AVX2 micro-kernel of the K-quant GEMM (layout and formula in `kernels/gemm.rs`):
+//! the sixteen rows of a tile in two 256-bit vectors of i32 lanes, [`TOKENS`] tokens at a
+//! time. Without VNNI the four-byte products go through `vpmaddubsw` (i16 pairs), which are
+//! summed in i16 over [`GemmPack::STEPS_I16`] steps (exact: the bound is checked in
+//! `kernels/gemm.rs`) and then scaled and widened at once by `vpmaddwd` against the group's
+//! scale in both i16 halves of each lane. All integer sums are exact.
+
+use std::arch::x86_64::*;
+
+use super::super::gemm::{GemmPack, PackedSb, Square, STEPS, TILE_ROWS};
+use crate::formats::q8_k::BlockQ8K;
+
+/// Tokens per call of [`tokens`] (sixteen vector registers: per token two i16 sums, two
+/// i32 sums and two float accumulators).
+pub(super) const TOKENS: usize = 2;
+
+/// The two halves (rows 0..8, 8..16) of a lane array.
+#[inline(always)]
+unsafe fn halves<T>(lanes: &[T; TILE_ROWS]) -> [__m256i; 2] {
+    let p = lanes.as_ptr().cast::<__m256i>();
+    [_mm256_loadu_si256(p), _mm256_loadu_si256(p.add(1))]
+}
+
+/// Four activation bytes (or two i16) at `p`, broadcast to every i32 lane.
+#[inline(always)]
+unsafe fn bcast<T>(p: *const T) -> __m256i {
+    _mm256_set1_epi32(std::ptr::read_unaligned(p.cast::<i32>()))
+}
+
+/// `out[t][i] = Σ_b` (super-block `b` of the tile) · `y[t][b]`, for `T` tokens.
+#[inline(always)]
+pub(super) unsafe fn tokens<B: GemmPack, const T: usize>(
+    sbs: &[PackedSb],
+    y: [&[BlockQ8K]; T],
+    out: &mut [f32],
+) {
+    let steps = STEPS / B::GROUPS;
+    let mut facc = [[_mm256_setzero_ps(); 2]; T];
+    for (b, sb) in sbs.iter().enumerate() {
+        // SAFETY (get_unchecked): the caller checked `y[t].len() == sbs.len()`.
+        let ys: [&BlockQ8K; T] = std::array::from_fn(|t| y[t].get_unchecked(b));
+        let mut s = [[_mm256_setzero_si256(); 2]; T];
+        for g in 0..B::GROUPS {
+            // The group's scale in both i16 halves of each lane (|scale| <= 128).
+            let sc = halves(&sb.sc[g])
+                .map(|v| _mm256_blend_epi16::<0xaa>(v, _mm256_slli_epi32::<16>(v)));
+            for c0 in (g * steps..(g + 1) * steps).step_by(B::STEPS_I16) {
+                let mut p16 = [[_mm256_setzero_si256(); 2]; T];
+                for p in c0..c0 + B::STEPS_I16 {
+                    let w = halves(&sb.wq[p]);
+                    for t in 0..T {
+                        let yq = bcast(ys[t].qs.as_ptr().add(4 * p));
+                        for h in 0..2 {
+                            let prod = _mm256_maddubs_epi16(w[h], yq);
+                            p16[t][h] = _mm256_add_epi16(p16[t][h], prod);
+                        }
+                    }
+                }
+                for t in 0..T {
+                    for h in 0..2 {
+                        s[t][h] = _mm256_add_epi32(s[t][h], _mm256_madd_epi16(p16[t][h], sc[h]));
+                    }
+                }
+            }
+        }
+        let da = [
+            _mm256_loadu_ps(sb.da.as_ptr()),
+            _mm256_loadu_ps(sb.da.as_ptr().add(8)),
+        ];
+        let db = [
+            _mm256_loadu_ps(sb.db.as_ptr()),
+            _mm256_loadu_ps(sb.db.as_ptr().add(8)),
+        ];
+        for t in 0..T {
+            let mut c = [_mm256_setzero_si256(); 2];
+            for p in 0..8 {
+                let cw = halves(&sb.corr[p]);
+                let bs = bcast(ys[t].bsums.as_ptr().add(2 * p));
+                for h in 0..2 {
+                    c[h] = _mm256_add_epi32(c[h], _mm256_madd_epi16(cw[h], bs));
+                }
+            }
+            let yd = _mm256_set1_ps(ys[t].d);
+            for h in 0..2 {
+                let f = _mm256_fmadd_ps(
+                    _mm256_mul_ps(yd, da[h]),
+                    _mm256_cvtepi32_ps(s[t][h]),
+                    facc[t][h],
+                );
+                facc[t][h] = _mm256_fmadd_ps(_mm256_mul_ps(yd, db[h]), _mm256_cvtepi32_ps(c[h]), f);
+            }
+        }
+    }
+    for (t, f) in facc.iter().enumerate() {
+        let o = out[t * TILE_ROWS..(t + 1) * TILE_ROWS].as_mut_ptr();
+        _mm256_storeu_ps(o, f[0]);
+        _mm256_storeu_ps(o.add(8), f[1]);
+    }
+}
+
+/// `dst[c][r] = src[r][c]` for a 16 x 16 matrix of words, as four 8 x 8 transposes (32-bit,
+/// 64-bit and 128-bit interleaves).
+#[inline(always)]
+pub(super) unsafe fn transpose(src: &Square, dst: &mut Square) {
+    for (br, bc) in [(0, 0), (0, 8), (8, 0), (8, 8)] {
+        // Source rows br..br+8, columns bc..bc+8 -> destination rows bc.., columns br...
+        let r: [__m256i; 8] =
+            std::array::from_fn(|i| _mm256_loadu_si256(src[br + i][bc..].as_ptr().cast()));
+        let mut t = [_mm256_setzero_si256(); 8];
+        for k in 0..4 {
+            t[2 * k] = _mm256_unpacklo_epi32(r[2 * k], r[2 * k + 1]);
+            t[2 * k + 1] = _mm256_unpackhi_epi32(r[2 * k], r[2 * k + 1]);
+        }
+        // u[4k + c], 128-bit lane l: column 4l + c of rows 4k..4k+4.
+        let mut u = [_mm256_setzero_si256(); 8];
+        for k in 0..2 {
+            u[4 * k] = _mm256_unpacklo_epi64(t[4 * k], t[4 * k + 2]);
+            u[4 * k + 1] = _mm256_unpackhi_epi64(t[4 * k], t[4 * k + 2]);
+            u[4 * k + 2] = _mm256_unpacklo_epi64(t[4 * k + 1], t[4 * k + 3]);
+            u[4 * k + 3] = _mm256_unpackhi_epi64(t[4 * k + 1], t[4 * k + 3]);
+        }
+        for c in 0..4 {
+            let lo = _mm256_permute2x128_si256::<0x20>(u[c], u[4 + c]);
+            let hi = _mm256_permute2x128_si256::<0x31>(u[c], u[4 + c]);
+            _mm256_storeu_si256(dst[bc + c][br..].as_mut_ptr().cast(), lo);
+            _mm256_storeu_si256(dst[bc + 4 + c][br..].as_mut_ptr().cast(), hi);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::gemm::transpose_scalar;
+    use super::*;
+
+    #[test]
+    fn transpose_is_the_scalar_one() {
+        if !std::is_x86_feature_detected!("avx2") {
+            return;
+        }
+        let src: Square = std::array::from_fn(|r| std::array::from_fn(|c| (r * 100 + c) as u32));
+        let (mut want, mut got) = ([[0; 16]; 16], [[0; 16]; 16]);
+        transpose_scalar(&src, &mut want);
+        // SAFETY: AVX2 was detected just above.
+        unsafe { transpose_avx2(&src, &mut got) };
+        assert_eq!(got, want);
+    }
+
+    #[target_feature(enable = "avx2")]
+    unsafe fn transpose_avx2(src: &Square, dst: &mut Square) {
+        transpose(src, dst)
+    }
+}
