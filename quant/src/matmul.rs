@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::{formats, kernels, GgmlType, QuantError};
+use crate::{formats, kernels, GgmlType, QuantError, QK_K};
 
 /// Something that owns weight bytes (a memory-mapped GGUF file, or a `Vec<u8>` in tests).
 pub trait WeightStorage: Send + Sync {
@@ -225,7 +225,9 @@ impl QMatMul {
             );
             return Ok(());
         }
-        if let Some(gemm) = kernels::gemm_tile_for(self.ty, isa).filter(|_| m >= GEMM_MIN_M) {
+        let gemm = kernels::gemm_tile_for(self.ty, isa)
+            .filter(|_| m >= GEMM_MIN_M && k.is_multiple_of(QK_K));
+        if let Some(gemm) = gemm {
             self.run_gemm(gemm, m, xq, y, pool)?;
             return Ok(());
         }
@@ -276,6 +278,7 @@ impl QMatMul {
         use kernels::gemm::TILE_ROWS;
         let (n, rb) = (self.n, self.ty.row_bytes(self.k)?);
         let data = self.data();
+        let aux = kernels::gemm::activation_sums(self.ty, xq, m, self.k);
         let out = OutPtr(y.as_mut_ptr());
         pool.install(|| {
             (0..n.div_ceil(TILE_ROWS)).into_par_iter().for_each_init(
@@ -283,7 +286,8 @@ impl QMatMul {
                 |(scratch, tile), c| {
                     let j0 = c * TILE_ROWS;
                     let rows = TILE_ROWS.min(n - j0);
-                    gemm(&data[j0 * rb..(j0 + rows) * rb], rows, xq, m, scratch, tile);
+                    let w = &data[j0 * rb..(j0 + rows) * rb];
+                    gemm(w, rows, xq, &aux, m, scratch, tile);
                     for (t, o) in tile.chunks_exact(TILE_ROWS).enumerate() {
                         for (i, &v) in o[..rows].iter().enumerate() {
                             // SAFETY: `t < m`, `j0 + i < n`, so the index is inside `y`
@@ -509,26 +513,27 @@ mod tests {
     /// dot product of the weight row with the quantized activation row, for token counts
     /// around the micro-kernel's group of eight and row counts around the tile of sixteen;
     /// with weights of every quant value (random bytes) and activations at the extremes of
-    /// Q8_K (-128 included); for every instruction set with a GEMM.
+    /// Q8_K (-128 included); for every instruction set with a GEMM. Q8_0 (AVX-512 VNNI only)
+    /// must give the scalar reference's bits.
     #[test]
     fn gemm_within_rounding_of_vec_dot() {
         let pool = pool();
         let k = 512;
-        for ty in [GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K] {
+        for ty in [GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K, GgmlType::Q8_0] {
             let rb = ty.row_bytes(k).unwrap();
             for (n, m) in [(37, GEMM_MIN_M), (16, 13), (5, 21), (40, 9)] {
                 // Random weight bytes (every quant and scale pattern) with sane f16 scales.
                 let mut bytes: Vec<u8> = (0..n * rb)
                     .map(|i| ((i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as u8)
                     .collect();
-                let nb = n * k / 256;
-                let bb = rb * n / nb;
+                let bs = ty.block_size();
+                let (nb, bb) = (n * k / bs, ty.row_bytes(bs).unwrap());
                 for b in 0..nb {
                     let blk = &mut bytes[b * bb..(b + 1) * bb];
                     let scale = half::f16::from_f32(0.001 + (b % 7) as f32 * 1e-3).to_le_bytes();
                     let at = if ty == GgmlType::Q6K { bb - 2 } else { 0 };
                     blk[at..at + 2].copy_from_slice(&scale);
-                    if ty != GgmlType::Q6K {
+                    if matches!(ty, GgmlType::Q4K | GgmlType::Q5K) {
                         blk[2..4].copy_from_slice(&scale);
                     }
                 }
@@ -548,8 +553,11 @@ mod tests {
                     .filter(|&isa| kernels::gemm_tile_for(ty, isa).is_some())
                     .collect();
                 #[cfg(target_arch = "x86_64")]
-                if std::is_x86_feature_detected!("avx2") {
+                if std::is_x86_feature_detected!("avx2") && ty != GgmlType::Q8_0 {
                     assert!(isas.contains(&kernels::Isa::Avx2), "{ty}: no AVX2 GEMM");
+                }
+                if kernels::has_avx512_vnni() {
+                    assert!(isas.contains(&kernels::Isa::Avx512), "{ty}: no VNNI GEMM");
                 }
                 for isa in isas {
                     let mut y = vec![f32::NAN; m * n];
@@ -568,6 +576,11 @@ mod tests {
                             let mag: f64 =
                                 wd.iter().zip(&xd).map(|(w, a)| (w * a).abs() as f64).sum();
                             let got = y[t * n + j];
+                            if ty == GgmlType::Q8_0 {
+                                // Block by block in f32 as the scalar reference: its bits.
+                                let scalar = ty.vec_dot(w, &xq, k).unwrap();
+                                assert_eq!(got.to_bits(), scalar.to_bits(), "{ty} {isa} t{t} j{j}");
+                            }
                             assert!(
                                 (got as f64 - want as f64).abs() <= 1e-6 * mag,
                                 "{ty} {isa} n{n} m{m} t{t} j{j}: {got} vs {want} (|products| {mag})"

@@ -57,7 +57,7 @@ pub trait VecDot: Block {
 
 /// Views `bytes` as blocks; falls back to a copy when `bytes` is not aligned for `B`
 /// (the mmap of a GGUF file is always aligned; arbitrary `Vec<u8>` may not be).
-pub(crate) fn with_blocks<B: Block, R>(bytes: &[u8], f: impl FnOnce(&[B]) -> R) -> R {
+pub(crate) fn with_blocks<B: bytemuck::Pod, R>(bytes: &[u8], f: impl FnOnce(&[B]) -> R) -> R {
     match bytemuck::try_cast_slice::<u8, B>(bytes) {
         Ok(blocks) => f(blocks),
         Err(_) => {

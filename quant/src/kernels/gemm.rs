@@ -34,6 +34,7 @@ use crate::formats::k_common::get_scale_min_k4;
 use crate::formats::q4_k::BlockQ4K;
 use crate::formats::q5_k::BlockQ5K;
 use crate::formats::q6_k::BlockQ6K;
+use crate::formats::q8_0::BlockQ8_0;
 use crate::QK_K;
 
 /// Weight rows per tile: one 512-bit vector of i32 lanes.
@@ -65,12 +66,13 @@ const _: () = assert!(std::mem::size_of::<PackedSb>() == 5760);
 pub(crate) type Square = [[u32; TILE_ROWS]; TILE_ROWS];
 
 /// A K-quant weight block the GEMM can unpack.
-pub trait GemmPack: crate::formats::Block {
+pub trait GemmPack: bytemuck::Pod {
     /// Scale groups per super-block (each `STEPS / GROUPS` steps long).
     const GROUPS: usize;
     /// Steps whose `vpmaddubsw` pairs (two products of a quant and a Q8_K activation in
     /// -128..=127) add up without leaving i16: `STEPS_I16 · 2 · max_q · 128 < 2^15` (the
-    /// AVX2 micro-kernel sums that many in i16 before scaling).
+    /// AVX2 micro-kernel sums that many in i16 before scaling); 0 where no AVX2 kernel
+    /// exists.
     const STEPS_I16: usize;
     /// Writes the block's 256 unsigned quants in element order into `q` and its sixteen
     /// scale words into `s` (Q4_K/Q5_K: the eight scales, then the eight mins; Q6_K: the
@@ -192,6 +194,54 @@ impl GemmPack for BlockQ6K {
 /// How many super-blocks ahead [`pack_tile`] asks for each row's weights (the rows of a
 /// tile are sixteen streams, more than the hardware prefetcher follows well).
 pub(crate) const PREFETCH_BLOCKS: usize = 2;
+
+/// Eight Q8_0 blocks: 256 elements, the unit the GEMM packs Q8_0 weights (and reads Q8_0
+/// activations) in. Packed as: `wq` the quants plus 128 (unsigned), `sc[j]` the f32 bits of
+/// block `j`'s scale; `corr`, `da`, `db` unused. The micro-kernel subtracts `128·Σ a` per
+/// block (from [`activation_sums`]) and accumulates `Σ w·a · (d_w·d_a)` block by block in
+/// f32, as the scalar reference does, so its results have the reference's bits.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Q8_0x8(pub [BlockQ8_0; 8]);
+
+impl GemmPack for Q8_0x8 {
+    const GROUPS: usize = 8;
+    const STEPS_I16: usize = 0;
+    #[inline(always)]
+    fn unpack(&self, q: &mut [u8; QK_K], s: &mut [u32; 16]) -> (f32, f32) {
+        for (j, b) in self.0.iter().enumerate() {
+            for (q, &v) in q[32 * j..32 * j + 32].iter_mut().zip(&b.qs) {
+                *q = v as u8 ^ 0x80;
+            }
+            s[j] = b.d.to_f32().to_bits();
+        }
+        (0.0, 0.0)
+    }
+    #[inline(always)]
+    fn lanes(t: &Square, sb: &mut PackedSb) {
+        for (sc, tj) in sb.sc.iter_mut().zip(t).take(8) {
+            for (s, &v) in sc.iter_mut().zip(tj) {
+                *s = v as i32;
+            }
+        }
+    }
+}
+
+/// What the GEMM of `ty` needs besides the quantized activations `xq` (`m` rows of `k`
+/// elements): for Q8_0, `128·Σ` of each activation block's quants (`[m][k / 32]`); empty
+/// for the K-quants, whose Q8_K activations carry their sums.
+pub fn activation_sums(ty: crate::GgmlType, xq: &[u8], m: usize, k: usize) -> Vec<i32> {
+    if ty != crate::GgmlType::Q8_0 {
+        return Vec::new();
+    }
+    crate::formats::with_blocks::<BlockQ8_0, _>(xq, |blocks| {
+        debug_assert_eq!(blocks.len(), m * k / 32);
+        blocks
+            .iter()
+            .map(|b| 128 * b.qs.iter().map(|&v| v as i32).sum::<i32>())
+            .collect()
+    })
+}
 
 /// The portable transpose (`dst[c][r] = src[r][c]`), the reference for the x86 GEMM's
 /// SIMD ones.
@@ -322,6 +372,35 @@ mod tests {
         }
         assert_eq!(STEPS / BlockQ6K::GROUPS % BlockQ6K::STEPS_I16, 0);
         assert_eq!(STEPS / BlockQ4K::GROUPS % BlockQ4K::STEPS_I16, 0);
+    }
+
+    #[test]
+    fn packs_q8_0() {
+        let x: Vec<f32> = (0..3 * 512)
+            .map(|e| ((e * 37 % 255) as f32 - 127.0) / 50.0)
+            .collect();
+        let mut blocks = vec![<BlockQ8_0 as bytemuck::Zeroable>::zeroed(); x.len() / 32];
+        BlockQ8_0::quantize(&x, &mut blocks);
+        let rows: Vec<&[Q8_0x8]> = bytemuck::cast_slice::<_, Q8_0x8>(&blocks)
+            .chunks(2)
+            .collect();
+        let mut sbs = vec![<PackedSb as bytemuck::Zeroable>::zeroed(); 2];
+        pack_tile(&rows, &mut sbs, transpose_scalar, |_| ());
+        for (b, sb) in sbs.iter().enumerate() {
+            for i in 0..TILE_ROWS {
+                for e in 0..QK_K {
+                    let q = (sb.wq[e / 4][i] >> (8 * (e % 4))) & 0xff;
+                    let d = f32::from_bits(sb.sc[e / 32][i] as u32);
+                    let Some(row) = rows.get(i) else {
+                        assert_eq!((q, d), (0, 0.0));
+                        continue;
+                    };
+                    let blk = &row[b].0[e / 32];
+                    assert_eq!(q as i32 - 128, blk.qs[e % 32] as i32);
+                    assert_eq!(d, blk.d.to_f32());
+                }
+            }
+        }
     }
 
     #[test]

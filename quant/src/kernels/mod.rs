@@ -38,12 +38,15 @@ pub type VecDotRowsFn = fn(w: &[u8], a: &[u8], out: &mut [f32]);
 /// One tile of the quantized GEMM ([`gemm`]): `w` holds `rows` (1 to [`gemm::TILE_ROWS`])
 /// weight rows, `a` holds `m` activation rows of the weight type's
 /// [`GgmlType::vec_dot_type`] with as many elements; `out` (`[m][TILE_ROWS]`) receives
-/// `out[t][i] = w[i] · a[t]` (lanes past `rows` are zero). `scratch` holds the unpacked tile
-/// between calls (any contents). Each result is within float rounding of [`vec_dot_for`]'s.
+/// `out[t][i] = w[i] · a[t]` (lanes past `rows` are zero), `aux` being
+/// [`gemm::activation_sums`] of `a`. `scratch` holds the unpacked tile between calls (any
+/// contents). Each result is within float rounding of [`vec_dot_for`]'s (Q8_0: the same bits).
+/// The row length must be a multiple of 256.
 pub type GemmTileFn = fn(
     w: &[u8],
     rows: usize,
     a: &[u8],
+    aux: &[i32],
     m: usize,
     scratch: &mut Vec<gemm::PackedSb>,
     out: &mut [f32],

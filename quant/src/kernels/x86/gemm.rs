@@ -9,7 +9,7 @@
 
 use std::arch::x86_64::*;
 
-use super::super::gemm::{pack_tile, GemmPack, PackedSb, Square, STEPS, TILE_ROWS};
+use super::super::gemm::{pack_tile, GemmPack, PackedSb, Q8_0x8, Square, STEPS, TILE_ROWS};
 use super::super::GemmTileFn;
 use super::gemm_avx2;
 use crate::formats::q4_k::BlockQ4K;
@@ -25,6 +25,7 @@ pub(super) fn gemm_tile(ty: GgmlType, vnni: bool) -> Option<GemmTileFn> {
         (GgmlType::Q4K, true) => tile_bytes::<BlockQ4K, Vnni>,
         (GgmlType::Q5K, true) => tile_bytes::<BlockQ5K, Vnni>,
         (GgmlType::Q6K, true) => tile_bytes::<BlockQ6K, Vnni>,
+        (GgmlType::Q8_0, true) => tile_bytes_q8_0,
         (GgmlType::Q4K, false) => tile_bytes::<BlockQ4K, Avx2>,
         (GgmlType::Q5K, false) => tile_bytes::<BlockQ5K, Avx2>,
         (GgmlType::Q6K, false) => tile_bytes::<BlockQ6K, Avx2>,
@@ -66,6 +67,7 @@ fn tile_bytes<B: GemmPack, K: Kernel>(
     w: &[u8],
     rows: usize,
     a: &[u8],
+    _aux: &[i32],
     m: usize,
     scratch: &mut Vec<PackedSb>,
     out: &mut [f32],
@@ -80,6 +82,57 @@ fn tile_bytes<B: GemmPack, K: Kernel>(
             unsafe { K::tile::<B>(w, rows, nb, a, m, scratch, out) }
         })
     })
+}
+
+/// [`GemmTileFn`] for Q8_0 weights and activations (AVX-512 VNNI): as [`tile_bytes`], with
+/// `aux` the activations' `128·Σ` per block.
+fn tile_bytes_q8_0(
+    w: &[u8],
+    rows: usize,
+    a: &[u8],
+    aux: &[i32],
+    m: usize,
+    scratch: &mut Vec<PackedSb>,
+    out: &mut [f32],
+) {
+    with_blocks::<Q8_0x8, _>(w, |w| {
+        with_blocks::<Q8_0x8, _>(a, |a| {
+            assert!(rows <= TILE_ROWS && rows > 0 && w.len() % rows == 0);
+            let nb = w.len() / rows;
+            assert!(a.len() == m * nb && aux.len() == m * nb * 8 && out.len() == m * TILE_ROWS);
+            // SAFETY: as in `tile_bytes` (handed out for `Vnni` only).
+            unsafe { tile_q8_0(w, rows, nb, a, aux, m, scratch, out) }
+        })
+    })
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_q8_0(
+    w: &[Q8_0x8],
+    rows: usize,
+    nb: usize,
+    a: &[Q8_0x8],
+    aux: &[i32],
+    m: usize,
+    scratch: &mut Vec<PackedSb>,
+    out: &mut [f32],
+) {
+    pack(w, rows, nb, scratch, |src, dst| transpose(src, dst));
+    let sbs = &scratch[..];
+    let row = |t: usize| (&a[t * nb..(t + 1) * nb], &aux[t * nb * 8..(t + 1) * nb * 8]);
+    groups(m, TOKENS, |t0, n| {
+        let o = &mut out[t0 * TILE_ROWS..];
+        macro_rules! run {
+            ($($n:literal)*) => {
+                match n {
+                    $($n => tokens_q8_0::<$n>(sbs, std::array::from_fn(|t| row(t0 + t)), o),)*
+                    _ => unreachable!(),
+                }
+            };
+        }
+        run!(1 2 3 4 5 6 7 8)
+    });
 }
 
 /// Runs `run(first token, tokens)` over the `m` tokens in groups of at most `group`.
@@ -258,6 +311,44 @@ unsafe fn tokens<B: GemmPack, const T: usize>(
             let yd = _mm512_set1_ps(ys[t].d);
             facc[t] = _mm512_fmadd_ps(_mm512_mul_ps(yd, da), _mm512_cvtepi32_ps(s[t]), facc[t]);
             facc[t] = _mm512_fmadd_ps(_mm512_mul_ps(yd, db), _mm512_cvtepi32_ps(c), facc[t]);
+        }
+    }
+    for (t, f) in facc.iter().enumerate() {
+        _mm512_storeu_ps(out[t * TILE_ROWS..(t + 1) * TILE_ROWS].as_mut_ptr(), *f);
+    }
+}
+
+/// `out[t][i] = Σ_b` (super-block `b` of the tile) · `y[t][b]` for Q8_0, `T` tokens; each
+/// token's `y` comes with its blocks' `128·Σ a`. Per block of 32: the exact integer sum
+/// (`vpdpbusd` of the quants + 128, minus `128·Σ a`), then `acc + sum·(d_w·d_a)` in f32 as
+/// the scalar reference computes it.
+#[inline(always)]
+unsafe fn tokens_q8_0<const T: usize>(
+    sbs: &[PackedSb],
+    y: [(&[Q8_0x8], &[i32]); T],
+    out: &mut [f32],
+) {
+    let mut facc = [_mm512_setzero_ps(); T];
+    for (b, sb) in sbs.iter().enumerate() {
+        for j in 0..8 {
+            let mut acc = [_mm512_setzero_si512(); T];
+            for p in 8 * j..8 * j + 8 {
+                let w = _mm512_load_si512(sb.wq[p].as_ptr().cast());
+                for t in 0..T {
+                    // SAFETY (get_unchecked): the caller checked `y[t].0.len() == sbs.len()`.
+                    let blk = &y[t].0.get_unchecked(b).0[j];
+                    let yq = bcast(blk.qs.as_ptr().add(4 * (p - 8 * j)));
+                    acc[t] = _mm512_dpbusd_epi32(acc[t], w, yq);
+                }
+            }
+            let dw = _mm512_load_ps(sb.sc[j].as_ptr().cast());
+            for t in 0..T {
+                let blk = &y[t].0.get_unchecked(b).0[j];
+                let sum =
+                    _mm512_sub_epi32(acc[t], _mm512_set1_epi32(*y[t].1.get_unchecked(8 * b + j)));
+                let d = _mm512_mul_ps(dw, _mm512_set1_ps(blk.d.to_f32()));
+                facc[t] = _mm512_add_ps(facc[t], _mm512_mul_ps(_mm512_cvtepi32_ps(sum), d));
+            }
         }
     }
     for (t, f) in facc.iter().enumerate() {
