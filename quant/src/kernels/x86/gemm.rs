@@ -308,9 +308,10 @@ unsafe fn tokens<B: GemmPack, const T: usize>(
                 let cw = _mm512_load_si512(sb.corr[p].as_ptr().cast());
                 c = _mm512_dpwssd_epi32(c, cw, bcast(ys[t].bsums.as_ptr().add(2 * p)));
             }
-            let yd = _mm512_set1_ps(ys[t].d);
-            facc[t] = _mm512_fmadd_ps(_mm512_mul_ps(yd, da), _mm512_cvtepi32_ps(s[t]), facc[t]);
-            facc[t] = _mm512_fmadd_ps(_mm512_mul_ps(yd, db), _mm512_cvtepi32_ps(c), facc[t]);
+            // acc + a.d · (da·S + db·C)
+            let inner = _mm512_mul_ps(da, _mm512_cvtepi32_ps(s[t]));
+            let inner = _mm512_fmadd_ps(db, _mm512_cvtepi32_ps(c), inner);
+            facc[t] = _mm512_fmadd_ps(_mm512_set1_ps(ys[t].d), inner, facc[t]);
         }
     }
     for (t, f) in facc.iter().enumerate() {
