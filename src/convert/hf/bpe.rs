@@ -25,14 +25,13 @@ use std::path::Path;
 use serde_json::{Map, Value as Json};
 
 use super::config::HfConfig;
-use super::vocab::{looks_special, read_json, SpecialIds};
+use super::vocab::{added_piece, added_tokens_decoder, read_json, SpecialIds};
 use crate::gguf::{Array, Metadata, Value};
 use crate::{Error, Result};
 
-/// GGUF token types (llama.cpp's `llama_token_type`).
+/// GGUF token types (llama.cpp's `llama_token_type`; added tokens take theirs from
+/// `vocab::added_piece`).
 const NORMAL: i32 = 1;
-const CONTROL: i32 = 3;
-const USER_DEFINED: i32 = 4;
 const UNUSED: i32 = 5;
 
 /// The Llama-3 split regex (llama.cpp's `llama-bpe`).
@@ -183,37 +182,19 @@ pub(super) fn bpe_vocab(
             ));
         }
     }
-    if let Some(dec) = tc.and_then(|tc| tc.get("added_tokens_decoder")) {
-        let tc_path = path.with_file_name("tokenizer_config.json");
-        let dec = dec.as_object().ok_or_else(|| {
-            Error::checkpoint(&tc_path, "`added_tokens_decoder` is not an object")
-        })?;
-        for (id, data) in dec {
-            let entry =
-                || Error::checkpoint(&tc_path, format!("bad added_tokens_decoder entry `{id}`"));
-            let i: usize = id.parse().map_err(|_| entry())?;
-            let text = field(data, "content").as_str().ok_or_else(entry)?;
-            if i >= n {
-                return Err(Error::checkpoint(
-                    &tc_path,
-                    format!("added token `{text}` has id {i}, past vocab_size {n}"),
-                ));
-            }
-            added.push((
-                i,
-                text.into(),
-                field(data, "special").as_bool().unwrap_or(false),
+    let tc_path = path.with_file_name("tokenizer_config.json");
+    for (i, text, special) in added_tokens_decoder(tc, &tc_path)? {
+        if i >= n {
+            return Err(Error::checkpoint(
+                &tc_path,
+                format!("added token `{text}` has id {i}, past vocab_size {n}"),
             ));
         }
+        added.push((i, text, special));
     }
     for (i, text, special) in &added {
-        if *special || looks_special(text) {
-            tokens[*i] = Some(text.clone());
-            types[*i] = CONTROL;
-        } else {
-            tokens[*i] = Some(text.replace('\u{2581}', " "));
-            types[*i] = USER_DEFINED;
-        }
+        let (text, ty) = added_piece(text, *special);
+        (tokens[*i], types[*i]) = (Some(text), ty as i32);
     }
     let tokens: Vec<String> = tokens
         .into_iter()

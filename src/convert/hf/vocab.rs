@@ -166,28 +166,10 @@ fn sentencepiece_vocab(
             }
         }
     }
-    if let Some(dec) = tc.and_then(|tc| tc.get("added_tokens_decoder")) {
-        let tc_path = dir.join("tokenizer_config.json");
-        let dec = dec.as_object().ok_or_else(|| {
-            Error::checkpoint(&tc_path, "`added_tokens_decoder` is not an object")
-        })?;
-        for (id, data) in dec {
-            let bad =
-                || Error::checkpoint(&tc_path, format!("bad added_tokens_decoder entry `{id}`"));
-            let id: usize = id.parse().map_err(|_| bad())?;
-            let text = data.get("content").and_then(Json::as_str).ok_or_else(bad)?;
-            if id >= n {
-                continue;
-            }
-            let special = data.get("special").and_then(Json::as_bool).unwrap_or(false);
-            if special || looks_special(text) {
-                tokens[id] = text.to_string();
-                types[id] = PieceType::Control as i32;
-            } else {
-                tokens[id] = text.replace('\u{2581}', " ");
-                types[id] = PieceType::UserDefined as i32;
-            }
-            scores[id] = -1000.0;
+    for (id, text, special) in added_tokens_decoder(tc, &dir.join("tokenizer_config.json"))? {
+        if id < n {
+            let (text, ty) = added_piece(&text, special);
+            (tokens[id], types[id], scores[id]) = (text, ty as i32, -1000.0);
         }
     }
     md.insert("tokenizer.ggml.model", Value::String("llama".into()));
@@ -202,6 +184,41 @@ fn sentencepiece_vocab(
         unk: id(sp.unk_id),
         pad: id(sp.pad_id),
     })
+}
+
+/// `tokenizer_config.json`'s `added_tokens_decoder` (`tc`, read from `tc_path`), as
+/// `(id, content, special)` in file order; empty when absent.
+pub(super) fn added_tokens_decoder(
+    tc: Option<&Map<String, Json>>,
+    tc_path: &Path,
+) -> Result<Vec<(usize, String, bool)>> {
+    let Some(dec) = tc.and_then(|tc| tc.get("added_tokens_decoder")) else {
+        return Ok(Vec::new());
+    };
+    let dec = dec
+        .as_object()
+        .ok_or_else(|| Error::checkpoint(tc_path, "`added_tokens_decoder` is not an object"))?;
+    dec.iter()
+        .map(|(id, data)| {
+            let bad =
+                || Error::checkpoint(tc_path, format!("bad added_tokens_decoder entry `{id}`"));
+            let id: usize = id.parse().map_err(|_| bad())?;
+            let text = data.get("content").and_then(Json::as_str).ok_or_else(bad)?;
+            let special = data.get("special").and_then(Json::as_bool).unwrap_or(false);
+            Ok((id, text.to_string(), special))
+        })
+        .collect()
+}
+
+/// An added token's GGUF text and type, as llama.cpp's converter writes them: CONTROL with
+/// the text kept when `special` or when it looks special, else USER_DEFINED with `▁` turned
+/// into a space.
+pub(super) fn added_piece(text: &str, special: bool) -> (String, PieceType) {
+    if special || looks_special(text) {
+        (text.to_string(), PieceType::Control)
+    } else {
+        (text.replace('\u{2581}', " "), PieceType::UserDefined)
+    }
 }
 
 /// The chat template: `tokenizer_config.json`'s `chat_template` (a string, or a list of named
