@@ -184,13 +184,13 @@ pub(super) unsafe fn q5k<const VNNI: bool, const R: usize>(
             q[2 * c + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(bits), m4), h1);
             hb = _mm256_srli_epi16::<2>(hb);
         }
-        let dx = f16x8(xb.d);
+        let (dx, xdmin) = (f16x8(xb.d), xb.dmin.to_f32());
         for r in 0..R {
             // SAFETY: `same_lengths` checked `i < x.len() == y[r].len()`.
             let yb = y[r].get_unchecked(i);
             // As llama.cpp's AVX2 kernel: the exact integer sum, then one fused multiply-add
             // into a scalar (its Q4_K keeps four lanes instead, as `q4k` does).
-            let dmin = -yb.d * xb.dmin.to_f32();
+            let dmin = -yb.d * xdmin;
             let m = hsum_epi32_128(min_sums(mins, yb)) as f32;
             summs[r] = m.mul_add(dmin, summs[r]);
             let sumi = scaled_sums::<VNNI>(&q, &scales, yb);
