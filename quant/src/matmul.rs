@@ -7,8 +7,10 @@
 //! [`kernels::isa`] ([`kernels::vec_dot_for`]; the scalar [`GgmlType::vec_dot`] when forced
 //! with `ORCINUS_ISA=scalar` or where no SIMD kernel exists). With several activation rows,
 //! the multi-row kernel ([`kernels::vec_dot_rows_for`]) dots each weight block with four
-//! activation rows at once, with the same bits. So the outputs carry llama.cpp's activation
-//! rounding, not only the weights'.
+//! activation rows at once, with the same bits; from [`GEMM_MIN_M`] rows on, the types with a
+//! GEMM ([`kernels::gemm_tile_for`]: the K-quants, and Q8_0 with AVX-512 VNNI) go through it
+//! instead: the same exact integer sums, a different float order (Q8_0: the same bits). So the
+//! outputs carry llama.cpp's activation rounding, not only the weights'.
 //! [`QMatMul::forward_f32`] keeps the earlier reference: weight rows dequantized to f32 and
 //! dotted with the unrounded f32 activations.
 //!
@@ -157,7 +159,8 @@ impl QMatMul {
     /// `y[t][j] = Σᵢ x[t][i] · W[j][i]` for `m` rows of `x` (`x.len() == m·k`,
     /// `y.len() == m·n`), on `pool`, as llama.cpp computes it: each row of `x` quantized once
     /// to [`GgmlType::vec_dot_type`] with [`GgmlType::from_float`], each output one dot
-    /// product by the kernel of [`kernels::isa`] (bit-identical for m = 1 and m > 1). For Q8_1
+    /// product by the kernel of [`kernels::isa`] (bit-identical for m = 1 and m > 1 below
+    /// [`GEMM_MIN_M`]; from there, where a GEMM exists, within float rounding). For Q8_1
     /// and Q8_K weights, which have no dot product (nor in ggml), this is
     /// [`QMatMul::forward_f32`].
     pub fn forward(
