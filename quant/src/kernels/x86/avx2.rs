@@ -353,34 +353,101 @@ pub(super) unsafe fn q8_0<const VNNI: bool, const R: usize>(
 ) -> [f32; R] {
     same_lengths(x, &y);
     let mut acc = [0f32; R];
-    let bias = _mm256_set1_epi8(-128);
-    let zero = _mm256_setzero_si256();
-    for (i, xb) in x.iter().enumerate() {
-        prefetch_ahead(xb);
-        let xv = load(&xb.qs);
-        let xu = _mm256_xor_si256(xv, bias);
-        let xlo = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(xv));
-        let xhi = _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(xv));
+    // Four blocks at a time: their integer sums reduced together, their products
+    // `sumi·(d_x·d_y)` formed in four lanes (the same roundings as one at a time), then added
+    // to the accumulator one after the other, as the reference does.
+    let n4 = x.len() / 4 * 4;
+    for i in (0..n4).step_by(4) {
+        // SAFETY: `i + 4 <= n4 <= x.len() == y[r].len()` (`same_lengths`).
+        let xc = x.get_unchecked(i..i + 4);
+        prefetch_ahead(&xc[0]);
+        prefetch_ahead(&xc[2]);
+        let xs = [
+            q8_operand(&xc[0]),
+            q8_operand(&xc[1]),
+            q8_operand(&xc[2]),
+            q8_operand(&xc[3]),
+        ];
+        let dx = scales4(xc);
+        for r in 0..R {
+            let yc = y[r].get_unchecked(i..i + 4);
+            let sums = hsum4_epi32([
+                q8_sum::<VNNI>(&xs[0], &yc[0]),
+                q8_sum::<VNNI>(&xs[1], &yc[1]),
+                q8_sum::<VNNI>(&xs[2], &yc[2]),
+                q8_sum::<VNNI>(&xs[3], &yc[3]),
+            ]);
+            let p = _mm_mul_ps(_mm_cvtepi32_ps(sums), _mm_mul_ps(dx, scales4(yc)));
+            let mut lanes = [0f32; 4];
+            _mm_storeu_ps(lanes.as_mut_ptr(), p);
+            for l in lanes {
+                acc[r] += l;
+            }
+        }
+    }
+    for (i, xb) in x.iter().enumerate().skip(n4) {
+        let xo = q8_operand(xb);
         let dx = f16_to_f32(xb.d);
         for r in 0..R {
             // SAFETY: `same_lengths` checked `i < x.len() == y[r].len()`.
             let yb = y[r].get_unchecked(i);
-            let yv = load(&yb.qs);
-            let sumi = if VNNI {
-                _mm256_sub_epi32(
-                    _mm256_dpbusd_epi32(zero, xu, yv),
-                    _mm256_dpbusd_epi32(zero, bias, yv),
-                )
-            } else {
-                let ylo = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(yv));
-                let yhi = _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(yv));
-                _mm256_add_epi32(_mm256_madd_epi16(xlo, ylo), _mm256_madd_epi16(xhi, yhi))
-            };
             // C: sumi*(d_x*d_y).
-            acc[r] += hsum_epi32(sumi) as f32 * (dx * f16_to_f32(yb.d));
+            acc[r] += hsum_epi32(q8_sum::<VNNI>(&xo, yb)) as f32 * (dx * f16_to_f32(yb.d));
         }
     }
     acc
+}
+
+/// A Q8_0 weight block's quants, prepared for [`q8_sum`]: `x + 128` (unsigned), and `x`
+/// widened to i16 (low and high sixteen).
+struct Q8Operand(__m256i, __m256i, __m256i);
+
+#[inline(always)]
+unsafe fn q8_operand(xb: &BlockQ8_0) -> Q8Operand {
+    let xv = load(&xb.qs);
+    Q8Operand(
+        _mm256_xor_si256(xv, _mm256_set1_epi8(-128)),
+        _mm256_cvtepi8_epi16(_mm256_castsi256_si128(xv)),
+        _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(xv)),
+    )
+}
+
+/// `Σ x·y` of a Q8_0 block pair in eight i32 lanes (exact).
+#[inline(always)]
+unsafe fn q8_sum<const VNNI: bool>(x: &Q8Operand, yb: &BlockQ8_0) -> __m256i {
+    let yv = load(&yb.qs);
+    if VNNI {
+        let zero = _mm256_setzero_si256();
+        _mm256_sub_epi32(
+            _mm256_dpbusd_epi32(zero, x.0, yv),
+            _mm256_dpbusd_epi32(zero, _mm256_set1_epi8(-128), yv),
+        )
+    } else {
+        let ylo = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(yv));
+        let yhi = _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(yv));
+        _mm256_add_epi32(_mm256_madd_epi16(x.1, ylo), _mm256_madd_epi16(x.2, yhi))
+    }
+}
+
+/// The scales of four Q8_0 blocks as four f32 lanes (F16C: exact, as `f16_to_f32`).
+#[inline(always)]
+unsafe fn scales4(b: &[BlockQ8_0]) -> __m128 {
+    let (h0, h1, h2, h3) = (
+        b[0].d.to_bits(),
+        b[1].d.to_bits(),
+        b[2].d.to_bits(),
+        b[3].d.to_bits(),
+    );
+    let lo = h0 as u64 | (h1 as u64) << 16 | (h2 as u64) << 32 | (h3 as u64) << 48;
+    _mm_cvtph_ps(_mm_cvtsi64_si128(lo as i64))
+}
+
+/// The lane sums of four vectors of eight i32 lanes, as four lanes (exact).
+#[inline(always)]
+unsafe fn hsum4_epi32(v: [__m256i; 4]) -> __m128i {
+    // Per 128-bit half: [Σ v0, Σ v1, Σ v2, Σ v3] of that half's four lanes.
+    let c = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+    _mm_add_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256::<1>(c))
 }
 
 /// F16 · F16: products in f32 (exact: f16·f16 fits an f32), accumulated in four 8-lane f32

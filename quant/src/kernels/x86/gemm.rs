@@ -234,7 +234,10 @@ unsafe impl Kernel for Avx2 {
 /// interleaves (64 shuffles).
 #[inline(always)]
 unsafe fn transpose(src: &Square, dst: &mut Square) {
-    let r: [__m512i; 16] = std::array::from_fn(|i| _mm512_loadu_si512(src[i].as_ptr().cast()));
+    let mut r = [_mm512_setzero_si512(); 16];
+    for (r, row) in r.iter_mut().zip(src) {
+        *r = _mm512_loadu_si512(row.as_ptr().cast());
+    }
     // t[2k], t[2k+1]: rows 2k, 2k+1 interleaved by word (low, high halves of each 128 bits).
     let mut t = [_mm512_setzero_si512(); 16];
     for k in 0..8 {

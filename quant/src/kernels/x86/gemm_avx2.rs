@@ -42,8 +42,10 @@ pub(super) unsafe fn tokens<B: GemmPack, const T: usize>(
         let mut s = [[_mm256_setzero_si256(); 2]; T];
         for g in 0..B::GROUPS {
             // The group's scale in both i16 halves of each lane (|scale| <= 128).
-            let sc = halves(&sb.sc[g])
-                .map(|v| _mm256_blend_epi16::<0xaa>(v, _mm256_slli_epi32::<16>(v)));
+            let mut sc = halves(&sb.sc[g]);
+            for v in &mut sc {
+                *v = _mm256_blend_epi16::<0xaa>(*v, _mm256_slli_epi32::<16>(*v));
+            }
             for c0 in (g * steps..(g + 1) * steps).step_by(B::STEPS_I16) {
                 let mut p16 = [[_mm256_setzero_si256(); 2]; T];
                 for p in c0..c0 + B::STEPS_I16 {
@@ -104,8 +106,10 @@ pub(super) unsafe fn tokens<B: GemmPack, const T: usize>(
 pub(super) unsafe fn transpose(src: &Square, dst: &mut Square) {
     for (br, bc) in [(0, 0), (0, 8), (8, 0), (8, 8)] {
         // Source rows br..br+8, columns bc..bc+8 -> destination rows bc.., columns br...
-        let r: [__m256i; 8] =
-            std::array::from_fn(|i| _mm256_loadu_si256(src[br + i][bc..].as_ptr().cast()));
+        let mut r = [_mm256_setzero_si256(); 8];
+        for (i, r) in r.iter_mut().enumerate() {
+            *r = _mm256_loadu_si256(src[br + i][bc..].as_ptr().cast());
+        }
         let mut t = [_mm256_setzero_si256(); 8];
         for k in 0..4 {
             t[2 * k] = _mm256_unpacklo_epi32(r[2 * k], r[2 * k + 1]);
