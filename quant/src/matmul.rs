@@ -9,7 +9,7 @@
 //! the multi-row kernel ([`kernels::vec_dot_rows_for`]) dots each weight block with four
 //! activation rows at once, with the same bits; from [`GEMM_MIN_M`] rows on, the types with a
 //! GEMM ([`kernels::gemm_tile_for`]: the K-quants, and Q8_0 with AVX-512 VNNI) go through it
-//! instead: the same exact integer sums, a different float order (Q8_0: the same bits). So the
+//! instead: the same exact integer sums, a different float order (Q8_0: the scalar reference's bits). So the
 //! outputs carry llama.cpp's activation rounding, not only the weights'.
 //! [`QMatMul::forward_f32`] keeps the earlier reference: weight rows dequantized to f32 and
 //! dotted with the unrounded f32 activations.

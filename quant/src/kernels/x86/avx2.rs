@@ -8,7 +8,7 @@
 //! `-128` activation quants). The 32-element types then reduce each block's sum to one
 //! integer and accumulate in f32 exactly as the scalar reference does, so their results
 //! have the reference's bits (one scalar multiply-add per 32 weights costs little, and keeps
-//! the outputs those of ggml's generic C). F16 accumulates in eight f32 lanes, unlike the
+//! the outputs those of ggml's generic C); the AVX-512 Q8_0 kernel in `avx512.rs` does not. F16 accumulates in eight f32 lanes, unlike the
 //! reference's f64.
 //!
 //! Matches the scalar `VecDot::vec_dot` of each format (ggml b2757's generic C), and follows
@@ -431,7 +431,7 @@ unsafe fn q8_sum<const VNNI: bool>(x: &Q8Operand, yb: &BlockQ8_0) -> __m256i {
 
 /// The scales of four Q8_0 blocks as four f32 lanes (F16C: exact, as `f16_to_f32`).
 #[inline(always)]
-unsafe fn scales4(b: &[BlockQ8_0]) -> __m128 {
+pub(super) unsafe fn scales4(b: &[BlockQ8_0]) -> __m128 {
     let (h0, h1, h2, h3) = (
         b[0].d.to_bits(),
         b[1].d.to_bits(),

@@ -93,7 +93,7 @@ unsafe fn scales_mins_k4(packed: &[u8; 12]) -> ([__m256i; 8], __m128i) {
 
 /// `Σ_j mins[j]·(bsums[2j] + bsums[2j+1])` as four i32 lanes (the minimum's term).
 #[inline(always)]
-unsafe fn min_sums(mins: __m128i, y: &BlockQ8K) -> __m128i {
+pub(super) unsafe fn min_sums(mins: __m128i, y: &BlockQ8K) -> __m128i {
     let bs = _mm256_loadu_si256(y.bsums.as_ptr().cast());
     let pairs = _mm_hadd_epi16(
         _mm256_castsi256_si128(bs),
@@ -104,7 +104,7 @@ unsafe fn min_sums(mins: __m128i, y: &BlockQ8K) -> __m128i {
 
 /// Sum of four i32 lanes (exact: the lanes are bounded well inside i32).
 #[inline(always)]
-unsafe fn hsum_epi32_128(v: __m128i) -> i32 {
+pub(super) unsafe fn hsum_epi32_128(v: __m128i) -> i32 {
     let s = _mm_add_epi32(v, _mm_unpackhi_epi64(v, v));
     _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32::<1>(s)))
 }

@@ -1,13 +1,17 @@
-//! AVX-512 kernels: the 256-bit bodies of `avx2.rs` / `avx2_k.rs` built with AVX512-VNNI
-//! (`vpdpbusd` and `vpdpwssd` in their 256-bit AVX512-VL forms, which fuse the
-//! `vpmaddubsw`/`vpmaddwd`/`vpaddd` chains, and use 32 vector registers, so the multi-row
-//! kernels keep an unpacked weight block in registers), and a 512-bit F16 kernel.
+//! AVX-512 kernels: 512-bit decode kernels for the types of the benchmark models (Q4_K, Q5_K,
+//! Q6_K, Q8_0) and F16, and the AVX512-VNNI builds of the 256-bit bodies of `avx2.rs` (the
+//! legacy 4- and 5-bit types: `vpdpbusd`/`vpdpwssd` in their 256-bit AVX512-VL forms fuse the
+//! `vpmaddubsw`/`vpmaddwd`/`vpaddd` chains).
 //!
-//! The K-quant super-blocks split into 32-element sub-blocks with their own scales and the
-//! activations of two of them are not adjacent, so 512-bit vectors would need cross-lane
-//! shuffles per sub-block; we stay at 256 bits there (as ggml's AVX512 builds mostly do).
-//! Without VNNI the [`super::super::Isa::Avx512`] table is the 512-bit F16 kernel plus the
-//! AVX2 kernels.
+//! Decode streams every weight once per token, so these kernels must keep up with memory:
+//! the 256-bit ones spent about half an instruction per weight and read ~12 GB/s on a machine
+//! that streams ~19 GB/s. The K-quant kernels take 64 quants per vector: a 32-byte chunk's low
+//! and high nibbles are two sub-blocks whose 64 activations are adjacent in the Q8_K block,
+//! so one load serves both; the two halves are then added in integers, which gives back the
+//! eight lanes of the 256-bit kernels, so the float order (llama.cpp's) and the bits are
+//! unchanged. Q8_0 takes two blocks per vector and accumulates in sixteen f32 lanes (not the
+//! reference's order; within rounding of it). Without VNNI the [`super::super::Isa::Avx512`]
+//! table is the 512-bit F16 kernel plus the AVX2 kernels.
 
 use std::arch::x86_64::*;
 
@@ -77,7 +81,13 @@ unsafe impl RowKernel for F16Avx512 {
     type W = f16;
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
     unsafe fn rows<const R: usize>(x: &[f16], y: [&[f16]; R]) -> [f32; R] {
-        std::array::from_fn(|r| f16_dot(x, y[r]))
+        // A loop, not `array::from_fn`: a closure does not inherit `target_feature`, and the
+        // intrinsics inlined into it would become calls.
+        let mut out = [0f32; R];
+        for r in 0..R {
+            out[r] = f16_dot(x, y[r]);
+        }
+        out
     }
 }
 
@@ -122,7 +132,7 @@ unsafe impl RowKernel for Q8_0Vnni {
     type W = BlockQ8_0;
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     unsafe fn rows<const R: usize>(x: &[BlockQ8_0], y: [&[BlockQ8_0]; R]) -> [f32; R] {
-        avx2::q8_0::<true, R>(x, y)
+        q8_0_zmm::<R>(x, y)
     }
 }
 
@@ -131,7 +141,7 @@ unsafe impl RowKernel for Q4KVnni {
     type W = BlockQ4K;
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     unsafe fn rows<const R: usize>(x: &[BlockQ4K], y: [&[BlockQ8K]; R]) -> [f32; R] {
-        avx2_k::q4k::<true, R>(x, y)
+        q4k_zmm::<R>(x, y)
     }
 }
 
@@ -140,7 +150,7 @@ unsafe impl RowKernel for Q5KVnni {
     type W = BlockQ5K;
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     unsafe fn rows<const R: usize>(x: &[BlockQ5K], y: [&[BlockQ8K]; R]) -> [f32; R] {
-        avx2_k::q5k::<true, R>(x, y)
+        q5k_zmm::<R>(x, y)
     }
 }
 
@@ -149,8 +159,331 @@ unsafe impl RowKernel for Q6KVnni {
     type W = BlockQ6K;
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     unsafe fn rows<const R: usize>(x: &[BlockQ6K], y: [&[BlockQ8K]; R]) -> [f32; R] {
-        avx2_k::q6k::<true, R>(x, y)
+        q6k_zmm::<R>(x, y)
     }
+}
+
+/// Q8_0 · Q8_0 with 512-bit vectors, for the decode step where the weight stream must keep
+/// up with memory: two blocks per vector, `Σ x·y = Σ (x + 128)·y - Σ 128·y` by `vpdpbusd`
+/// (exact for every quant, -128 included), each lane's sum times its block's `d_x·d_y` added
+/// into sixteen f32 lanes (two accumulators per row), reduced once at the end. So, unlike the
+/// 256-bit kernel, not the reference's float order: within rounding of it (the integer sums
+/// are exact). Remainder blocks (fewer than four) go one at a time.
+#[inline(always)]
+unsafe fn q8_0_zmm<const R: usize>(x: &[BlockQ8_0], y: [&[BlockQ8_0]; R]) -> [f32; R] {
+    avx2::same_lengths(x, &y);
+    let bias = _mm512_set1_epi8(-128);
+    let zero = _mm512_setzero_si512();
+    // Lanes 0-7 hold the first block of a pair, 8-15 the second: their scales from the four
+    // products `d = [d0, d1, d2, d3]` of a group of four blocks.
+    let idx01 = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    let idx23 = _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2);
+    let mut acc = [[_mm512_setzero_ps(); 2]; R];
+    let n4 = x.len() / 4 * 4;
+    for i in (0..n4).step_by(4) {
+        // SAFETY: `i + 4 <= n4 <= x.len() == y[r].len()` (`same_lengths`).
+        let xc = x.get_unchecked(i..i + 4);
+        avx2::prefetch_ahead(&xc[0]);
+        avx2::prefetch_ahead(&xc[2]);
+        let x01 = _mm512_xor_si512(pair(&xc[0], &xc[1]), bias);
+        let x23 = _mm512_xor_si512(pair(&xc[2], &xc[3]), bias);
+        let dx = avx2::scales4(xc);
+        for r in 0..R {
+            let yc = y[r].get_unchecked(i..i + 4);
+            let (y01, y23) = (pair(&yc[0], &yc[1]), pair(&yc[2], &yc[3]));
+            let s01 = _mm512_sub_epi32(
+                _mm512_dpbusd_epi32(zero, x01, y01),
+                _mm512_dpbusd_epi32(zero, bias, y01),
+            );
+            let s23 = _mm512_sub_epi32(
+                _mm512_dpbusd_epi32(zero, x23, y23),
+                _mm512_dpbusd_epi32(zero, bias, y23),
+            );
+            let d = _mm512_castps128_ps512(_mm_mul_ps(dx, avx2::scales4(yc)));
+            let [a0, a1] = &mut acc[r];
+            *a0 = _mm512_fmadd_ps(
+                _mm512_cvtepi32_ps(s01),
+                _mm512_permutexvar_ps(idx01, d),
+                *a0,
+            );
+            *a1 = _mm512_fmadd_ps(
+                _mm512_cvtepi32_ps(s23),
+                _mm512_permutexvar_ps(idx23, d),
+                *a1,
+            );
+        }
+    }
+    let mut out = [0f32; R];
+    for r in 0..R {
+        out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
+    }
+    if n4 < x.len() {
+        // SAFETY: as above; the tail has the same length in every row.
+        let tail = avx2::q8_0::<true, R>(
+            x.get_unchecked(n4..),
+            std::array::from_fn(|r| y[r].get_unchecked(n4..)),
+        );
+        for r in 0..R {
+            out[r] += tail[r];
+        }
+    }
+    out
+}
+
+/// The eight 6-bit scales (i16 lanes 0-7) and mins (8-15) of a Q4_K/Q5_K super-block, unpacked
+/// with four 32-bit word operations (ggml's `utmp` shuffle; equal to `get_scale_min_k4`).
+#[inline(always)]
+unsafe fn scales_mins_k4(packed: &[u8; 12]) -> __m256i {
+    const KMASK1: u32 = 0x3f3f_3f3f;
+    const KMASK2: u32 = 0x0f0f_0f0f;
+    const KMASK3: u32 = 0x0303_0303;
+    let w = |i: usize| {
+        u32::from_le_bytes([
+            packed[4 * i],
+            packed[4 * i + 1],
+            packed[4 * i + 2],
+            packed[4 * i + 3],
+        ])
+    };
+    let (u0, u1, u2) = (w(0), w(1), w(2));
+    let scales_lo = u0 & KMASK1;
+    let scales_hi = (u2 & KMASK2) | (((u0 >> 6) & KMASK3) << 4);
+    let mins_lo = u1 & KMASK1;
+    let mins_hi = ((u2 >> 4) & KMASK2) | (((u1 >> 6) & KMASK3) << 4);
+    _mm256_cvtepu8_epi16(_mm_set_epi32(
+        mins_hi as i32,
+        mins_lo as i32,
+        scales_hi as i32,
+        scales_lo as i32,
+    ))
+}
+
+/// For chunk `c` of a Q4_K/Q5_K super-block, the permutation that spreads scale `2c` over
+/// the i16 lanes 0-15 and scale `2c + 1` over 16-31 (the low and high nibbles of the chunk).
+#[inline(always)]
+unsafe fn scale_index(c: i16) -> __m512i {
+    _mm512_inserti64x4::<1>(
+        _mm512_castsi256_si512(_mm256_set1_epi16(2 * c)),
+        _mm256_set1_epi16(2 * c + 1),
+    )
+}
+
+/// A 4-bit chunk of 32 bytes as 64 quants: the low nibbles (sub-block `2c`), then the high
+/// ones (`2c + 1`), which is the order of their 64 activations in a Q8_K block.
+#[inline(always)]
+unsafe fn nibbles64(bits: &[u8], m4: __m512i) -> __m512i {
+    debug_assert!(bits.len() >= 32);
+    let b = _mm256_loadu_si256(bits.as_ptr().cast());
+    _mm512_and_si512(
+        _mm512_inserti64x4::<1>(_mm512_castsi256_si512(b), _mm256_srli_epi16::<4>(b)),
+        m4,
+    )
+}
+
+/// Σ over a super-block's four chunks of `scale · Σ q·y` per pair of bytes, with the two
+/// halves (sub-blocks `2c` and `2c + 1`) added: the eight i32 lanes of the 256-bit kernel
+/// (lane `k`: elements `4k..4k + 4` of every sub-block, exact).
+#[inline(always)]
+unsafe fn scaled_sums64(q: &[__m512i; 4], sc: &[__m512i; 4], y: &BlockQ8K) -> __m256i {
+    let mut sumi = _mm512_setzero_si512();
+    for c in 0..4 {
+        let yv = _mm512_loadu_si512(y.qs.as_ptr().add(64 * c).cast());
+        sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(q[c], yv), sc[c]);
+    }
+    _mm256_add_epi32(
+        _mm512_castsi512_si256(sumi),
+        _mm512_extracti64x4_epi64::<1>(sumi),
+    )
+}
+
+/// An f16 as f32 (F16C, exact).
+#[inline(always)]
+unsafe fn f16_f32(h: f16) -> f32 {
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h.to_bits() as i32)))
+}
+
+/// Q4_K · Q8_K with 512-bit vectors: each 32-byte chunk of quants becomes one vector of 64
+/// (low nibbles, then high), dotted with the 64 adjacent activations by `vpmaddubsw` and
+/// `vpdpwssd` against its two scales; the two halves are added in integers, so the lanes and
+/// the float order are those of the 256-bit kernel (llama.cpp's, bit for bit) with half the
+/// instructions.
+#[inline(always)]
+unsafe fn q4k_zmm<const R: usize>(x: &[BlockQ4K], y: [&[BlockQ8K]; R]) -> [f32; R] {
+    avx2::same_lengths(x, &y);
+    let m4 = _mm512_set1_epi8(0xf);
+    let idx = [
+        scale_index(0),
+        scale_index(1),
+        scale_index(2),
+        scale_index(3),
+    ];
+    let mut acc = [_mm256_setzero_ps(); R];
+    let mut acc_m = [_mm_setzero_ps(); R];
+    for (i, xb) in x.iter().enumerate() {
+        avx2::prefetch_ahead(xb);
+        let sm = scales_mins_k4(&xb.scales);
+        let sm512 = _mm512_castsi256_si512(sm);
+        let mins = _mm256_extracti128_si256::<1>(sm);
+        let mut q = [_mm512_setzero_si512(); 4];
+        let mut sc = [_mm512_setzero_si512(); 4];
+        for c in 0..4 {
+            q[c] = nibbles64(&xb.qs[32 * c..], m4);
+            sc[c] = _mm512_permutexvar_epi16(idx[c], sm512);
+        }
+        let (dx, mx) = (f16_f32(xb.d), f16_f32(xb.dmin));
+        for r in 0..R {
+            // SAFETY: `same_lengths` checked `i < x.len() == y[r].len()`.
+            let yb = y[r].get_unchecked(i);
+            let dmin = _mm_set1_ps(-yb.d * mx);
+            acc_m[r] = _mm_fmadd_ps(dmin, _mm_cvtepi32_ps(avx2_k::min_sums(mins, yb)), acc_m[r]);
+            let sumi = scaled_sums64(&q, &sc, yb);
+            let d = _mm256_set1_ps(yb.d * dx);
+            acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[r]);
+        }
+    }
+    let mut out = [0f32; R];
+    for r in 0..R {
+        out[r] = avx2::hsum_ps(acc[r]) + avx2::hsum_ps128(acc_m[r]);
+    }
+    out
+}
+
+/// Q5_K · Q8_K with 512-bit vectors, as [`q4k_zmm`] with the fifth bit of sub-block `j` (bit
+/// `j` of each `qh` byte) put in bit 4; the minimum's term as one scalar fused multiply-add
+/// per super-block, as the 256-bit kernel (and llama.cpp's) does.
+#[inline(always)]
+unsafe fn q5k_zmm<const R: usize>(x: &[BlockQ5K], y: [&[BlockQ8K]; R]) -> [f32; R] {
+    avx2::same_lengths(x, &y);
+    let m4 = _mm512_set1_epi8(0xf);
+    let b4 = _mm512_set1_epi8(0x10);
+    let idx = [
+        scale_index(0),
+        scale_index(1),
+        scale_index(2),
+        scale_index(3),
+    ];
+    let mut acc = [_mm256_setzero_ps(); R];
+    let mut summs = [0f32; R];
+    for (i, xb) in x.iter().enumerate() {
+        avx2::prefetch_ahead(xb);
+        let sm = scales_mins_k4(&xb.scales);
+        let sm512 = _mm512_castsi256_si512(sm);
+        let mins = _mm256_extracti128_si256::<1>(sm);
+        // Bit 2c of each `qh` byte (low half) and bit 2c + 1 (high half, from `qh >> 1`) are
+        // wanted at bit 4: a 16-bit shift by `4 - 2c` moves each byte's own bit there.
+        let qh = _mm256_loadu_si256(xb.qh.as_ptr().cast());
+        let h01 = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(qh), _mm256_srli_epi16::<1>(qh));
+        let mut q = [_mm512_setzero_si512(); 4];
+        let mut sc = [_mm512_setzero_si512(); 4];
+        for c in 0..4 {
+            let h = match c {
+                0 => _mm512_slli_epi16::<4>(h01),
+                1 => _mm512_slli_epi16::<2>(h01),
+                2 => h01,
+                _ => _mm512_srli_epi16::<2>(h01),
+            };
+            q[c] = _mm512_or_si512(nibbles64(&xb.qs[32 * c..], m4), _mm512_and_si512(h, b4));
+            sc[c] = _mm512_permutexvar_epi16(idx[c], sm512);
+        }
+        let (dx, xdmin) = (f16_f32(xb.d), f16_f32(xb.dmin));
+        for r in 0..R {
+            // SAFETY: `same_lengths` checked `i < x.len() == y[r].len()`.
+            let yb = y[r].get_unchecked(i);
+            let dmin = -yb.d * xdmin;
+            let m = avx2_k::hsum_epi32_128(avx2_k::min_sums(mins, yb)) as f32;
+            summs[r] = m.mul_add(dmin, summs[r]);
+            let sumi = scaled_sums64(&q, &sc, yb);
+            let d = _mm256_set1_ps(yb.d * dx);
+            acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[r]);
+        }
+    }
+    let mut out = [0f32; R];
+    for r in 0..R {
+        out[r] = avx2::hsum_ps(acc[r]) + summs[r];
+    }
+    out
+}
+
+/// The permutation spreading Q6_K scales `first..first + 4` over the i16 lanes of one vector,
+/// eight lanes each.
+#[inline(always)]
+unsafe fn q6k_scale_index(first: i16) -> __m512i {
+    _mm512_inserti64x4::<1>(
+        _mm512_castsi256_si512(_mm256_set_m128i(
+            _mm_set1_epi16(first + 1),
+            _mm_set1_epi16(first),
+        )),
+        _mm256_set_m128i(_mm_set1_epi16(first + 3), _mm_set1_epi16(first + 2)),
+    )
+}
+
+/// Q6_K · Q8_K with 512-bit vectors: 64 bytes of `ql` give, by their low and their high
+/// nibbles, two vectors of 64 quants whose activations are adjacent, the two high bits coming
+/// from `qh` and `qh >> 2`; `vpmaddubsw`, then `vpdpwssd` against the sixteen scales spread
+/// four per vector. The halves are added in integers: the lanes, and so the bits, of the
+/// 256-bit kernel.
+#[inline(always)]
+unsafe fn q6k_zmm<const R: usize>(x: &[BlockQ6K], y: [&[BlockQ8K]; R]) -> [f32; R] {
+    avx2::same_lengths(x, &y);
+    let m4 = _mm512_set1_epi8(0xf);
+    let m30 = _mm512_set1_epi8(0x30);
+    // Vector `v` (of four) holds sub-blocks `4v..4v + 4`, eight i16 lanes each.
+    let idx = [
+        q6k_scale_index(0),
+        q6k_scale_index(4),
+        q6k_scale_index(8),
+        q6k_scale_index(12),
+    ];
+    let mut acc = [_mm256_setzero_ps(); R];
+    for (i, xb) in x.iter().enumerate() {
+        avx2::prefetch_ahead(xb);
+        let mut q = [_mm512_setzero_si512(); 4];
+        for h in 0..2 {
+            let a = _mm512_loadu_si512(xb.ql.as_ptr().add(64 * h).cast());
+            let qh = _mm256_loadu_si256(xb.qh.as_ptr().add(32 * h).cast());
+            let hh =
+                _mm512_inserti64x4::<1>(_mm512_castsi256_si512(qh), _mm256_srli_epi16::<2>(qh));
+            q[2 * h] = _mm512_or_si512(
+                _mm512_and_si512(a, m4),
+                _mm512_and_si512(_mm512_slli_epi16::<4>(hh), m30),
+            );
+            q[2 * h + 1] = _mm512_or_si512(
+                _mm512_and_si512(_mm512_srli_epi16::<4>(a), m4),
+                _mm512_and_si512(hh, m30),
+            );
+        }
+        let sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(xb.scales.as_ptr().cast()));
+        let sc512 = _mm512_castsi256_si512(sc16);
+        let mut sc = [_mm512_setzero_si512(); 4];
+        for v in 0..4 {
+            sc[v] = _mm512_permutexvar_epi16(idx[v], sc512);
+        }
+        let dx = f16_f32(xb.d);
+        for r in 0..R {
+            // SAFETY: `same_lengths` checked `i < x.len() == y[r].len()`.
+            let yb = y[r].get_unchecked(i);
+            let bs = _mm256_loadu_si256(yb.bsums.as_ptr().cast());
+            let offset = _mm256_slli_epi32::<5>(_mm256_madd_epi16(sc16, bs));
+            let sumi = _mm256_sub_epi32(scaled_sums64(&q, &sc, yb), offset);
+            let d = _mm256_set1_ps(yb.d * dx);
+            acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[r]);
+        }
+    }
+    let mut out = [0f32; R];
+    for r in 0..R {
+        out[r] = avx2::hsum_ps(acc[r]);
+    }
+    out
+}
+
+/// The quants of two Q8_0 blocks in one vector (`a` in the low half).
+#[inline(always)]
+unsafe fn pair(a: &BlockQ8_0, b: &BlockQ8_0) -> __m512i {
+    let lo = _mm256_loadu_si256(a.qs.as_ptr().cast());
+    _mm512_inserti64x4::<1>(
+        _mm512_castsi256_si512(lo),
+        _mm256_loadu_si256(b.qs.as_ptr().cast()),
+    )
 }
 
 /// F16 · F16 with 16-lane vectors: products in f32 (exact), four 16-lane f32 sums.
