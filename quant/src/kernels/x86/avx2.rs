@@ -8,7 +8,9 @@
 //! `-128` activation quants). The 32-element types then reduce each block's sum to one
 //! integer and accumulate in f32 exactly as the scalar reference does, so their results
 //! have the reference's bits (one scalar multiply-add per 32 weights costs little, and keeps
-//! the outputs those of ggml's generic C); the AVX-512 Q8_0 kernel in `avx512.rs` does not. F16 accumulates in eight f32 lanes, unlike the
+//! the outputs those of ggml's generic C). Q8_0, whose decode is the most memory-hungry,
+//! accumulates in four f32 lanes instead (a serial scalar sum held it back), and in sixteen
+//! in `avx512.rs`. F16 accumulates in eight f32 lanes, unlike the
 //! reference's f64.
 //!
 //! Matches the scalar `VecDot::vec_dot` of each format (ggml b2757's generic C), and follows
@@ -342,7 +344,7 @@ pub(super) unsafe fn q5_1<const VNNI: bool, const R: usize>(
     acc
 }
 
-/// Q8_0 · Q8_0: `Σ x·y` per block, times `d_x·d_y`. Both operands are signed and may be
+/// Q8_0 · Q8_0: `Σ x·y` per block, times `d_x·d_y`, accumulated in four lanes. Both operands are signed and may be
 /// -128, so ggml's `abs`/`sign` trick (wrong for a -128 it negates) is not used: without
 /// VNNI the quants are widened to i16 (`vpmaddwd`); with VNNI, `x + 128` is unsigned and
 /// `Σ x·y = Σ (x + 128)·y - Σ 128·y`.
@@ -352,10 +354,10 @@ pub(super) unsafe fn q8_0<const VNNI: bool, const R: usize>(
     y: [&[BlockQ8_0]; R],
 ) -> [f32; R] {
     same_lengths(x, &y);
-    let mut acc = [0f32; R];
     // Four blocks at a time: their integer sums reduced together, their products
-    // `sumi·(d_x·d_y)` formed in four lanes (the same roundings as one at a time), then added
-    // to the accumulator one after the other, as the reference does.
+    // `sumi·(d_x·d_y)` added into four f32 lanes (one fused multiply-add), which are summed at
+    // the end (not the reference's order: within rounding of it).
+    let mut acc4 = [_mm_setzero_ps(); R];
     let n4 = x.len() / 4 * 4;
     for i in (0..n4).step_by(4) {
         // SAFETY: `i + 4 <= n4 <= x.len() == y[r].len()` (`same_lengths`).
@@ -377,13 +379,12 @@ pub(super) unsafe fn q8_0<const VNNI: bool, const R: usize>(
                 q8_sum::<VNNI>(&xs[2], &yc[2]),
                 q8_sum::<VNNI>(&xs[3], &yc[3]),
             ]);
-            let p = _mm_mul_ps(_mm_cvtepi32_ps(sums), _mm_mul_ps(dx, scales4(yc)));
-            let mut lanes = [0f32; 4];
-            _mm_storeu_ps(lanes.as_mut_ptr(), p);
-            for l in lanes {
-                acc[r] += l;
-            }
+            acc4[r] = _mm_fmadd_ps(_mm_cvtepi32_ps(sums), _mm_mul_ps(dx, scales4(yc)), acc4[r]);
         }
+    }
+    let mut acc = [0f32; R];
+    for r in 0..R {
+        acc[r] = hsum_ps128(acc4[r]);
     }
     for (i, xb) in x.iter().enumerate().skip(n4) {
         let xo = q8_operand(xb);

@@ -9,7 +9,6 @@ use std::arch::x86_64::*;
 
 use super::super::{vec_dot_bytes, vec_dot_rows_bytes, RowKernel, VecDotFn, VecDotRowsFn};
 use super::avx2::{f16x8, hsum_ps, hsum_ps128, madd_acc, prefetch_ahead, same_lengths};
-use crate::formats::k_common::get_scale_min_k4;
 use crate::formats::q4_k::BlockQ4K;
 use crate::formats::q5_k::BlockQ5K;
 use crate::formats::q6_k::BlockQ6K;
@@ -78,17 +77,51 @@ unsafe fn load_u8(p: &[u8]) -> __m256i {
     _mm256_loadu_si256(p.as_ptr().cast())
 }
 
-/// The eight 6-bit scales and mins of a Q4_K/Q5_K super-block: the scales as i16
-/// broadcasts (one vector per sub-block of 32), the mins as eight i16 lanes.
+/// The eight 6-bit scales (i16 lanes 0-7) and mins (8-15) of a Q4_K/Q5_K super-block, unpacked
+/// with four 32-bit word operations (ggml's `utmp` shuffle; equal to `get_scale_min_k4`).
 #[inline(always)]
-unsafe fn scales_mins_k4(packed: &[u8; 12]) -> ([__m256i; 8], __m128i) {
-    let mut mins = [0i16; 8];
-    let scales = std::array::from_fn(|j| {
-        let (sc, m) = get_scale_min_k4(j, packed);
-        mins[j] = m as i16;
-        _mm256_set1_epi16(sc as i16)
-    });
-    (scales, _mm_loadu_si128(mins.as_ptr().cast()))
+pub(super) unsafe fn scales_mins_k4(packed: &[u8; 12]) -> __m256i {
+    const KMASK1: u32 = 0x3f3f_3f3f;
+    const KMASK2: u32 = 0x0f0f_0f0f;
+    const KMASK3: u32 = 0x0303_0303;
+    let w = |i: usize| {
+        u32::from_le_bytes([
+            packed[4 * i],
+            packed[4 * i + 1],
+            packed[4 * i + 2],
+            packed[4 * i + 3],
+        ])
+    };
+    let (u0, u1, u2) = (w(0), w(1), w(2));
+    let scales_lo = u0 & KMASK1;
+    let scales_hi = (u2 & KMASK2) | (((u0 >> 6) & KMASK3) << 4);
+    let mins_lo = u1 & KMASK1;
+    let mins_hi = ((u2 >> 4) & KMASK2) | (((u1 >> 6) & KMASK3) << 4);
+    _mm256_cvtepu8_epi16(_mm_set_epi32(
+        mins_hi as i32,
+        mins_lo as i32,
+        scales_hi as i32,
+        scales_lo as i32,
+    ))
+}
+
+/// The `vpshufb` control that broadcasts i16 lane `j` (0 to 7) of each 128-bit half.
+#[inline(always)]
+unsafe fn lane16(j: i16) -> __m128i {
+    _mm_set1_epi16(((2 * j + 1) << 8) | (2 * j))
+}
+
+/// The eight scales of [`scales_mins_k4`]'s result broadcast one per vector (i16 lanes), for
+/// `vpmaddwd`/`vpdpwssd` against the pairs of sub-block `j`, and the mins as eight i16 lanes.
+#[inline(always)]
+unsafe fn scale_vectors_k4(sm: __m256i) -> ([__m256i; 8], __m128i) {
+    let sc = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sm));
+    let mut scales = [_mm256_setzero_si256(); 8];
+    for (j, s) in scales.iter_mut().enumerate() {
+        let c = lane16(j as i16);
+        *s = _mm256_shuffle_epi8(sc, _mm256_set_m128i(c, c));
+    }
+    (scales, _mm256_extracti128_si256::<1>(sm))
 }
 
 /// `Σ_j mins[j]·(bsums[2j] + bsums[2j+1])` as four i32 lanes (the minimum's term).
@@ -136,7 +169,7 @@ pub(super) unsafe fn q4k<const VNNI: bool, const R: usize>(
     let mut acc_m = [_mm_setzero_ps(); R];
     for (i, xb) in x.iter().enumerate() {
         prefetch_ahead(xb);
-        let (scales, mins) = scales_mins_k4(&xb.scales);
+        let (scales, mins) = scale_vectors_k4(scales_mins_k4(&xb.scales));
         // Sub-block 2c: low nibbles of qs[32c..32c + 32]; sub-block 2c + 1: high nibbles.
         let mut q = [_mm256_setzero_si256(); 8];
         for c in 0..4 {
@@ -171,7 +204,7 @@ pub(super) unsafe fn q5k<const VNNI: bool, const R: usize>(
     let mut summs = [0f32; R];
     for (i, xb) in x.iter().enumerate() {
         prefetch_ahead(xb);
-        let (scales, mins) = scales_mins_k4(&xb.scales);
+        let (scales, mins) = scale_vectors_k4(scales_mins_k4(&xb.scales));
         let mut q = [_mm256_setzero_si256(); 8];
         // `hb` holds qh shifted right by 2c (16-bit shifts: bits 0 and 1 of each byte still
         // come from that byte).
@@ -244,10 +277,18 @@ pub(super) unsafe fn q6k<const VNNI: bool, const R: usize>(
         // sub-blocks of 16 (eight i16 lanes each).
         let sc = _mm_loadu_si128(xb.scales.as_ptr().cast());
         let sc16 = _mm256_cvtepi8_epi16(sc);
-        let scales: [__m256i; 8] = std::array::from_fn(|p| {
-            let (a, b) = (xb.scales[2 * p] as i16, xb.scales[2 * p + 1] as i16);
-            _mm256_set_m128i(_mm_set1_epi16(b), _mm_set1_epi16(a))
-        });
+        // Per 32 elements `p`: scale 2p in the low half, 2p + 1 in the high half (`vpshufb`
+        // from the eight scales of sc16's low or high half, broadcast to both halves).
+        let halves = [
+            _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sc16)),
+            _mm256_broadcastsi128_si256(_mm256_extracti128_si256::<1>(sc16)),
+        ];
+        let mut scales = [_mm256_setzero_si256(); 8];
+        for (p, s) in scales.iter_mut().enumerate() {
+            let k = (2 * p % 8) as i16;
+            let ctrl = _mm256_set_m128i(lane16(k + 1), lane16(k));
+            *s = _mm256_shuffle_epi8(halves[p / 4], ctrl);
+        }
         let dx = f16x8(xb.d);
         for r in 0..R {
             // SAFETY: `same_lengths` checked `i < x.len() == y[r].len()`.

@@ -18,7 +18,8 @@ use std::arch::x86_64::*;
 use half::f16;
 
 use super::super::{vec_dot_bytes, vec_dot_rows_bytes, RowKernel, VecDotFn, VecDotRowsFn};
-use super::{avx2, avx2_k};
+use super::avx2;
+use super::avx2_k::{self, scales_mins_k4};
 use crate::formats::f16_to_f32;
 use crate::formats::q4_0::BlockQ4_0;
 use crate::formats::q4_1::BlockQ4_1;
@@ -228,34 +229,6 @@ unsafe fn q8_0_zmm<const R: usize>(x: &[BlockQ8_0], y: [&[BlockQ8_0]; R]) -> [f3
         }
     }
     out
-}
-
-/// The eight 6-bit scales (i16 lanes 0-7) and mins (8-15) of a Q4_K/Q5_K super-block, unpacked
-/// with four 32-bit word operations (ggml's `utmp` shuffle; equal to `get_scale_min_k4`).
-#[inline(always)]
-unsafe fn scales_mins_k4(packed: &[u8; 12]) -> __m256i {
-    const KMASK1: u32 = 0x3f3f_3f3f;
-    const KMASK2: u32 = 0x0f0f_0f0f;
-    const KMASK3: u32 = 0x0303_0303;
-    let w = |i: usize| {
-        u32::from_le_bytes([
-            packed[4 * i],
-            packed[4 * i + 1],
-            packed[4 * i + 2],
-            packed[4 * i + 3],
-        ])
-    };
-    let (u0, u1, u2) = (w(0), w(1), w(2));
-    let scales_lo = u0 & KMASK1;
-    let scales_hi = (u2 & KMASK2) | (((u0 >> 6) & KMASK3) << 4);
-    let mins_lo = u1 & KMASK1;
-    let mins_hi = ((u2 >> 4) & KMASK2) | (((u1 >> 6) & KMASK3) << 4);
-    _mm256_cvtepu8_epi16(_mm_set_epi32(
-        mins_hi as i32,
-        mins_lo as i32,
-        scales_hi as i32,
-        scales_lo as i32,
-    ))
 }
 
 /// For chunk `c` of a Q4_K/Q5_K super-block, the permutation that spreads scale `2c` over
