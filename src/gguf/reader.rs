@@ -418,6 +418,12 @@ impl File {
         // or rewriting the file while it is mapped would be undefined behaviour; as for every
         // mmap-based model loader, users must not modify a model file while it is loaded.
         let map = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| Error::io(path.display(), e))?;
+        // Linux: ask for transparent huge pages. Where the file is not yet cached, the page
+        // cache then reads it in 2 MiB folios that are mapped whole: decode streams every
+        // weight per token, and on the development machine a file mapped that way reads at
+        // ~15-19 GB/s against ~13 in 4 KiB pages. Only a hint: ignored where unsupported.
+        #[cfg(target_os = "linux")]
+        let _ = map.advise(memmap2::Advice::HugePage);
         Self::from_storage(Storage::Mmap(map))
     }
 
