@@ -10,13 +10,13 @@
 //! format (`formats/`); only the order of the float accumulation differs, so results differ
 //! from the reference in the last bits (tested in `quant/tests/kernels.rs`).
 //!
-//! `ORCINUS_ISA=scalar|avx2|avx512` overrides the detection, for debugging and for CI runs of
+//! `ORCINUS_ISA=scalar|avx2|avxvnni|avx512` overrides the detection, for debugging and for CI runs of
 //! the fallback path. An unknown value, or an instruction set this CPU lacks, falls back to
 //! the best available one with a warning on stderr.
 //!
 //! Layout: `x86/avx2.rs` (legacy 32-element types, F16, shared helpers), `x86/avx2_k.rs`
-//! (K-quants), `x86/avx512.rs` (512-bit kernels and the AVX512-VNNI builds of the 256-bit
-//! ones). An `aarch64/neon.rs` would sit beside `x86/` and add `Isa::Neon`.
+//! (K-quants), `x86/avxvnni.rs` (the AVX-VNNI builds of the 256-bit bodies), `x86/avx512.rs`
+//! (512-bit kernels and the AVX512-VNNI builds of the 256-bit ones). An `aarch64/neon.rs` would sit beside `x86/` and add `Isa::Neon`.
 
 use std::sync::OnceLock;
 
@@ -63,6 +63,9 @@ pub enum Isa {
     Scalar,
     /// x86-64 AVX2 with FMA and F16C.
     Avx2,
+    /// AVX2 (with FMA, F16C) and AVX-VNNI: the VEX-encoded 256-bit `vpdpbusd`/`vpdpwssd` of
+    /// client CPUs (Alder Lake on, Zen 5) that may lack AVX-512.
+    AvxVnni,
     /// x86-64 AVX-512 F+BW+VL (with AVX2, FMA, F16C); AVX512-VNNI is used where present
     /// (see [`has_avx512_vnni`]).
     Avx512,
@@ -74,13 +77,14 @@ impl Isa {
         match self {
             Isa::Scalar => "scalar",
             Isa::Avx2 => "avx2",
+            Isa::AvxVnni => "avxvnni",
             Isa::Avx512 => "avx512",
         }
     }
 
     /// The instruction set named `name` (case-insensitive), if it is one of ours.
     pub fn from_name(name: &str) -> Option<Isa> {
-        [Isa::Scalar, Isa::Avx2, Isa::Avx512]
+        [Isa::Scalar, Isa::Avx2, Isa::AvxVnni, Isa::Avx512]
             .into_iter()
             .find(|i| i.name().eq_ignore_ascii_case(name.trim()))
     }
@@ -108,6 +112,9 @@ fn detect() -> Vec<Isa> {
             && std::is_x86_feature_detected!("f16c");
         if avx2 {
             isas.push(Isa::Avx2);
+            if std::is_x86_feature_detected!("avxvnni") {
+                isas.push(Isa::AvxVnni);
+            }
             if std::is_x86_feature_detected!("avx512f")
                 && std::is_x86_feature_detected!("avx512bw")
                 && std::is_x86_feature_detected!("avx512vl")
@@ -152,7 +159,7 @@ pub fn choose_isa(requested: Option<&str>, available: &[Isa]) -> (Isa, Option<St
         None => (
             best,
             Some(format!(
-                "orcinus: ORCINUS_ISA={req}: unknown (expected scalar, avx2 or avx512); using {best}"
+                "orcinus: ORCINUS_ISA={req}: unknown (expected scalar, avx2, avxvnni or avx512); using {best}"
             )),
         ),
     }
@@ -289,12 +296,13 @@ mod tests {
 
     #[test]
     fn choose_isa_parses_and_falls_back() {
-        let all = [Isa::Scalar, Isa::Avx2, Isa::Avx512];
+        let all = [Isa::Scalar, Isa::Avx2, Isa::AvxVnni, Isa::Avx512];
         let scalar_only = [Isa::Scalar];
         assert_eq!(choose_isa(None, &all), (Isa::Avx512, None));
         assert_eq!(choose_isa(Some(""), &all), (Isa::Avx512, None));
         assert_eq!(choose_isa(Some("scalar"), &all), (Isa::Scalar, None));
         assert_eq!(choose_isa(Some("AVX2"), &all), (Isa::Avx2, None));
+        assert_eq!(choose_isa(Some("avxvnni"), &all), (Isa::AvxVnni, None));
         assert_eq!(choose_isa(Some("avx512"), &all), (Isa::Avx512, None));
         let (isa, warn) = choose_isa(Some("avx512"), &scalar_only);
         assert_eq!(isa, Isa::Scalar);

@@ -73,7 +73,7 @@ unsafe impl RowKernel for Q4_0Avx2 {
     type W = BlockQ4_0;
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn rows<const R: usize>(x: &[BlockQ4_0], y: [&[BlockQ8_0]; R]) -> [f32; R] {
-        q4_0::<false, R>(x, y)
+        q4_0::<NO_VNNI, R>(x, y)
     }
 }
 
@@ -82,7 +82,7 @@ unsafe impl RowKernel for Q4_1Avx2 {
     type W = BlockQ4_1;
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn rows<const R: usize>(x: &[BlockQ4_1], y: [&[BlockQ8_1]; R]) -> [f32; R] {
-        q4_1::<false, R>(x, y)
+        q4_1::<NO_VNNI, R>(x, y)
     }
 }
 
@@ -91,7 +91,7 @@ unsafe impl RowKernel for Q5_0Avx2 {
     type W = BlockQ5_0;
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn rows<const R: usize>(x: &[BlockQ5_0], y: [&[BlockQ8_0]; R]) -> [f32; R] {
-        q5_0::<false, R>(x, y)
+        q5_0::<NO_VNNI, R>(x, y)
     }
 }
 
@@ -100,7 +100,7 @@ unsafe impl RowKernel for Q5_1Avx2 {
     type W = BlockQ5_1;
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn rows<const R: usize>(x: &[BlockQ5_1], y: [&[BlockQ8_1]; R]) -> [f32; R] {
-        q5_1::<false, R>(x, y)
+        q5_1::<NO_VNNI, R>(x, y)
     }
 }
 
@@ -109,7 +109,7 @@ unsafe impl RowKernel for Q8_0Avx2 {
     type W = BlockQ8_0;
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn rows<const R: usize>(x: &[BlockQ8_0], y: [&[BlockQ8_0]; R]) -> [f32; R] {
-        q8_0::<false, R>(x, y)
+        q8_0::<NO_VNNI, R>(x, y)
     }
 }
 
@@ -150,13 +150,23 @@ pub(super) unsafe fn hsum_ps128(v: __m128) -> f32 {
     _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
 }
 
+/// The 256-bit bodies' `VNNI` parameter: how they form u8·i8 and i16·i16 dot products.
+/// Without VNNI: AVX2 `vpmaddubsw`/`vpmaddwd` chains.
+pub(super) const NO_VNNI: u8 = 0;
+/// AVX512-VNNI with AVX512-VL: the EVEX-encoded 256-bit `vpdpbusd`/`vpdpwssd`.
+pub(super) const EVEX_VNNI: u8 = 1;
+/// AVX-VNNI (client CPUs without AVX-512): the same instructions, VEX-encoded.
+pub(super) const VEX_VNNI: u8 = 2;
+
 /// `acc + Σ a·b` over each four bytes (`a` unsigned, `b` signed), as i32 lanes. Exact for
 /// `a <= 127` (without VNNI the pairs go through saturating i16: `2·127·128 < 2^15`); with
 /// VNNI exact for every `a`.
 #[inline(always)]
-pub(super) unsafe fn dot_u8i8<const VNNI: bool>(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
-    if VNNI {
+pub(super) unsafe fn dot_u8i8<const VNNI: u8>(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
+    if VNNI == EVEX_VNNI {
         _mm256_dpbusd_epi32(acc, a, b)
+    } else if VNNI == VEX_VNNI {
+        _mm256_dpbusd_avx_epi32(acc, a, b)
     } else {
         let p16 = _mm256_maddubs_epi16(a, b);
         _mm256_add_epi32(acc, _mm256_madd_epi16(p16, _mm256_set1_epi16(1)))
@@ -165,9 +175,11 @@ pub(super) unsafe fn dot_u8i8<const VNNI: bool>(acc: __m256i, a: __m256i, b: __m
 
 /// `acc + madd(a, b)` (i16 pairs multiplied and added into i32 lanes).
 #[inline(always)]
-pub(super) unsafe fn madd_acc<const VNNI: bool>(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
-    if VNNI {
+pub(super) unsafe fn madd_acc<const VNNI: u8>(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
+    if VNNI == EVEX_VNNI {
         _mm256_dpwssd_epi32(acc, a, b)
+    } else if VNNI == VEX_VNNI {
+        _mm256_dpwssd_avx_epi32(acc, a, b)
     } else {
         _mm256_add_epi32(acc, _mm256_madd_epi16(a, b))
     }
@@ -206,13 +218,10 @@ unsafe fn fifth_bits(qh: [u8; 4]) -> __m256i {
 /// `Σ (q - offset)·y` over a 32-element block, `q` unsigned (`<= 31`), `y` signed, exact:
 /// `q·y` and `offset·y` pairs both fit i16, and so does their difference.
 #[inline(always)]
-unsafe fn dot_offset<const VNNI: bool>(q: __m256i, off: __m256i, y: __m256i) -> __m256i {
+unsafe fn dot_offset<const VNNI: u8>(q: __m256i, off: __m256i, y: __m256i) -> __m256i {
     let zero = _mm256_setzero_si256();
-    if VNNI {
-        _mm256_sub_epi32(
-            _mm256_dpbusd_epi32(zero, q, y),
-            _mm256_dpbusd_epi32(zero, off, y),
-        )
+    if VNNI != NO_VNNI {
+        _mm256_sub_epi32(dot_u8i8::<VNNI>(zero, q, y), dot_u8i8::<VNNI>(zero, off, y))
     } else {
         let p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(q, y), _mm256_maddubs_epi16(off, y));
         _mm256_madd_epi16(p16, _mm256_set1_epi16(1))
@@ -252,7 +261,7 @@ unsafe fn load(q: &[i8; 32]) -> __m256i {
 
 /// Q4_0 · Q8_0: `Σ (q - 8)·y` per block, times `d_x·d_y`.
 #[inline(always)]
-pub(super) unsafe fn q4_0<const VNNI: bool, const R: usize>(
+pub(super) unsafe fn q4_0<const VNNI: u8, const R: usize>(
     x: &[BlockQ4_0],
     y: [&[BlockQ8_0]; R],
 ) -> [f32; R] {
@@ -276,7 +285,7 @@ pub(super) unsafe fn q4_0<const VNNI: bool, const R: usize>(
 
 /// Q5_0 · Q8_0: `Σ (q - 16)·y` per block, times `d_x·d_y`.
 #[inline(always)]
-pub(super) unsafe fn q5_0<const VNNI: bool, const R: usize>(
+pub(super) unsafe fn q5_0<const VNNI: u8, const R: usize>(
     x: &[BlockQ5_0],
     y: [&[BlockQ8_0]; R],
 ) -> [f32; R] {
@@ -300,7 +309,7 @@ pub(super) unsafe fn q5_0<const VNNI: bool, const R: usize>(
 
 /// Q4_1 · Q8_1: `Σ q·y` per block times `d_x·d_y`, plus `m_x·s_y`.
 #[inline(always)]
-pub(super) unsafe fn q4_1<const VNNI: bool, const R: usize>(
+pub(super) unsafe fn q4_1<const VNNI: u8, const R: usize>(
     x: &[BlockQ4_1],
     y: [&[BlockQ8_1]; R],
 ) -> [f32; R] {
@@ -323,7 +332,7 @@ pub(super) unsafe fn q4_1<const VNNI: bool, const R: usize>(
 
 /// Q5_1 · Q8_1: `Σ q·y` per block times `d_x·d_y`, plus `m_x·s_y`.
 #[inline(always)]
-pub(super) unsafe fn q5_1<const VNNI: bool, const R: usize>(
+pub(super) unsafe fn q5_1<const VNNI: u8, const R: usize>(
     x: &[BlockQ5_1],
     y: [&[BlockQ8_1]; R],
 ) -> [f32; R] {
@@ -349,7 +358,7 @@ pub(super) unsafe fn q5_1<const VNNI: bool, const R: usize>(
 /// VNNI the quants are widened to i16 (`vpmaddwd`); with VNNI, `x + 128` is unsigned and
 /// `Σ x·y = Σ (x + 128)·y - Σ 128·y`.
 #[inline(always)]
-pub(super) unsafe fn q8_0<const VNNI: bool, const R: usize>(
+pub(super) unsafe fn q8_0<const VNNI: u8, const R: usize>(
     x: &[BlockQ8_0],
     y: [&[BlockQ8_0]; R],
 ) -> [f32; R] {
@@ -415,13 +424,13 @@ unsafe fn q8_operand(xb: &BlockQ8_0) -> Q8Operand {
 
 /// `Σ x·y` of a Q8_0 block pair in eight i32 lanes (exact).
 #[inline(always)]
-unsafe fn q8_sum<const VNNI: bool>(x: &Q8Operand, yb: &BlockQ8_0) -> __m256i {
+unsafe fn q8_sum<const VNNI: u8>(x: &Q8Operand, yb: &BlockQ8_0) -> __m256i {
     let yv = load(&yb.qs);
-    if VNNI {
+    if VNNI != NO_VNNI {
         let zero = _mm256_setzero_si256();
         _mm256_sub_epi32(
-            _mm256_dpbusd_epi32(zero, x.0, yv),
-            _mm256_dpbusd_epi32(zero, _mm256_set1_epi8(-128), yv),
+            dot_u8i8::<VNNI>(zero, x.0, yv),
+            dot_u8i8::<VNNI>(zero, _mm256_set1_epi8(-128), yv),
         )
     } else {
         let ylo = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(yv));

@@ -8,7 +8,7 @@
 use std::arch::x86_64::*;
 
 use super::super::{vec_dot_bytes, vec_dot_rows_bytes, RowKernel, VecDotFn, VecDotRowsFn};
-use super::avx2::{f16x8, hsum_ps, hsum_ps128, madd_acc, prefetch_ahead, same_lengths};
+use super::avx2::{f16x8, hsum_ps, hsum_ps128, madd_acc, prefetch_ahead, same_lengths, NO_VNNI};
 use crate::formats::q4_k::BlockQ4K;
 use crate::formats::q5_k::BlockQ5K;
 use crate::formats::q6_k::BlockQ6K;
@@ -43,7 +43,7 @@ unsafe impl RowKernel for Q4KAvx2 {
     type W = BlockQ4K;
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn rows<const R: usize>(x: &[BlockQ4K], y: [&[BlockQ8K]; R]) -> [f32; R] {
-        q4k::<false, R>(x, y)
+        q4k::<NO_VNNI, R>(x, y)
     }
 }
 
@@ -52,7 +52,7 @@ unsafe impl RowKernel for Q5KAvx2 {
     type W = BlockQ5K;
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn rows<const R: usize>(x: &[BlockQ5K], y: [&[BlockQ8K]; R]) -> [f32; R] {
-        q5k::<false, R>(x, y)
+        q5k::<NO_VNNI, R>(x, y)
     }
 }
 
@@ -61,7 +61,7 @@ unsafe impl RowKernel for Q6KAvx2 {
     type W = BlockQ6K;
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn rows<const R: usize>(x: &[BlockQ6K], y: [&[BlockQ8K]; R]) -> [f32; R] {
-        q6k::<false, R>(x, y)
+        q6k::<NO_VNNI, R>(x, y)
     }
 }
 
@@ -144,7 +144,7 @@ pub(super) unsafe fn hsum_epi32_128(v: __m128i) -> i32 {
 
 /// Σ over the eight sub-blocks of 32 of `scale_j · Σ q·y` (`q` unsigned, <= 31).
 #[inline(always)]
-unsafe fn scaled_sums<const VNNI: bool>(
+unsafe fn scaled_sums<const VNNI: u8>(
     q: &[__m256i; 8],
     scales: &[__m256i; 8],
     y: &BlockQ8K,
@@ -159,7 +159,7 @@ unsafe fn scaled_sums<const VNNI: bool>(
 
 /// Q4_K · Q8_K: `d·Σ_j sc_j·Σ q·y - dmin·Σ_j m_j·bsum_j` per super-block.
 #[inline(always)]
-pub(super) unsafe fn q4k<const VNNI: bool, const R: usize>(
+pub(super) unsafe fn q4k<const VNNI: u8, const R: usize>(
     x: &[BlockQ4K],
     y: [&[BlockQ8K]; R],
 ) -> [f32; R] {
@@ -193,7 +193,7 @@ pub(super) unsafe fn q4k<const VNNI: bool, const R: usize>(
 
 /// Q5_K · Q8_K: as Q4_K, the fifth bit of sub-block `j` being bit `j` of `qh[i]`.
 #[inline(always)]
-pub(super) unsafe fn q5k<const VNNI: bool, const R: usize>(
+pub(super) unsafe fn q5k<const VNNI: u8, const R: usize>(
     x: &[BlockQ5K],
     y: [&[BlockQ8K]; R],
 ) -> [f32; R] {
@@ -243,7 +243,7 @@ unsafe fn high2(m3: __m256i, v: __m256i) -> __m256i {
 /// Q6_K · Q8_K: `d·Σ_s sc_s·Σ (q - 32)·y` per super-block, computed as
 /// `Σ_s sc_s·Σ q·y - 32·Σ_s sc_s·bsum_s` (q unsigned, so `vpmaddubsw` applies directly).
 #[inline(always)]
-pub(super) unsafe fn q6k<const VNNI: bool, const R: usize>(
+pub(super) unsafe fn q6k<const VNNI: u8, const R: usize>(
     x: &[BlockQ6K],
     y: [&[BlockQ8K]; R],
 ) -> [f32; R] {

@@ -18,7 +18,7 @@ use std::arch::x86_64::*;
 use half::f16;
 
 use super::super::{vec_dot_bytes, vec_dot_rows_bytes, RowKernel, VecDotFn, VecDotRowsFn};
-use super::avx2;
+use super::avx2::{self, EVEX_VNNI};
 use super::avx2_k::{self, scales_mins_k4};
 use crate::formats::f16_to_f32;
 use crate::formats::q4_0::BlockQ4_0;
@@ -97,7 +97,7 @@ unsafe impl RowKernel for Q4_0Vnni {
     type W = BlockQ4_0;
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     unsafe fn rows<const R: usize>(x: &[BlockQ4_0], y: [&[BlockQ8_0]; R]) -> [f32; R] {
-        avx2::q4_0::<true, R>(x, y)
+        avx2::q4_0::<EVEX_VNNI, R>(x, y)
     }
 }
 
@@ -106,7 +106,7 @@ unsafe impl RowKernel for Q4_1Vnni {
     type W = BlockQ4_1;
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     unsafe fn rows<const R: usize>(x: &[BlockQ4_1], y: [&[BlockQ8_1]; R]) -> [f32; R] {
-        avx2::q4_1::<true, R>(x, y)
+        avx2::q4_1::<EVEX_VNNI, R>(x, y)
     }
 }
 
@@ -115,7 +115,7 @@ unsafe impl RowKernel for Q5_0Vnni {
     type W = BlockQ5_0;
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     unsafe fn rows<const R: usize>(x: &[BlockQ5_0], y: [&[BlockQ8_0]; R]) -> [f32; R] {
-        avx2::q5_0::<true, R>(x, y)
+        avx2::q5_0::<EVEX_VNNI, R>(x, y)
     }
 }
 
@@ -124,7 +124,7 @@ unsafe impl RowKernel for Q5_1Vnni {
     type W = BlockQ5_1;
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     unsafe fn rows<const R: usize>(x: &[BlockQ5_1], y: [&[BlockQ8_1]; R]) -> [f32; R] {
-        avx2::q5_1::<true, R>(x, y)
+        avx2::q5_1::<EVEX_VNNI, R>(x, y)
     }
 }
 
@@ -220,7 +220,7 @@ unsafe fn q8_0_zmm<const R: usize>(x: &[BlockQ8_0], y: [&[BlockQ8_0]; R]) -> [f3
     }
     if n4 < x.len() {
         // SAFETY: as above; the tail has the same length in every row.
-        let tail = avx2::q8_0::<true, R>(
+        let tail = avx2::q8_0::<EVEX_VNNI, R>(
             x.get_unchecked(n4..),
             std::array::from_fn(|r| y[r].get_unchecked(n4..)),
         );

@@ -1,10 +1,11 @@
-//! x86-64 kernels: AVX2 (+FMA, F16C) and AVX-512 (F+BW+VL, with VNNI where present).
+//! x86-64 kernels: AVX2 (+FMA, F16C), AVX2 with AVX-VNNI, and AVX-512 (F+BW+VL, with VNNI
+//! where present).
 //!
 //! The 256-bit kernel bodies in `avx2.rs` and `avx2_k.rs` are `#[inline(always)]` functions
 //! generic over `VNNI`: instantiated inside an AVX2 `#[target_feature]` function they use
-//! `vpmaddubsw`/`vpmaddwd`, inside an AVX-512 one with VNNI they use `vpdpbusd`/`vpdpwssd`
-//! (the 256-bit AVX512-VL forms). `avx512.rs` holds those instantiations and the 512-bit
-//! kernels.
+//! `vpmaddubsw`/`vpmaddwd`; inside an AVX-VNNI one (`avxvnni.rs`) the VEX `vpdpbusd`/
+//! `vpdpwssd`; inside an AVX-512 one with VNNI the EVEX 256-bit forms. `avx512.rs` holds
+//! those last instantiations and the 512-bit kernels.
 
 use super::Isa;
 use crate::GgmlType;
@@ -12,6 +13,7 @@ use crate::GgmlType;
 mod avx2;
 mod avx2_k;
 mod avx512;
+mod avxvnni;
 mod gemm;
 mod gemm_avx2;
 
@@ -20,6 +22,7 @@ pub(super) fn vec_dot(ty: GgmlType, isa: Isa) -> Option<super::VecDotFn> {
     match isa {
         Isa::Scalar => None,
         Isa::Avx2 => avx2::vec_dot(ty),
+        Isa::AvxVnni => avxvnni::vec_dot(ty),
         Isa::Avx512 if super::has_avx512_vnni() => avx512::vec_dot(ty),
         // AVX-512 without VNNI: the 512-bit kernels, else the AVX2 ones.
         Isa::Avx512 => avx512::vec_dot_no_vnni(ty).or_else(|| avx2::vec_dot(ty)),
@@ -32,6 +35,7 @@ pub(super) fn vec_dot_rows(ty: GgmlType, isa: Isa) -> Option<super::VecDotRowsFn
     match isa {
         Isa::Scalar => None,
         Isa::Avx2 => avx2::vec_dot_rows(ty),
+        Isa::AvxVnni => avxvnni::vec_dot_rows(ty),
         Isa::Avx512 if super::has_avx512_vnni() => avx512::vec_dot_rows(ty),
         Isa::Avx512 => match avx512::vec_dot_no_vnni(ty) {
             Some(_) => None,
@@ -41,11 +45,12 @@ pub(super) fn vec_dot_rows(ty: GgmlType, isa: Isa) -> Option<super::VecDotRowsFn
 }
 
 /// The GEMM tile function of `ty` for `isa` (the caller checked that the CPU has `isa`):
-/// the 512-bit VNNI kernel where the CPU has VNNI, else the AVX2 one.
+/// the 512-bit VNNI kernel where the CPU has AVX512-VNNI, else the AVX2 one (also for
+/// AVX-VNNI, for now).
 pub(super) fn gemm_tile(ty: GgmlType, isa: Isa) -> Option<super::GemmTileFn> {
     match isa {
         Isa::Scalar => None,
         Isa::Avx512 if super::has_avx512_vnni() => gemm::gemm_tile(ty, true),
-        Isa::Avx2 | Isa::Avx512 => gemm::gemm_tile(ty, false),
+        Isa::Avx2 | Isa::AvxVnni | Isa::Avx512 => gemm::gemm_tile(ty, false),
     }
 }
