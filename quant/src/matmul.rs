@@ -61,17 +61,42 @@ pub const GEMM_MIN_M: usize = 8;
 /// 16-row weight tile unpacked beside them, well inside a 2 MiB L2 cache.
 const GEMM_CHUNK_BYTES: usize = 1 << 20;
 
-/// `y`'s pointer, shared by the GEMM tasks, which write disjoint elements.
+/// A `&mut [f32]` shared by parallel tasks that each write their own disjoint parts of it
+/// (the GEMM's tiles of columns, the attention's rows): `Send` and `Sync`, unlike the borrow.
 #[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: the tasks sharing it write disjoint elements of one live `&mut [f32]`.
-unsafe impl Send for OutPtr {}
+pub struct SharedMut<'a> {
+    ptr: *mut f32,
+    len: usize,
+    _borrow: std::marker::PhantomData<&'a mut [f32]>,
+}
+// SAFETY: a `SharedMut` is built from a `&mut [f32]` it keeps borrowed, and hands out parts of
+// it only through `part`, whose callers promise that no two live parts overlap.
+unsafe impl Send for SharedMut<'_> {}
 // SAFETY: as above.
-unsafe impl Sync for OutPtr {}
-impl OutPtr {
-    /// The pointer (a method, so that closures capture the whole `Sync` wrapper).
-    fn get(self) -> *mut f32 {
-        self.0
+unsafe impl Sync for SharedMut<'_> {}
+
+impl<'a> SharedMut<'a> {
+    /// Shares `s` for as long as it is borrowed.
+    pub fn new(s: &'a mut [f32]) -> Self {
+        Self {
+            ptr: s.as_mut_ptr(),
+            len: s.len(),
+            _borrow: std::marker::PhantomData,
+        }
+    }
+
+    /// Elements `range` of the shared slice (panics if they are outside it).
+    ///
+    /// # Safety
+    /// While the returned slice lives, no other part handed out by this `SharedMut` (or a
+    /// copy of it) may overlap `range`.
+    pub unsafe fn part(self, range: Range<usize>) -> &'a mut [f32] {
+        assert!(
+            range.start <= range.end && range.end <= self.len,
+            "part out of bounds"
+        );
+        // SAFETY: inside the borrowed slice (checked); exclusive by the caller's promise.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(range.start), range.len()) }
     }
 }
 
@@ -293,7 +318,7 @@ impl QMatMul {
         let (n, rb) = (self.n, self.ty.row_bytes(self.k)?);
         let data = self.data();
         let aux = kernels::gemm::activation_sums(self.ty, xq, m, self.k);
-        let out = OutPtr(y.as_mut_ptr());
+        let out = SharedMut::new(y);
         pool.install(|| {
             (0..n.div_ceil(TILE_ROWS)).into_par_iter().for_each_init(
                 || (Vec::new(), vec![0f32; m * TILE_ROWS]),
@@ -303,12 +328,9 @@ impl QMatMul {
                     let w = &data[j0 * rb..(j0 + rows) * rb];
                     gemm(w, rows, xq, &aux, m, scratch, tile);
                     for (t, o) in tile.chunks_exact(TILE_ROWS).enumerate() {
-                        for (i, &v) in o[..rows].iter().enumerate() {
-                            // SAFETY: `t < m`, `j0 + i < n`, so the index is inside `y`
-                            // (`m·n` long, checked by the caller), and each task writes only
-                            // its own columns `j0..j0 + rows`.
-                            unsafe { out.get().add(t * n + j0 + i).write(v) };
-                        }
+                        // SAFETY: each task writes only its own columns `j0..j0 + rows`.
+                        let dst = unsafe { out.part(t * n + j0..t * n + j0 + rows) };
+                        dst.copy_from_slice(&o[..rows]);
                     }
                 },
             )

@@ -11,6 +11,7 @@
 //! logits = (rms_norm(x) · output_norm) · Woutᵀ
 //! ```
 
+use orcinus_quant::matmul::SharedMut;
 use rayon::prelude::*;
 use rayon::ThreadPool;
 
@@ -202,19 +203,6 @@ fn add(x: &mut [f32], y: &[f32]) {
 /// the cache) to f32 once for all of its tokens and the query heads that share them.
 const ATTENTION_TOKENS_PER_TASK: usize = 64;
 
-/// The rows of `att`, shared by the attention tasks, which write disjoint rows.
-#[derive(Clone, Copy)]
-struct AttRows(*mut f32);
-// SAFETY: only used to write disjoint rows from the tasks of one `attention` call, which
-// holds the `&mut` borrow of the buffer for as long as they run.
-unsafe impl Send for AttRows {}
-unsafe impl Sync for AttRows {}
-impl AttRows {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-
 /// Causal (and optionally sliding-window) grouped-query attention of the batch's queries over
 /// the cache: `att[t, h] = softmax(q[t, h] · K[g(h)]ᵀ / √d) · V[g(h)]` over positions
 /// `max(0, pos − window + 1) ..= pos`, where `g(h)` is the kv head that query head `h` shares.
@@ -237,7 +225,7 @@ fn attention(
     let scale = 1.0 / (hd as f32).sqrt();
     let t = att.len() / (n_head * hd);
     let tc = ATTENTION_TOKENS_PER_TASK;
-    let rows = AttRows(att.as_mut_ptr());
+    let rows = SharedMut::new(att);
     let first = |pos: usize| window.map_or(0, |w| (pos + 1).saturating_sub(w));
     pool.install(|| {
         (0..n_kv * t.div_ceil(tc)).into_par_iter().for_each_init(
@@ -271,8 +259,7 @@ fn attention(
                         // SAFETY: row `idx` of `att` (`hd` floats, inside it as `i < t`,
                         // `h < n_head`) belongs to this task alone: its kv head is `h / group`
                         // and its chunk `i / tc`.
-                        let out =
-                            unsafe { std::slice::from_raw_parts_mut(rows.get().add(idx * hd), hd) };
+                        let out = unsafe { rows.part(idx * hd..(idx + 1) * hd) };
                         out.fill(0.0);
                         for (r, &wgt) in (lo - lo0..=pos - lo0).zip(scores.iter()) {
                             for (o, &v) in out.iter_mut().zip(&vals[r * hd..(r + 1) * hd]) {
