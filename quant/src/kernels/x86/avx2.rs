@@ -31,29 +31,16 @@ use crate::formats::q8_0::BlockQ8_0;
 use crate::formats::q8_1::BlockQ8_1;
 use crate::GgmlType;
 
-/// The AVX2 kernel of `ty`, if it has one.
-pub(super) fn vec_dot(ty: GgmlType) -> Option<VecDotFn> {
-    Some(match ty {
-        GgmlType::F16 => vec_dot_bytes::<F16Avx2>,
-        GgmlType::Q4_0 => vec_dot_bytes::<Q4_0Avx2>,
-        GgmlType::Q4_1 => vec_dot_bytes::<Q4_1Avx2>,
-        GgmlType::Q5_0 => vec_dot_bytes::<Q5_0Avx2>,
-        GgmlType::Q5_1 => vec_dot_bytes::<Q5_1Avx2>,
-        GgmlType::Q8_0 => vec_dot_bytes::<Q8_0Avx2>,
-        _ => return avx2_k::vec_dot(ty),
-    })
-}
-
-/// The AVX2 multi-row kernel of `ty`, if it has one.
-pub(super) fn vec_dot_rows(ty: GgmlType) -> Option<VecDotRowsFn> {
-    Some(match ty {
-        GgmlType::Q4_0 => vec_dot_rows_bytes::<Q4_0Avx2>,
-        GgmlType::Q4_1 => vec_dot_rows_bytes::<Q4_1Avx2>,
-        GgmlType::Q5_0 => vec_dot_rows_bytes::<Q5_0Avx2>,
-        GgmlType::Q5_1 => vec_dot_rows_bytes::<Q5_1Avx2>,
-        GgmlType::Q8_0 => vec_dot_rows_bytes::<Q8_0Avx2>,
-        _ => return avx2_k::vec_dot_rows(ty),
-    })
+kernel_tables! {
+    f16: [F16Avx2],
+    rows: [
+        Q4_0 => Q4_0Avx2,
+        Q4_1 => Q4_1Avx2,
+        Q5_0 => Q5_0Avx2,
+        Q5_1 => Q5_1Avx2,
+        Q8_0 => Q8_0Avx2,
+    ],
+    else: avx2_k::vec_dot, avx2_k::vec_dot_rows,
 }
 
 // The kernels. SAFETY (each `unsafe impl`): `rows` needs AVX2, FMA and F16C, and the tables
@@ -353,10 +340,11 @@ pub(super) unsafe fn q5_1<const VNNI: u8, const R: usize>(
     acc
 }
 
-/// Q8_0 · Q8_0: `Σ x·y` per block, times `d_x·d_y`, accumulated in four lanes. Both operands are signed and may be
-/// -128, so ggml's `abs`/`sign` trick (wrong for a -128 it negates) is not used: without
-/// VNNI the quants are widened to i16 (`vpmaddwd`); with VNNI, `x + 128` is unsigned and
-/// `Σ x·y = Σ (x + 128)·y - Σ 128·y`.
+/// Q8_0 · Q8_0: `Σ x·y` per block, times `d_x·d_y`, accumulated in four lanes (a slice of
+/// fewer than four blocks takes only the one-block loop: the AVX-512 kernel's remainder).
+/// Both operands are signed and may be -128, so ggml's `abs`/`sign` trick (wrong for a -128
+/// it negates) is not used: without VNNI the quants are widened to i16 (`vpmaddwd`); with
+/// VNNI, `x + 128` is unsigned and `Σ x·y = Σ (x + 128)·y - Σ 128·y`.
 #[inline(always)]
 pub(super) unsafe fn q8_0<const VNNI: u8, const R: usize>(
     x: &[BlockQ8_0],

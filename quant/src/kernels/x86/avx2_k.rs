@@ -15,24 +15,14 @@ use crate::formats::q6_k::BlockQ6K;
 use crate::formats::q8_k::BlockQ8K;
 use crate::GgmlType;
 
-/// The AVX2 K-quant kernel of `ty`, if it has one.
-pub(super) fn vec_dot(ty: GgmlType) -> Option<VecDotFn> {
-    Some(match ty {
-        GgmlType::Q4K => vec_dot_bytes::<Q4KAvx2>,
-        GgmlType::Q5K => vec_dot_bytes::<Q5KAvx2>,
-        GgmlType::Q6K => vec_dot_bytes::<Q6KAvx2>,
-        _ => return None,
-    })
-}
-
-/// The AVX2 multi-row K-quant kernel of `ty`, if it has one.
-pub(super) fn vec_dot_rows(ty: GgmlType) -> Option<VecDotRowsFn> {
-    Some(match ty {
-        GgmlType::Q4K => vec_dot_rows_bytes::<Q4KAvx2>,
-        GgmlType::Q5K => vec_dot_rows_bytes::<Q5KAvx2>,
-        GgmlType::Q6K => vec_dot_rows_bytes::<Q6KAvx2>,
-        _ => return None,
-    })
+kernel_tables! {
+    f16: [],
+    rows: [
+        Q4K => Q4KAvx2,
+        Q5K => Q5KAvx2,
+        Q6K => Q6KAvx2,
+    ],
+    else: |_| None, |_| None,
 }
 
 // SAFETY (each `unsafe impl`): `rows` needs AVX2, FMA and F16C, and the tables above are only

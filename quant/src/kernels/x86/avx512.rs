@@ -33,20 +33,20 @@ use crate::formats::q8_1::BlockQ8_1;
 use crate::formats::q8_k::BlockQ8K;
 use crate::GgmlType;
 
-/// The AVX-512 (with VNNI) kernel of `ty`, if it has one.
-pub(super) fn vec_dot(ty: GgmlType) -> Option<VecDotFn> {
-    Some(match ty {
-        GgmlType::F16 => vec_dot_bytes::<F16Avx512>,
-        GgmlType::Q4_0 => vec_dot_bytes::<Q4_0Vnni>,
-        GgmlType::Q4_1 => vec_dot_bytes::<Q4_1Vnni>,
-        GgmlType::Q5_0 => vec_dot_bytes::<Q5_0Vnni>,
-        GgmlType::Q5_1 => vec_dot_bytes::<Q5_1Vnni>,
-        GgmlType::Q8_0 => vec_dot_bytes::<Q8_0Vnni>,
-        GgmlType::Q4K => vec_dot_bytes::<Q4KVnni>,
-        GgmlType::Q5K => vec_dot_bytes::<Q5KVnni>,
-        GgmlType::Q6K => vec_dot_bytes::<Q6KVnni>,
-        _ => return None,
-    })
+// The AVX-512 (with VNNI) tables.
+kernel_tables! {
+    f16: [F16Avx512],
+    rows: [
+        Q4_0 => Q4_0Vnni,
+        Q4_1 => Q4_1Vnni,
+        Q5_0 => Q5_0Vnni,
+        Q5_1 => Q5_1Vnni,
+        Q8_0 => Q8_0Vnni,
+        Q4K => Q4KVnni,
+        Q5K => Q5KVnni,
+        Q6K => Q6KVnni,
+    ],
+    else: |_| None, |_| None,
 }
 
 /// The AVX-512 kernels that need no VNNI.
@@ -55,21 +55,6 @@ pub(super) fn vec_dot_no_vnni(ty: GgmlType) -> Option<VecDotFn> {
         GgmlType::F16 => Some(vec_dot_bytes::<F16Avx512>),
         _ => None,
     }
-}
-
-/// The AVX-512 (with VNNI) multi-row kernel of `ty`, if it has one.
-pub(super) fn vec_dot_rows(ty: GgmlType) -> Option<VecDotRowsFn> {
-    Some(match ty {
-        GgmlType::Q4_0 => vec_dot_rows_bytes::<Q4_0Vnni>,
-        GgmlType::Q4_1 => vec_dot_rows_bytes::<Q4_1Vnni>,
-        GgmlType::Q5_0 => vec_dot_rows_bytes::<Q5_0Vnni>,
-        GgmlType::Q5_1 => vec_dot_rows_bytes::<Q5_1Vnni>,
-        GgmlType::Q8_0 => vec_dot_rows_bytes::<Q8_0Vnni>,
-        GgmlType::Q4K => vec_dot_rows_bytes::<Q4KVnni>,
-        GgmlType::Q5K => vec_dot_rows_bytes::<Q5KVnni>,
-        GgmlType::Q6K => vec_dot_rows_bytes::<Q6KVnni>,
-        _ => return None,
-    })
 }
 
 // SAFETY (each `unsafe impl`): `rows` needs the features in its `target_feature`; the `*Vnni`
@@ -142,7 +127,7 @@ unsafe impl RowKernel for Q4KVnni {
     type W = BlockQ4K;
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     unsafe fn rows<const R: usize>(x: &[BlockQ4K], y: [&[BlockQ8K]; R]) -> [f32; R] {
-        q4k_zmm::<R>(x, y)
+        k4_zmm::<_, R>(x, y)
     }
 }
 
@@ -151,7 +136,7 @@ unsafe impl RowKernel for Q5KVnni {
     type W = BlockQ5K;
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     unsafe fn rows<const R: usize>(x: &[BlockQ5K], y: [&[BlockQ8K]; R]) -> [f32; R] {
-        q5k_zmm::<R>(x, y)
+        k4_zmm::<_, R>(x, y)
     }
 }
 
@@ -275,13 +260,70 @@ unsafe fn f16_f32(h: f16) -> f32 {
     _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h.to_bits() as i32)))
 }
 
-/// Q4_K · Q8_K with 512-bit vectors: each 32-byte chunk of quants becomes one vector of 64
-/// (low nibbles, then high), dotted with the 64 adjacent activations by `vpmaddubsw` and
-/// `vpdpwssd` against its two scales; the two halves are added in integers, so the lanes and
-/// the float order are those of the 256-bit kernel (llama.cpp's, bit for bit) with half the
-/// instructions.
+/// A block shaped like Q4_K (Q4_K, Q5_K): 4-bit quants in four 32-byte chunks, each the low
+/// and high nibbles of two sub-blocks, with packed 6-bit scales and mins.
+trait K4Zmm {
+    /// Whether the minimum's term is summed as one scalar fused multiply-add per super-block
+    /// (llama.cpp's Q5_K) rather than in four f32 lanes (its Q4_K): kept, for the bits.
+    const SCALAR_MINS: bool;
+    /// The packed scales and mins, `d` and `dmin`.
+    fn head(&self) -> (&[u8; 12], f16, f16);
+    /// The four vectors of 64 quants (chunk `c`: sub-blocks `2c` and `2c + 1`).
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F+BW.
+    unsafe fn quants(&self, m4: __m512i) -> [__m512i; 4];
+}
+
+impl K4Zmm for BlockQ4K {
+    const SCALAR_MINS: bool = false;
+    fn head(&self) -> (&[u8; 12], f16, f16) {
+        (&self.scales, self.d, self.dmin)
+    }
+    #[inline(always)]
+    unsafe fn quants(&self, m4: __m512i) -> [__m512i; 4] {
+        let mut q = [_mm512_setzero_si512(); 4];
+        for (c, qc) in q.iter_mut().enumerate() {
+            *qc = nibbles64(&self.qs[32 * c..], m4);
+        }
+        q
+    }
+}
+
+impl K4Zmm for BlockQ5K {
+    const SCALAR_MINS: bool = true;
+    fn head(&self) -> (&[u8; 12], f16, f16) {
+        (&self.scales, self.d, self.dmin)
+    }
+    /// The nibbles with the fifth bit of sub-block `j` (bit `j` of each `qh` byte) in bit 4.
+    #[inline(always)]
+    unsafe fn quants(&self, m4: __m512i) -> [__m512i; 4] {
+        let b4 = _mm512_set1_epi8(0x10);
+        // Bit 2c of each `qh` byte (low half) and bit 2c + 1 (high half, from `qh >> 1`) are
+        // wanted at bit 4: a 16-bit shift by `4 - 2c` moves each byte's own bit there.
+        let qh = _mm256_loadu_si256(self.qh.as_ptr().cast());
+        let h01 = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(qh), _mm256_srli_epi16::<1>(qh));
+        let mut q = [_mm512_setzero_si512(); 4];
+        for (c, qc) in q.iter_mut().enumerate() {
+            let h = match c {
+                0 => _mm512_slli_epi16::<4>(h01),
+                1 => _mm512_slli_epi16::<2>(h01),
+                2 => h01,
+                _ => _mm512_srli_epi16::<2>(h01),
+            };
+            *qc = _mm512_or_si512(nibbles64(&self.qs[32 * c..], m4), _mm512_and_si512(h, b4));
+        }
+        q
+    }
+}
+
+/// Q4_K or Q5_K · Q8_K with 512-bit vectors: each 32-byte chunk of quants becomes one vector
+/// of 64 (low nibbles, then high; Q5_K with its fifth bits), dotted with the 64 adjacent
+/// activations by `vpmaddubsw` and `vpdpwssd` against its two scales; the two halves are
+/// added in integers, so the lanes and the float order are those of the 256-bit kernels
+/// (llama.cpp's, bit for bit) with half the instructions.
 #[inline(always)]
-unsafe fn q4k_zmm<const R: usize>(x: &[BlockQ4K], y: [&[BlockQ8K]; R]) -> [f32; R] {
+unsafe fn k4_zmm<B: K4Zmm, const R: usize>(x: &[B], y: [&[BlockQ8K]; R]) -> [f32; R] {
     avx2::same_lengths(x, &y);
     let m4 = _mm512_set1_epi8(0xf);
     let idx = [
@@ -292,79 +334,29 @@ unsafe fn q4k_zmm<const R: usize>(x: &[BlockQ4K], y: [&[BlockQ8K]; R]) -> [f32; 
     ];
     let mut acc = [_mm256_setzero_ps(); R];
     let mut acc_m = [_mm_setzero_ps(); R];
-    for (i, xb) in x.iter().enumerate() {
-        avx2::prefetch_ahead(xb);
-        let sm = scales_mins_k4(&xb.scales);
-        let sm512 = _mm512_castsi256_si512(sm);
-        let mins = _mm256_extracti128_si256::<1>(sm);
-        let mut q = [_mm512_setzero_si512(); 4];
-        let mut sc = [_mm512_setzero_si512(); 4];
-        for c in 0..4 {
-            q[c] = nibbles64(&xb.qs[32 * c..], m4);
-            sc[c] = _mm512_permutexvar_epi16(idx[c], sm512);
-        }
-        let (dx, mx) = (f16_f32(xb.d), f16_f32(xb.dmin));
-        for r in 0..R {
-            // SAFETY: `same_lengths` checked `i < x.len() == y[r].len()`.
-            let yb = y[r].get_unchecked(i);
-            let dmin = _mm_set1_ps(-yb.d * mx);
-            acc_m[r] = _mm_fmadd_ps(dmin, _mm_cvtepi32_ps(avx2_k::min_sums(mins, yb)), acc_m[r]);
-            let sumi = scaled_sums64(&q, &sc, yb);
-            let d = _mm256_set1_ps(yb.d * dx);
-            acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[r]);
-        }
-    }
-    let mut out = [0f32; R];
-    for r in 0..R {
-        out[r] = avx2::hsum_ps(acc[r]) + avx2::hsum_ps128(acc_m[r]);
-    }
-    out
-}
-
-/// Q5_K · Q8_K with 512-bit vectors, as [`q4k_zmm`] with the fifth bit of sub-block `j` (bit
-/// `j` of each `qh` byte) put in bit 4; the minimum's term as one scalar fused multiply-add
-/// per super-block, as the 256-bit kernel (and llama.cpp's) does.
-#[inline(always)]
-unsafe fn q5k_zmm<const R: usize>(x: &[BlockQ5K], y: [&[BlockQ8K]; R]) -> [f32; R] {
-    avx2::same_lengths(x, &y);
-    let m4 = _mm512_set1_epi8(0xf);
-    let b4 = _mm512_set1_epi8(0x10);
-    let idx = [
-        scale_index(0),
-        scale_index(1),
-        scale_index(2),
-        scale_index(3),
-    ];
-    let mut acc = [_mm256_setzero_ps(); R];
     let mut summs = [0f32; R];
     for (i, xb) in x.iter().enumerate() {
         avx2::prefetch_ahead(xb);
-        let sm = scales_mins_k4(&xb.scales);
+        let (scales, d, dmin) = xb.head();
+        let sm = scales_mins_k4(scales);
         let sm512 = _mm512_castsi256_si512(sm);
         let mins = _mm256_extracti128_si256::<1>(sm);
-        // Bit 2c of each `qh` byte (low half) and bit 2c + 1 (high half, from `qh >> 1`) are
-        // wanted at bit 4: a 16-bit shift by `4 - 2c` moves each byte's own bit there.
-        let qh = _mm256_loadu_si256(xb.qh.as_ptr().cast());
-        let h01 = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(qh), _mm256_srli_epi16::<1>(qh));
-        let mut q = [_mm512_setzero_si512(); 4];
+        let q = xb.quants(m4);
         let mut sc = [_mm512_setzero_si512(); 4];
         for c in 0..4 {
-            let h = match c {
-                0 => _mm512_slli_epi16::<4>(h01),
-                1 => _mm512_slli_epi16::<2>(h01),
-                2 => h01,
-                _ => _mm512_srli_epi16::<2>(h01),
-            };
-            q[c] = _mm512_or_si512(nibbles64(&xb.qs[32 * c..], m4), _mm512_and_si512(h, b4));
             sc[c] = _mm512_permutexvar_epi16(idx[c], sm512);
         }
-        let (dx, xdmin) = (f16_f32(xb.d), f16_f32(xb.dmin));
+        let (dx, mx) = (f16_f32(d), f16_f32(dmin));
         for r in 0..R {
             // SAFETY: `same_lengths` checked `i < x.len() == y[r].len()`.
             let yb = y[r].get_unchecked(i);
-            let dmin = -yb.d * xdmin;
-            let m = avx2_k::hsum_epi32_128(avx2_k::min_sums(mins, yb)) as f32;
-            summs[r] = m.mul_add(dmin, summs[r]);
+            let ms = avx2_k::min_sums(mins, yb);
+            if B::SCALAR_MINS {
+                let m = avx2_k::hsum_epi32_128(ms) as f32;
+                summs[r] = m.mul_add(-yb.d * mx, summs[r]);
+            } else {
+                acc_m[r] = _mm_fmadd_ps(_mm_set1_ps(-yb.d * mx), _mm_cvtepi32_ps(ms), acc_m[r]);
+            }
             let sumi = scaled_sums64(&q, &sc, yb);
             let d = _mm256_set1_ps(yb.d * dx);
             acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[r]);
@@ -372,7 +364,12 @@ unsafe fn q5k_zmm<const R: usize>(x: &[BlockQ5K], y: [&[BlockQ8K]; R]) -> [f32; 
     }
     let mut out = [0f32; R];
     for r in 0..R {
-        out[r] = avx2::hsum_ps(acc[r]) + summs[r];
+        let min_term = if B::SCALAR_MINS {
+            summs[r]
+        } else {
+            avx2::hsum_ps128(acc_m[r])
+        };
+        out[r] = avx2::hsum_ps(acc[r]) + min_term;
     }
     out
 }

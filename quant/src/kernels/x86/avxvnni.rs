@@ -18,35 +18,20 @@ use crate::formats::q8_1::BlockQ8_1;
 use crate::formats::q8_k::BlockQ8K;
 use crate::GgmlType;
 
-/// The AVX-VNNI kernel of `ty`: the VNNI build where the body uses dot products, else the
-/// AVX2 kernel (F16).
-pub(super) fn vec_dot(ty: GgmlType) -> Option<VecDotFn> {
-    Some(match ty {
-        GgmlType::Q4_0 => vec_dot_bytes::<Q4_0Vex>,
-        GgmlType::Q4_1 => vec_dot_bytes::<Q4_1Vex>,
-        GgmlType::Q5_0 => vec_dot_bytes::<Q5_0Vex>,
-        GgmlType::Q5_1 => vec_dot_bytes::<Q5_1Vex>,
-        GgmlType::Q8_0 => vec_dot_bytes::<Q8_0Vex>,
-        GgmlType::Q4K => vec_dot_bytes::<Q4KVex>,
-        GgmlType::Q5K => vec_dot_bytes::<Q5KVex>,
-        GgmlType::Q6K => vec_dot_bytes::<Q6KVex>,
-        _ => return avx2::vec_dot(ty),
-    })
-}
-
-/// The AVX-VNNI multi-row kernel of `ty`, if it has one.
-pub(super) fn vec_dot_rows(ty: GgmlType) -> Option<VecDotRowsFn> {
-    Some(match ty {
-        GgmlType::Q4_0 => vec_dot_rows_bytes::<Q4_0Vex>,
-        GgmlType::Q4_1 => vec_dot_rows_bytes::<Q4_1Vex>,
-        GgmlType::Q5_0 => vec_dot_rows_bytes::<Q5_0Vex>,
-        GgmlType::Q5_1 => vec_dot_rows_bytes::<Q5_1Vex>,
-        GgmlType::Q8_0 => vec_dot_rows_bytes::<Q8_0Vex>,
-        GgmlType::Q4K => vec_dot_rows_bytes::<Q4KVex>,
-        GgmlType::Q5K => vec_dot_rows_bytes::<Q5KVex>,
-        GgmlType::Q6K => vec_dot_rows_bytes::<Q6KVex>,
-        _ => return avx2::vec_dot_rows(ty),
-    })
+// The VNNI builds where the body uses dot products; F16 and the rest from the AVX2 tables.
+kernel_tables! {
+    f16: [],
+    rows: [
+        Q4_0 => Q4_0Vex,
+        Q4_1 => Q4_1Vex,
+        Q5_0 => Q5_0Vex,
+        Q5_1 => Q5_1Vex,
+        Q8_0 => Q8_0Vex,
+        Q4K => Q4KVex,
+        Q5K => Q5KVex,
+        Q6K => Q6KVex,
+    ],
+    else: avx2::vec_dot, avx2::vec_dot_rows,
 }
 
 // SAFETY (each `unsafe impl`): `rows` needs AVX2, FMA, F16C and AVX-VNNI; these kernels are

@@ -10,6 +10,33 @@
 use super::Isa;
 use crate::GgmlType;
 
+/// The `vec_dot` and `vec_dot_rows` tables of one kernel file, from one list of
+/// `type => kernel` pairs (each kernel a `RowKernel`, so both tables hand it out), after an
+/// optional F16 kernel that only `vec_dot` hands out; other types go to the `else` functions.
+/// ```ignore
+/// kernel_tables! { f16: [F16Kernel], rows: [Q4_0 => Q4_0Kernel], else: vec_dot_fb, rows_fb }
+/// ```
+macro_rules! kernel_tables {
+    (f16: [$($f16:ty)?], rows: [$($ty:ident => $k:ty),+ $(,)?], else: $vd:expr, $vdr:expr $(,)?) => {
+        /// This file's kernel of `ty`, if it (or its fallback) has one.
+        pub(super) fn vec_dot(ty: GgmlType) -> Option<VecDotFn> {
+            Some(match ty {
+                $(GgmlType::F16 => vec_dot_bytes::<$f16>,)?
+                $(GgmlType::$ty => vec_dot_bytes::<$k>,)+
+                _ => return ($vd)(ty),
+            })
+        }
+
+        /// This file's multi-row kernel of `ty`, if it (or its fallback) has one.
+        pub(super) fn vec_dot_rows(ty: GgmlType) -> Option<VecDotRowsFn> {
+            Some(match ty {
+                $(GgmlType::$ty => vec_dot_rows_bytes::<$k>,)+
+                _ => return ($vdr)(ty),
+            })
+        }
+    };
+}
+
 mod avx2;
 mod avx2_k;
 mod avx512;
