@@ -37,7 +37,7 @@ pub struct BenchArgs {
     /// The GGUF model file (not needed with `--bandwidth` alone).
     #[arg(short = 'm', long = "model", required_unless_present = "bandwidth")]
     model: Option<PathBuf>,
-    /// Prompt lengths to test (`pp{p}`), comma-separated; 0 skips.
+    /// Prompt lengths to test (test `ppN` for length N), comma-separated; 0 skips.
     #[arg(
         short = 'p',
         long = "n-prompt",
@@ -45,7 +45,7 @@ pub struct BenchArgs {
         default_value = "512"
     )]
     n_prompt: Vec<usize>,
-    /// Generation lengths to test (`tg{n}`), comma-separated; 0 skips.
+    /// Generation lengths to test (test `tgN` for length N), comma-separated; 0 skips.
     #[arg(
         short = 'n',
         long = "n-gen",
