@@ -330,7 +330,15 @@ impl QMatMul {
                     for (t, o) in tile.chunks_exact(TILE_ROWS).enumerate() {
                         // SAFETY: each task writes only its own columns `j0..j0 + rows`.
                         let dst = unsafe { out.part(t * n + j0..t * n + j0 + rows) };
-                        dst.copy_from_slice(&o[..rows]);
+                        if let (Ok(d), Ok(s)) = (
+                            <&mut [f32; TILE_ROWS]>::try_from(&mut *dst),
+                            <&[f32; TILE_ROWS]>::try_from(o),
+                        ) {
+                            // A whole tile: a fixed-size copy the compiler inlines.
+                            *d = *s;
+                        } else {
+                            dst.copy_from_slice(&o[..rows]);
+                        }
                     }
                 },
             )

@@ -23,6 +23,7 @@ use std::sync::OnceLock;
 use crate::formats::{self, VecDot};
 use crate::GgmlType;
 
+pub mod attn;
 pub mod gemm;
 #[cfg(target_arch = "x86_64")]
 mod x86;

@@ -226,6 +226,7 @@ fn attention(
     let t = att.len() / (n_head * hd);
     let tc = ATTENTION_TOKENS_PER_TASK;
     let rows = SharedMut::new(att);
+    let kern = orcinus_quant::kernels::attn::attn_kernels();
     let first = |pos: usize| window.map_or(0, |w| (pos + 1).saturating_sub(w));
     pool.install(|| {
         (0..n_kv * t.div_ceil(tc)).into_par_iter().for_each_init(
@@ -250,22 +251,15 @@ fn attention(
                     for h in g * group..(g + 1) * group {
                         let idx = i * n_head + h;
                         let qh = &q[idx * hd..(idx + 1) * hd];
-                        scores.clear();
-                        for r in lo - lo0..=pos - lo0 {
-                            let k = &keys[r * hd..(r + 1) * hd];
-                            scores.push(orcinus_quant::matmul::dot(qh, k) * scale);
-                        }
+                        let span = lo - lo0..pos + 1 - lo0;
+                        scores.resize(span.len(), 0.0);
+                        (kern.scores)(qh, &keys[span.start * hd..span.end * hd], scale, scores);
                         softmax(scores);
                         // SAFETY: row `idx` of `att` (`hd` floats, inside it as `i < t`,
                         // `h < n_head`) belongs to this task alone: its kv head is `h / group`
                         // and its chunk `i / tc`.
                         let out = unsafe { rows.part(idx * hd..(idx + 1) * hd) };
-                        out.fill(0.0);
-                        for (r, &wgt) in (lo - lo0..=pos - lo0).zip(scores.iter()) {
-                            for (o, &v) in out.iter_mut().zip(&vals[r * hd..(r + 1) * hd]) {
-                                *o += wgt * v;
-                            }
-                        }
+                        (kern.weighted_sum)(scores, &vals[span.start * hd..span.end * hd], out);
                     }
                 }
             },

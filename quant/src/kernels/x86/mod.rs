@@ -9,6 +9,7 @@
 
 use super::Isa;
 use crate::GgmlType;
+pub(super) use attn::attn_kernels;
 
 /// The `vec_dot` and `vec_dot_rows` tables of one kernel file, from one list of
 /// `type => kernel` pairs (each kernel a `RowKernel`, so both tables hand it out), after an
@@ -37,6 +38,7 @@ macro_rules! kernel_tables {
     };
 }
 
+mod attn;
 mod avx2;
 mod avx2_k;
 mod avx512;

@@ -1,0 +1,142 @@
+//! The f32 kernels of attention, over one kv head's keys or values held as rows of `d` floats
+//! (converted once from the f16 cache by the caller): the scores of one query against many
+//! keys, and the weighted sum of many value rows. Chosen per [`Isa`] like the dot products;
+//! the SIMD versions keep a whole 128-float head of output in registers across the value
+//! rows, where the scalar one (which the compiler vectorizes only to the x86-64 baseline,
+//! SSE2) loads and stores it once per row.
+
+use std::sync::OnceLock;
+
+use super::{available_isas, isa, Isa};
+
+/// `out[r] = scale · (q · rows[r])` for the `out.len()` rows of `q.len()` floats in `rows`.
+pub type ScoresFn = fn(q: &[f32], rows: &[f32], scale: f32, out: &mut [f32]);
+
+/// `out = Σ_r w[r] · rows[r]` for the `w.len()` rows of `out.len()` floats in `rows`
+/// (`out` is overwritten).
+pub type WeightedSumFn = fn(w: &[f32], rows: &[f32], out: &mut [f32]);
+
+/// The attention kernels of one instruction set.
+#[derive(Clone, Copy, Debug)]
+pub struct AttnKernels {
+    /// See [`ScoresFn`].
+    pub scores: ScoresFn,
+    /// See [`WeightedSumFn`].
+    pub weighted_sum: WeightedSumFn,
+}
+
+/// The portable kernels.
+pub const SCALAR: AttnKernels = AttnKernels {
+    scores: scores_scalar,
+    weighted_sum: weighted_sum_scalar,
+};
+
+/// The kernels for `isa` (the scalar ones for an `isa` this CPU lacks).
+pub fn attn_kernels_for(isa: Isa) -> AttnKernels {
+    if !available_isas().contains(&isa) {
+        return SCALAR;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        super::x86::attn_kernels(isa).unwrap_or(SCALAR)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        SCALAR
+    }
+}
+
+/// The kernels for [`isa()`] (chosen once).
+pub fn attn_kernels() -> AttnKernels {
+    static K: OnceLock<AttnKernels> = OnceLock::new();
+    *K.get_or_init(|| attn_kernels_for(isa()))
+}
+
+/// Panics unless `rows` holds exactly `n` rows of `d` floats (a caller's bug, not bad input).
+#[inline]
+pub(crate) fn check_rows(rows: &[f32], n: usize, d: usize) {
+    assert_eq!(
+        Some(rows.len()),
+        n.checked_mul(d),
+        "attention kernel: {n} rows of {d} floats"
+    );
+}
+
+/// The scalar [`ScoresFn`]: eight-lane dot products ([`crate::matmul::dot`]).
+pub fn scores_scalar(q: &[f32], rows: &[f32], scale: f32, out: &mut [f32]) {
+    let d = q.len();
+    check_rows(rows, out.len(), d);
+    if d == 0 {
+        out.fill(0.0);
+        return;
+    }
+    for (o, k) in out.iter_mut().zip(rows.chunks_exact(d)) {
+        *o = crate::matmul::dot(q, k) * scale;
+    }
+}
+
+/// The scalar [`WeightedSumFn`].
+pub fn weighted_sum_scalar(w: &[f32], rows: &[f32], out: &mut [f32]) {
+    let d = out.len();
+    check_rows(rows, w.len(), d);
+    out.fill(0.0);
+    if d == 0 {
+        return;
+    }
+    for (&wr, v) in w.iter().zip(rows.chunks_exact(d)) {
+        for (o, &x) in out.iter_mut().zip(v) {
+            *o += wr * x;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// Every instruction set's kernels against the scalar ones, relative to `Σ|terms|`.
+    #[test]
+    fn every_isa_equals_scalar() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        for isa in available_isas() {
+            let k = attn_kernels_for(isa);
+            for d in [1usize, 8, 16, 24, 64, 128, 144, 256] {
+                for n in [0usize, 1, 2, 5, 77] {
+                    let q: Vec<f32> = (0..d).map(|_| rng.gen_range(-2.0..2.0)).collect();
+                    let rows: Vec<f32> = (0..n * d).map(|_| rng.gen_range(-2.0..2.0)).collect();
+                    let w: Vec<f32> = (0..n).map(|_| rng.gen_range(0.0..1.0)).collect();
+                    let (mut got, mut want) = (vec![f32::NAN; n], vec![0f32; n]);
+                    (k.scores)(&q, &rows, 0.3, &mut got);
+                    scores_scalar(&q, &rows, 0.3, &mut want);
+                    for r in 0..n {
+                        let mag: f32 = (0..d).map(|j| (q[j] * rows[r * d + j]).abs()).sum();
+                        let tol = 1e-5 * 0.3 * mag + 1e-30;
+                        assert!(
+                            (got[r] - want[r]).abs() <= tol,
+                            "{isa} scores d={d} n={n} r={r}"
+                        );
+                    }
+                    let (mut got, mut want) = (vec![f32::NAN; d], vec![0f32; d]);
+                    (k.weighted_sum)(&w, &rows, &mut got);
+                    weighted_sum_scalar(&w, &rows, &mut want);
+                    for j in 0..d {
+                        let mag: f32 = (0..n).map(|r| (w[r] * rows[r * d + j]).abs()).sum();
+                        let tol = 1e-5 * mag + 1e-30;
+                        assert!(
+                            (got[j] - want[j]).abs() <= tol,
+                            "{isa} sum d={d} n={n} j={j}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "attention kernel")]
+    fn wrong_row_count_panics() {
+        scores_scalar(&[1.0; 4], &[1.0; 7], 1.0, &mut [0.0; 2]);
+    }
+}
