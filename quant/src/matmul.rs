@@ -304,7 +304,7 @@ impl QMatMul {
     }
 
     /// `y = x · Wᵀ` by the GEMM tile function `gemm`, one tile of
-    /// [`kernels::gemm::TILE_ROWS`] weight rows per task, `xq` being the `m` quantized
+    /// [`kernels::gemm::GEMM_ROWS`] weight rows per task, `xq` being the `m` quantized
     /// activation rows.
     fn run_gemm(
         &self,
@@ -314,25 +314,25 @@ impl QMatMul {
         y: &mut [f32],
         pool: &rayon::ThreadPool,
     ) -> Result<(), QuantError> {
-        use kernels::gemm::TILE_ROWS;
+        use kernels::gemm::GEMM_ROWS;
         let (n, rb) = (self.n, self.ty.row_bytes(self.k)?);
         let data = self.data();
         let aux = kernels::gemm::activation_sums(self.ty, xq, m, self.k);
         let out = SharedMut::new(y);
         pool.install(|| {
-            (0..n.div_ceil(TILE_ROWS)).into_par_iter().for_each_init(
-                || (Vec::new(), vec![0f32; m * TILE_ROWS]),
+            (0..n.div_ceil(GEMM_ROWS)).into_par_iter().for_each_init(
+                || (Vec::new(), vec![0f32; m * GEMM_ROWS]),
                 |(scratch, tile), c| {
-                    let j0 = c * TILE_ROWS;
-                    let rows = TILE_ROWS.min(n - j0);
+                    let j0 = c * GEMM_ROWS;
+                    let rows = GEMM_ROWS.min(n - j0);
                     let w = &data[j0 * rb..(j0 + rows) * rb];
                     gemm(w, rows, xq, &aux, m, scratch, tile);
-                    for (t, o) in tile.chunks_exact(TILE_ROWS).enumerate() {
+                    for (t, o) in tile.chunks_exact(GEMM_ROWS).enumerate() {
                         // SAFETY: each task writes only its own columns `j0..j0 + rows`.
                         let dst = unsafe { out.part(t * n + j0..t * n + j0 + rows) };
                         if let (Ok(d), Ok(s)) = (
-                            <&mut [f32; TILE_ROWS]>::try_from(&mut *dst),
-                            <&[f32; TILE_ROWS]>::try_from(o),
+                            <&mut [f32; GEMM_ROWS]>::try_from(&mut *dst),
+                            <&[f32; GEMM_ROWS]>::try_from(o),
                         ) {
                             // A whole tile: a fixed-size copy the compiler inlines.
                             *d = *s;

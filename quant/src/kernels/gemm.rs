@@ -37,8 +37,13 @@ use crate::formats::q6_k::BlockQ6K;
 use crate::formats::q8_0::BlockQ8_0;
 use crate::QK_K;
 
-/// Weight rows per tile: one 512-bit vector of i32 lanes.
+/// Weight rows per packed tile ([`PackedSb`]): one 512-bit vector of i32 lanes.
 pub const TILE_ROWS: usize = 16;
+
+/// Weight rows per call of a GEMM tile function ([`super::GemmTileFn`]): two packed tiles,
+/// which the AVX-512 VNNI kernel runs together (two weight vectors per broadcast
+/// activation word), the others one after the other.
+pub const GEMM_ROWS: usize = 2 * TILE_ROWS;
 
 /// Four-element steps per super-block.
 pub(crate) const STEPS: usize = QK_K / 4;

@@ -36,9 +36,9 @@ pub use crate::types::VecDotFn;
 /// instruction set. `1 <= out.len() <= 4`; lengths are checked by the caller.
 pub type VecDotRowsFn = fn(w: &[u8], a: &[u8], out: &mut [f32]);
 
-/// One tile of the quantized GEMM ([`gemm`]): `w` holds `rows` (1 to [`gemm::TILE_ROWS`])
+/// One tile of the quantized GEMM ([`gemm`]): `w` holds `rows` (1 to [`gemm::GEMM_ROWS`])
 /// weight rows, `a` holds `m` activation rows of the weight type's
-/// [`GgmlType::vec_dot_type`] with as many elements; `out` (`[m][TILE_ROWS]`) receives
+/// [`GgmlType::vec_dot_type`] with as many elements; `out` (`[m][GEMM_ROWS]`) receives
 /// `out[t][i] = w[i] · a[t]` (lanes past `rows` are zero), `aux` being
 /// [`gemm::activation_sums`] of `a`. `scratch` holds the unpacked tile between calls (any
 /// contents). Each result is within float rounding of [`vec_dot_for`]'s (Q8_0: the scalar reference's bits).

@@ -9,7 +9,9 @@
 
 use std::arch::x86_64::*;
 
-use super::super::gemm::{pack_tile, GemmPack, PackedSb, Q8_0x8, Square, STEPS, TILE_ROWS};
+use super::super::gemm::{
+    pack_tile, GemmPack, PackedSb, Q8_0x8, Square, GEMM_ROWS, STEPS, TILE_ROWS,
+};
 use super::super::GemmTileFn;
 use super::gemm_avx2;
 use crate::formats::q4_k::BlockQ4K;
@@ -62,7 +64,7 @@ struct Vnni;
 struct Avx2;
 
 /// [`GemmTileFn`] on bytes: `w` holds `rows` weight rows, `a` holds `m` Q8_K rows of as many
-/// elements, `out` is `[m][TILE_ROWS]`.
+/// elements, `out` is `[m][GEMM_ROWS]`.
 fn tile_bytes<B: GemmPack, K: Kernel>(
     w: &[u8],
     rows: usize,
@@ -74,9 +76,9 @@ fn tile_bytes<B: GemmPack, K: Kernel>(
 ) {
     with_blocks::<B, _>(w, |w| {
         with_blocks::<BlockQ8K, _>(a, |a| {
-            assert!(rows <= TILE_ROWS && rows > 0 && w.len() % rows == 0);
+            assert!(rows <= GEMM_ROWS && rows > 0 && w.len() % rows == 0);
             let nb = w.len() / rows;
-            assert!(a.len() == m * nb && out.len() == m * TILE_ROWS);
+            assert!(a.len() == m * nb && out.len() == m * GEMM_ROWS);
             // SAFETY: `gemm_tile` is consulted only after `kernels::available_isas` detected
             // the instruction set of `K` (and `kernels::has_avx512_vnni` VNNI for `Vnni`).
             unsafe { K::tile::<B>(w, rows, nb, a, m, scratch, out) }
@@ -97,9 +99,9 @@ fn tile_bytes_q8_0(
 ) {
     with_blocks::<Q8_0x8, _>(w, |w| {
         with_blocks::<Q8_0x8, _>(a, |a| {
-            assert!(rows <= TILE_ROWS && rows > 0 && w.len() % rows == 0);
+            assert!(rows <= GEMM_ROWS && rows > 0 && w.len() % rows == 0);
             let nb = w.len() / rows;
-            assert!(a.len() == m * nb && aux.len() == m * nb * 8 && out.len() == m * TILE_ROWS);
+            assert!(a.len() == m * nb && aux.len() == m * nb * 8 && out.len() == m * GEMM_ROWS);
             // SAFETY: as in `tile_bytes` (handed out for `Vnni` only).
             unsafe { tile_q8_0(w, rows, nb, a, aux, m, scratch, out) }
         })
@@ -118,20 +120,28 @@ unsafe fn tile_q8_0(
     scratch: &mut Vec<PackedSb>,
     out: &mut [f32],
 ) {
-    pack(w, rows, nb, scratch, |src, dst| transpose(src, dst));
-    let sbs = &scratch[..];
-    let row = |t: usize| (&a[t * nb..(t + 1) * nb], &aux[t * nb * 8..(t + 1) * nb * 8]);
-    groups(m, TOKENS, |t0, n| {
-        let o = &mut out[t0 * TILE_ROWS..];
-        macro_rules! run {
-            ($($n:literal)*) => {
-                match n {
-                    $($n => tokens_q8_0::<$n>(sbs, std::array::from_fn(|t| row(t0 + t)), o),)*
-                    _ => unreachable!(),
-                }
+    out.fill(0.0);
+    for_halves(w, rows, nb, scratch, |w, rows, sbs_all, col| {
+        pack(w, rows, nb, sbs_all, |src, dst| transpose(src, dst));
+        sb_chunks(nb, SB_CHUNK, |bs| {
+            let sbs = &sbs_all[bs.clone()];
+            let row = |t: usize| {
+                let (b0, b1) = (t * nb + bs.start, t * nb + bs.end);
+                (&a[b0..b1], &aux[8 * b0..8 * b1])
             };
-        }
-        run!(1 2 3 4 5 6 7 8)
+            groups(m, TOKENS, |t0, n| {
+                let o = &mut out[t0 * GEMM_ROWS + col..];
+                macro_rules! run {
+                    ($($n:literal)*) => {
+                        match n {
+                            $($n => tokens_q8_0::<$n>(sbs, std::array::from_fn(|t| row(t0 + t)), o),)*
+                            _ => unreachable!(),
+                        }
+                    };
+                }
+                run!(1 2 3 4 5 6 7 8)
+            })
+        })
     });
 }
 
@@ -146,6 +156,37 @@ fn groups(m: usize, group: usize, mut run: impl FnMut(usize, usize)) {
     }
 }
 
+/// Super-blocks of a packed tile that one pass over every token takes: 4 · 5760 bytes, which
+/// stay in the L1 cache while each group of tokens runs through them, so the tile is read
+/// from L2 once per call, not once per group of tokens.
+const SB_CHUNK: usize = 4;
+
+/// Runs `run(super-blocks)` over the `nb` super-blocks in chunks of `chunk`.
+#[inline(always)]
+fn sb_chunks(nb: usize, chunk: usize, mut run: impl FnMut(std::ops::Range<usize>)) {
+    for b0 in (0..nb).step_by(chunk) {
+        run(b0..(b0 + chunk).min(nb));
+    }
+}
+
+/// Runs `run(weight rows, row count, packed super-blocks, first output column)` for each
+/// [`TILE_ROWS`]-row half of a [`GEMM_ROWS`]-row call, one after the other, each half packed
+/// into the same `nb` super-blocks of `scratch`.
+#[inline(always)]
+fn for_halves<B>(
+    w: &[B],
+    rows: usize,
+    nb: usize,
+    scratch: &mut Vec<PackedSb>,
+    mut run: impl FnMut(&[B], usize, &mut [PackedSb], usize),
+) {
+    scratch.resize(nb, bytemuck::Zeroable::zeroed());
+    for i0 in (0..rows).step_by(TILE_ROWS) {
+        let r = TILE_ROWS.min(rows - i0);
+        run(&w[i0 * nb..(i0 + r) * nb], r, &mut scratch[..nb], i0);
+    }
+}
+
 /// Packs the tile of `rows` rows of `w` into `scratch` with `transpose`, asking for each
 /// row's blocks a little ahead.
 #[inline(always)]
@@ -153,15 +194,15 @@ unsafe fn pack<B: GemmPack>(
     w: &[B],
     rows: usize,
     nb: usize,
-    scratch: &mut Vec<PackedSb>,
+    dst: &mut [PackedSb],
     transpose: impl Fn(&Square, &mut Square),
 ) {
-    scratch.resize(nb, bytemuck::Zeroable::zeroed());
+    debug_assert!(rows <= TILE_ROWS && dst.len() == nb);
     let mut row_refs: [&[B]; TILE_ROWS] = [&[]; TILE_ROWS];
     for (i, r) in row_refs.iter_mut().enumerate().take(rows) {
         *r = &w[i * nb..(i + 1) * nb];
     }
-    pack_tile(&row_refs[..rows], scratch, transpose, |b| {
+    pack_tile(&row_refs[..rows], dst, transpose, |b| {
         let p = (b as *const B).cast::<i8>();
         for off in (0..std::mem::size_of::<B>()).step_by(64) {
             _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off));
@@ -184,20 +225,54 @@ unsafe impl Kernel for Vnni {
         scratch: &mut Vec<PackedSb>,
         out: &mut [f32],
     ) {
-        pack(w, rows, nb, scratch, |src, dst| transpose(src, dst));
-        let sbs = &scratch[..];
-        let row = |t: usize| &a[t * nb..(t + 1) * nb];
-        groups(m, TOKENS, |t0, n| {
-            let o = &mut out[t0 * TILE_ROWS..];
-            macro_rules! run {
-                ($($n:literal)*) => {
-                    match n {
-                        $($n => tokens::<B, $n>(sbs, std::array::from_fn(|t| row(t0 + t)), o),)*
-                        _ => unreachable!(),
+        out.fill(0.0);
+        if rows <= TILE_ROWS {
+            scratch.resize(nb, bytemuck::Zeroable::zeroed());
+            pack(w, rows, nb, scratch, |src, dst| transpose(src, dst));
+            sb_chunks(nb, SB_CHUNK, |bs| {
+                let sbs = &scratch[bs.clone()];
+                let row = |t: usize| &a[t * nb + bs.start..t * nb + bs.end];
+                groups(m, TOKENS, |t0, n| {
+                    let o = &mut out[t0 * GEMM_ROWS..];
+                    macro_rules! run {
+                        ($($n:literal)*) => {
+                            match n {
+                                $($n => tokens::<B, $n>(sbs, std::array::from_fn(|t| row(t0 + t)), o),)*
+                                _ => unreachable!(),
+                            }
+                        };
                     }
-                };
-            }
-            run!(1 2 3 4 5 6 7 8)
+                    run!(1 2 3 4 5 6 7 8)
+                })
+            });
+            return;
+        }
+        // Both halves packed side by side and run together.
+        scratch.resize(2 * nb, bytemuck::Zeroable::zeroed());
+        let (lo, hi) = scratch.split_at_mut(nb);
+        pack(w, TILE_ROWS, nb, lo, |src, dst| transpose(src, dst));
+        pack(
+            &w[TILE_ROWS * nb..],
+            rows - TILE_ROWS,
+            nb,
+            hi,
+            |src, dst| transpose(src, dst),
+        );
+        sb_chunks(nb, SB_CHUNK / 2, |bs| {
+            let sbs = [&lo[bs.clone()], &hi[bs.clone()]];
+            let row = |t: usize| &a[t * nb + bs.start..t * nb + bs.end];
+            groups(m, TOKENS2, |t0, n| {
+                let o = &mut out[t0 * GEMM_ROWS..];
+                macro_rules! run {
+                    ($($n:literal)*) => {
+                        match n {
+                            $($n => tokens2::<B, $n>(sbs, std::array::from_fn(|t| row(t0 + t)), o),)*
+                            _ => unreachable!(),
+                        }
+                    };
+                }
+                run!(1 2 3 4 5 6)
+            })
         });
     }
 }
@@ -214,18 +289,19 @@ unsafe impl Kernel for Avx2 {
         scratch: &mut Vec<PackedSb>,
         out: &mut [f32],
     ) {
-        pack(w, rows, nb, scratch, |src, dst| {
-            gemm_avx2::transpose(src, dst)
-        });
-        let sbs = &scratch[..];
-        let row = |t: usize| &a[t * nb..(t + 1) * nb];
-        groups(m, gemm_avx2::TOKENS, |t0, n| {
-            let o = &mut out[t0 * TILE_ROWS..];
-            match n {
-                1 => gemm_avx2::tokens::<B, 1>(sbs, [row(t0)], o),
-                2 => gemm_avx2::tokens::<B, 2>(sbs, [row(t0), row(t0 + 1)], o),
-                _ => unreachable!(),
-            }
+        out.fill(0.0);
+        for_halves(w, rows, nb, scratch, |w, rows, sbs, col| {
+            pack(w, rows, nb, sbs, |src, dst| gemm_avx2::transpose(src, dst));
+            let sbs = &sbs[..];
+            let row = |t: usize| &a[t * nb..(t + 1) * nb];
+            groups(m, gemm_avx2::TOKENS, |t0, n| {
+                let o = &mut out[t0 * GEMM_ROWS + col..];
+                match n {
+                    1 => gemm_avx2::tokens::<B, 1>(sbs, [row(t0)], o),
+                    2 => gemm_avx2::tokens::<B, 2>(sbs, [row(t0), row(t0 + 1)], o),
+                    _ => unreachable!(),
+                }
+            });
         });
     }
 }
@@ -276,7 +352,7 @@ unsafe fn bcast<T>(p: *const T) -> __m512i {
     _mm512_set1_epi32(std::ptr::read_unaligned(p.cast::<i32>()))
 }
 
-/// `out[t][i] = Σ_b` (super-block `b` of the tile) · `y[t][b]`, for `T` tokens.
+/// `out[t][i] += Σ_b` (super-block `b` of `sbs`) · `y[t][b]`, for `T` tokens.
 #[inline(always)]
 unsafe fn tokens<B: GemmPack, const T: usize>(
     sbs: &[PackedSb],
@@ -285,6 +361,9 @@ unsafe fn tokens<B: GemmPack, const T: usize>(
 ) {
     let steps = STEPS / B::GROUPS;
     let mut facc = [_mm512_setzero_ps(); T];
+    for (t, f) in facc.iter_mut().enumerate() {
+        *f = _mm512_loadu_ps(out[t * GEMM_ROWS..t * GEMM_ROWS + TILE_ROWS].as_ptr());
+    }
     for (b, sb) in sbs.iter().enumerate() {
         // SAFETY (get_unchecked): the caller checked `y[t].len() == sbs.len()`.
         let ys: [&BlockQ8K; T] = std::array::from_fn(|t| y[t].get_unchecked(b));
@@ -320,11 +399,75 @@ unsafe fn tokens<B: GemmPack, const T: usize>(
         }
     }
     for (t, f) in facc.iter().enumerate() {
-        _mm512_storeu_ps(out[t * TILE_ROWS..(t + 1) * TILE_ROWS].as_mut_ptr(), *f);
+        _mm512_storeu_ps(
+            out[t * GEMM_ROWS..t * GEMM_ROWS + TILE_ROWS].as_mut_ptr(),
+            *f,
+        );
     }
 }
 
-/// `out[t][i] = Σ_b` (super-block `b` of the tile) · `y[t][b]` for Q8_0, `T` tokens; each
+/// Tokens per call of [`tokens2`] (accumulators: four vectors per token).
+const TOKENS2: usize = 6;
+
+/// [`tokens`] for the two halves of a [`GEMM_ROWS`]-row tile at once (`sbs[h]`: rows
+/// `16h..16h + 16`): each broadcast activation word meets two weight vectors, which halves
+/// the broadcasts per `vpdpbusd`. The float accumulators live in `out`, updated once per
+/// super-block in the order of [`tokens`], so the results have its bits.
+#[inline(always)]
+unsafe fn tokens2<B: GemmPack, const T: usize>(
+    sbs: [&[PackedSb]; 2],
+    y: [&[BlockQ8K]; T],
+    out: &mut [f32],
+) {
+    let steps = STEPS / B::GROUPS;
+    assert!(sbs[1].len() == sbs[0].len() && out.len() >= (T - 1) * GEMM_ROWS + 2 * TILE_ROWS);
+    let o = out.as_mut_ptr();
+    for b in 0..sbs[0].len() {
+        // SAFETY (get_unchecked): `b < sbs[h].len()`, and the caller checked
+        // `y[t].len() == sbs[h].len()`.
+        let sb = [sbs[0].get_unchecked(b), sbs[1].get_unchecked(b)];
+        let ys: [&BlockQ8K; T] = std::array::from_fn(|t| y[t].get_unchecked(b));
+        let mut s = [[_mm512_setzero_si512(); 2]; T];
+        for g in 0..B::GROUPS {
+            let mut acc = [[_mm512_setzero_si512(); 2]; T];
+            for p in g * steps..(g + 1) * steps {
+                let w0 = _mm512_load_si512(sb[0].wq[p].as_ptr().cast());
+                let w1 = _mm512_load_si512(sb[1].wq[p].as_ptr().cast());
+                for t in 0..T {
+                    let yq = bcast(ys[t].qs.as_ptr().add(4 * p));
+                    acc[t][0] = _mm512_dpbusd_epi32(acc[t][0], w0, yq);
+                    acc[t][1] = _mm512_dpbusd_epi32(acc[t][1], w1, yq);
+                }
+            }
+            let sc0 = _mm512_load_si512(sb[0].sc[g].as_ptr().cast());
+            let sc1 = _mm512_load_si512(sb[1].sc[g].as_ptr().cast());
+            for t in 0..T {
+                s[t][0] = _mm512_add_epi32(s[t][0], _mm512_mullo_epi32(acc[t][0], sc0));
+                s[t][1] = _mm512_add_epi32(s[t][1], _mm512_mullo_epi32(acc[t][1], sc1));
+            }
+        }
+        for h in 0..2 {
+            let da = _mm512_load_ps(sb[h].da.as_ptr());
+            let db = _mm512_load_ps(sb[h].db.as_ptr());
+            for t in 0..T {
+                let mut c = _mm512_setzero_si512();
+                for p in 0..8 {
+                    let cw = _mm512_load_si512(sb[h].corr[p].as_ptr().cast());
+                    c = _mm512_dpwssd_epi32(c, cw, bcast(ys[t].bsums.as_ptr().add(2 * p)));
+                }
+                // SAFETY: inside `out` (asserted above).
+                let f = o.add(t * GEMM_ROWS + h * TILE_ROWS);
+                let yd = _mm512_set1_ps(ys[t].d);
+                let mut facc = _mm512_loadu_ps(f);
+                facc = _mm512_fmadd_ps(_mm512_mul_ps(yd, da), _mm512_cvtepi32_ps(s[t][h]), facc);
+                facc = _mm512_fmadd_ps(_mm512_mul_ps(yd, db), _mm512_cvtepi32_ps(c), facc);
+                _mm512_storeu_ps(f, facc);
+            }
+        }
+    }
+}
+
+/// `out[t][i] += Σ_b` (super-block `b` of `sbs`) · `y[t][b]` for Q8_0, `T` tokens; each
 /// token's `y` comes with its blocks' `128·Σ a`. Per block of 32: the exact integer sum
 /// (`vpdpbusd` of the quants + 128, minus `128·Σ a`), then `acc + sum·(d_w·d_a)` in f32 as
 /// the scalar reference computes it.
@@ -335,6 +478,9 @@ unsafe fn tokens_q8_0<const T: usize>(
     out: &mut [f32],
 ) {
     let mut facc = [_mm512_setzero_ps(); T];
+    for (t, f) in facc.iter_mut().enumerate() {
+        *f = _mm512_loadu_ps(out[t * GEMM_ROWS..t * GEMM_ROWS + TILE_ROWS].as_ptr());
+    }
     for (b, sb) in sbs.iter().enumerate() {
         for j in 0..8 {
             let mut acc = [_mm512_setzero_si512(); T];
@@ -358,7 +504,10 @@ unsafe fn tokens_q8_0<const T: usize>(
         }
     }
     for (t, f) in facc.iter().enumerate() {
-        _mm512_storeu_ps(out[t * TILE_ROWS..(t + 1) * TILE_ROWS].as_mut_ptr(), *f);
+        _mm512_storeu_ps(
+            out[t * GEMM_ROWS..t * GEMM_ROWS + TILE_ROWS].as_mut_ptr(),
+            *f,
+        );
     }
 }
 

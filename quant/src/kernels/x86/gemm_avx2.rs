@@ -7,7 +7,7 @@
 
 use std::arch::x86_64::*;
 
-use super::super::gemm::{GemmPack, PackedSb, Square, STEPS, TILE_ROWS};
+use super::super::gemm::{GemmPack, PackedSb, Square, GEMM_ROWS, STEPS, TILE_ROWS};
 use crate::formats::q8_k::BlockQ8K;
 
 /// Tokens per call of [`tokens`] (sixteen vector registers: per token two i16 sums, two
@@ -27,7 +27,8 @@ unsafe fn bcast<T>(p: *const T) -> __m256i {
     _mm256_set1_epi32(std::ptr::read_unaligned(p.cast::<i32>()))
 }
 
-/// `out[t][i] = Σ_b` (super-block `b` of the tile) · `y[t][b]`, for `T` tokens.
+/// `out[t][i] = Σ_b` (super-block `b` of the tile) · `y[t][b]`, for `T` tokens (`out` rows
+/// [`GEMM_ROWS`] apart).
 #[inline(always)]
 pub(super) unsafe fn tokens<B: GemmPack, const T: usize>(
     sbs: &[PackedSb],
@@ -94,7 +95,7 @@ pub(super) unsafe fn tokens<B: GemmPack, const T: usize>(
         }
     }
     for (t, f) in facc.iter().enumerate() {
-        let o = out[t * TILE_ROWS..(t + 1) * TILE_ROWS].as_mut_ptr();
+        let o = out[t * GEMM_ROWS..t * GEMM_ROWS + TILE_ROWS].as_mut_ptr();
         _mm256_storeu_ps(o, f[0]);
         _mm256_storeu_ps(o.add(8), f[1]);
     }
