@@ -555,7 +555,9 @@ mod tests {
     /// From [`GEMM_MIN_M`] rows on, the K-quants go through the GEMM where the CPU has one:
     /// every output within float rounding (1e-6 of the sum of |products|) of the kernel's
     /// dot product of the weight row with the quantized activation row, for token counts
-    /// around the micro-kernel's group of eight and row counts around the tile of sixteen;
+    /// around the micro-kernels' groups of six and eight, and row counts around the packed
+    /// tile of sixteen and the call's two (37, 40: one full call and a part of a half; 50:
+    /// a full call and a call with a partial second half);
     /// with weights of every quant value (random bytes) and activations at the extremes of
     /// Q8_K (-128 included); for every instruction set with a GEMM. Q8_0 (AVX-512 VNNI only)
     /// must give the scalar reference's bits.
@@ -564,7 +566,10 @@ mod tests {
         let pool = pool();
         // The 14336-wide rows (Mistral's ffn_down) take the GEMM in token chunks of 64.
         let shapes: [(usize, &[(usize, usize)]); 2] = [
-            (512, &[(37, GEMM_MIN_M), (16, 13), (5, 21), (40, 9)]),
+            (
+                512,
+                &[(37, GEMM_MIN_M), (16, 13), (5, 21), (40, 9), (50, 11)],
+            ),
             (14336, &[(16, 70)]),
         ];
         for (ty, (k, shapes)) in [GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K, GgmlType::Q8_0]

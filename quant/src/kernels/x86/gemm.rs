@@ -21,16 +21,30 @@ use crate::formats::q8_k::BlockQ8K;
 use crate::formats::with_blocks;
 use crate::GgmlType;
 
-/// The GEMM tile function of `ty` for the 512-bit VNNI kernel (`vnni`) or the AVX2 one.
-pub(super) fn gemm_tile(ty: GgmlType, vnni: bool) -> Option<GemmTileFn> {
-    Some(match (ty, vnni) {
-        (GgmlType::Q4K, true) => tile_bytes::<BlockQ4K, Vnni>,
-        (GgmlType::Q5K, true) => tile_bytes::<BlockQ5K, Vnni>,
-        (GgmlType::Q6K, true) => tile_bytes::<BlockQ6K, Vnni>,
-        (GgmlType::Q8_0, true) => tile_bytes_q8_0,
-        (GgmlType::Q4K, false) => tile_bytes::<BlockQ4K, Avx2>,
-        (GgmlType::Q5K, false) => tile_bytes::<BlockQ5K, Avx2>,
-        (GgmlType::Q6K, false) => tile_bytes::<BlockQ6K, Avx2>,
+/// Which GEMM micro-kernel.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum GemmKind {
+    /// 512-bit, AVX512-VNNI.
+    Vnni,
+    /// 256-bit, AVX-VNNI (VEX).
+    AvxVnni,
+    /// 256-bit, AVX2 only.
+    Avx2,
+}
+
+/// The GEMM tile function of `ty` for the micro-kernel `kind`.
+pub(super) fn gemm_tile(ty: GgmlType, kind: GemmKind) -> Option<GemmTileFn> {
+    Some(match (ty, kind) {
+        (GgmlType::Q4K, GemmKind::Vnni) => tile_bytes::<BlockQ4K, Vnni>,
+        (GgmlType::Q5K, GemmKind::Vnni) => tile_bytes::<BlockQ5K, Vnni>,
+        (GgmlType::Q6K, GemmKind::Vnni) => tile_bytes::<BlockQ6K, Vnni>,
+        (GgmlType::Q8_0, GemmKind::Vnni) => tile_bytes_q8_0,
+        (GgmlType::Q4K, GemmKind::AvxVnni) => tile_bytes::<BlockQ4K, AvxVnni>,
+        (GgmlType::Q5K, GemmKind::AvxVnni) => tile_bytes::<BlockQ5K, AvxVnni>,
+        (GgmlType::Q6K, GemmKind::AvxVnni) => tile_bytes::<BlockQ6K, AvxVnni>,
+        (GgmlType::Q4K, GemmKind::Avx2) => tile_bytes::<BlockQ4K, Avx2>,
+        (GgmlType::Q5K, GemmKind::Avx2) => tile_bytes::<BlockQ5K, Avx2>,
+        (GgmlType::Q6K, GemmKind::Avx2) => tile_bytes::<BlockQ6K, Avx2>,
         _ => return None,
     })
 }
@@ -62,6 +76,8 @@ unsafe trait Kernel {
 struct Vnni;
 /// The AVX2 kernel (`gemm_avx2.rs`).
 struct Avx2;
+/// The AVX-VNNI kernel (`gemm_avx2.rs`).
+struct AvxVnni;
 
 /// [`GemmTileFn`] on bytes: `w` holds `rows` weight rows, `a` holds `m` Q8_K rows of as many
 /// elements, `out` is `[m][GEMM_ROWS]`.
@@ -302,6 +318,44 @@ unsafe impl Kernel for Avx2 {
                     _ => unreachable!(),
                 }
             });
+        });
+    }
+}
+
+// SAFETY: `tile` needs the features it enables; see `tile_bytes`.
+unsafe impl Kernel for AvxVnni {
+    #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+    unsafe fn tile<B: GemmPack>(
+        w: &[B],
+        rows: usize,
+        nb: usize,
+        a: &[BlockQ8K],
+        m: usize,
+        scratch: &mut Vec<PackedSb>,
+        out: &mut [f32],
+    ) {
+        out.fill(0.0);
+        for_halves(w, rows, nb, scratch, |w, rows, sbs_all, col| {
+            pack(w, rows, nb, sbs_all, |src, dst| {
+                gemm_avx2::transpose(src, dst)
+            });
+            sb_chunks(nb, SB_CHUNK, |bs| {
+                let sbs = &sbs_all[bs.clone()];
+                let row = |t: usize| &a[t * nb + bs.start..t * nb + bs.end];
+                groups(m, gemm_avx2::TOKENS_VNNI, |t0, n| {
+                    let o = &mut out[t0 * GEMM_ROWS + col..];
+                    match n {
+                        1 => gemm_avx2::tokens_vnni::<B, 1>(sbs, [row(t0)], o),
+                        2 => gemm_avx2::tokens_vnni::<B, 2>(sbs, [row(t0), row(t0 + 1)], o),
+                        3 => gemm_avx2::tokens_vnni::<B, 3>(
+                            sbs,
+                            [row(t0), row(t0 + 1), row(t0 + 2)],
+                            o,
+                        ),
+                        _ => unreachable!(),
+                    }
+                })
+            })
         });
     }
 }

@@ -133,6 +133,71 @@ pub(super) unsafe fn transpose(src: &Square, dst: &mut Square) {
     }
 }
 
+/// Tokens per call of [`tokens_vnni`] (sixteen vector registers: per token two i32 group
+/// sums and two scaled sums, besides the two weight vectors and the broadcast word).
+pub(super) const TOKENS_VNNI: usize = 3;
+
+/// [`tokens`] with AVX-VNNI (`vpdpbusd` on 256-bit vectors, VEX-encoded): each step's four
+/// products per lane go straight into an i32 group sum, which is scaled once per group
+/// (`vpmulld`), as in the AVX-512 kernel; the float accumulators live in `out` (rows
+/// [`GEMM_ROWS`] apart), updated once per super-block in [`tokens`]' order. All integer sums
+/// are exact.
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and AVX-VNNI (the caller's `target_feature`).
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // `h` picks a half of `sb`'s lanes and of each `s[t]`
+pub(super) unsafe fn tokens_vnni<B: GemmPack, const T: usize>(
+    sbs: &[PackedSb],
+    y: [&[BlockQ8K]; T],
+    out: &mut [f32],
+) {
+    let steps = STEPS / B::GROUPS;
+    assert!(out.len() >= (T - 1) * GEMM_ROWS + TILE_ROWS);
+    let o = out.as_mut_ptr();
+    for (b, sb) in sbs.iter().enumerate() {
+        // SAFETY (get_unchecked): the caller checked `y[t].len() == sbs.len()`.
+        let ys: [&BlockQ8K; T] = std::array::from_fn(|t| y[t].get_unchecked(b));
+        let mut s = [[_mm256_setzero_si256(); 2]; T];
+        for g in 0..B::GROUPS {
+            let mut acc = [[_mm256_setzero_si256(); 2]; T];
+            for p in g * steps..(g + 1) * steps {
+                let w = halves(&sb.wq[p]);
+                for t in 0..T {
+                    let yq = bcast(ys[t].qs.as_ptr().add(4 * p));
+                    for h in 0..2 {
+                        acc[t][h] = _mm256_dpbusd_avx_epi32(acc[t][h], w[h], yq);
+                    }
+                }
+            }
+            let sc = halves(&sb.sc[g]);
+            for t in 0..T {
+                for h in 0..2 {
+                    s[t][h] = _mm256_add_epi32(s[t][h], _mm256_mullo_epi32(acc[t][h], sc[h]));
+                }
+            }
+        }
+        for h in 0..2 {
+            let da = _mm256_loadu_ps(sb.da.as_ptr().add(8 * h));
+            let db = _mm256_loadu_ps(sb.db.as_ptr().add(8 * h));
+            for t in 0..T {
+                let mut c = _mm256_setzero_si256();
+                for p in 0..8 {
+                    let cw = _mm256_loadu_si256(sb.corr[p].as_ptr().add(8 * h).cast());
+                    c = _mm256_dpwssd_avx_epi32(c, cw, bcast(ys[t].bsums.as_ptr().add(2 * p)));
+                }
+                // SAFETY: inside `out` (asserted above).
+                let f = o.add(t * GEMM_ROWS + 8 * h);
+                let yd = _mm256_set1_ps(ys[t].d);
+                let mut facc = _mm256_loadu_ps(f);
+                facc = _mm256_fmadd_ps(_mm256_mul_ps(yd, da), _mm256_cvtepi32_ps(s[t][h]), facc);
+                facc = _mm256_fmadd_ps(_mm256_mul_ps(yd, db), _mm256_cvtepi32_ps(c), facc);
+                _mm256_storeu_ps(f, facc);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::super::gemm::transpose_scalar;

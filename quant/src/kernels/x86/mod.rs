@@ -74,12 +74,14 @@ pub(super) fn vec_dot_rows(ty: GgmlType, isa: Isa) -> Option<super::VecDotRowsFn
 }
 
 /// The GEMM tile function of `ty` for `isa` (the caller checked that the CPU has `isa`):
-/// the 512-bit VNNI kernel where the CPU has AVX512-VNNI, else the AVX2 one (also for
-/// AVX-VNNI, for now).
+/// the 512-bit VNNI kernel where the CPU has AVX512-VNNI, the 256-bit VNNI one for
+/// AVX-VNNI, else the AVX2 one.
 pub(super) fn gemm_tile(ty: GgmlType, isa: Isa) -> Option<super::GemmTileFn> {
+    use gemm::GemmKind;
     match isa {
         Isa::Scalar => None,
-        Isa::Avx512 if super::has_avx512_vnni() => gemm::gemm_tile(ty, true),
-        Isa::Avx2 | Isa::AvxVnni | Isa::Avx512 => gemm::gemm_tile(ty, false),
+        Isa::Avx512 if super::has_avx512_vnni() => gemm::gemm_tile(ty, GemmKind::Vnni),
+        Isa::AvxVnni => gemm::gemm_tile(ty, GemmKind::AvxVnni),
+        Isa::Avx2 | Isa::Avx512 => gemm::gemm_tile(ty, GemmKind::Avx2),
     }
 }
