@@ -225,7 +225,7 @@ impl QMatMul {
         }
         let rb = self.ty.row_bytes(k)?;
         let at = self.ty.vec_dot_type();
-        let from_float = at.info().from_float;
+        let from_float = kernels::from_float_for(at, isa);
         let arb = at.row_bytes(k)?;
         // The quantized activations, `[m][arb]` bytes, in u64s so that every block type's
         // alignment holds (the kernels then view them as blocks without a copy).

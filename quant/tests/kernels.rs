@@ -358,3 +358,48 @@ fn isa_in_child() {
         assert_eq!(kernels::isa().name(), expect);
     }
 }
+
+/// The SIMD Q8_K activation quantizers give the reference's bytes: random rows, ties between
+/// `+max` and `-max` (the first wins), all zeros, values that round at exactly .5, tiny and
+/// huge magnitudes, and rows with a NaN or an infinity (which go to the reference).
+#[test]
+fn q8_k_quantizers_equal_reference() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let n = 4 * 256;
+    let mut rows: Vec<Vec<f32>> = Vec::new();
+    for scale in [1.0f32, 1e-30, 1e30, 3.5] {
+        rows.push((0..n).map(|_| rng.gen_range(-1.0..1.0) * scale).collect());
+    }
+    let mut ties: Vec<f32> = (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    ties[5] = -2.0;
+    ties[200] = 2.0;
+    ties[256 + 9] = 2.0;
+    ties[256 + 10] = -2.0;
+    rows.push(ties);
+    let mut halves: Vec<f32> = (0..n).map(|i| (i % 255) as f32 - 127.0).collect();
+    halves[0] = -127.0; // iscale 1: integers, then .5 steps below
+    for (i, v) in halves.iter_mut().enumerate().skip(256) {
+        *v = (i % 64) as f32 * 0.5 - 16.0;
+    }
+    rows.push(halves);
+    let mut zeros = vec![0.0f32; n];
+    zeros[700] = -0.0;
+    rows.push(zeros);
+    let mut odd: Vec<f32> = (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    odd[3] = f32::NAN;
+    odd[300] = f32::INFINITY;
+    odd[600] = f32::NEG_INFINITY;
+    rows.push(odd);
+    let at = GgmlType::Q8K;
+    let reference = kernels::from_float_for(at, Isa::Scalar);
+    let rb = at.row_bytes(n).unwrap();
+    for isa in kernels::available_isas() {
+        let f = kernels::from_float_for(at, isa);
+        for (r, x) in rows.iter().enumerate() {
+            let (mut want, mut got) = (vec![0u8; rb], vec![0xa5u8; rb]);
+            reference(x, &mut want);
+            f(x, &mut got);
+            assert!(want == got, "{isa}: row {r} differs from the reference");
+        }
+    }
+}

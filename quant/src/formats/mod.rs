@@ -89,7 +89,7 @@ pub(crate) fn from_float_bytes<B: Block>(src: &[f32], dst: &mut [u8]) {
 }
 
 /// Views `bytes` as blocks to write, through an aligned copy when it is not aligned for `B`.
-fn with_blocks_mut<B: Block>(dst: &mut [u8], f: impl FnOnce(&mut [B])) {
+pub(crate) fn with_blocks_mut<B: Block>(dst: &mut [u8], f: impl FnOnce(&mut [B])) {
     match bytemuck::try_cast_slice_mut::<u8, B>(dst) {
         Ok(blocks) => f(blocks),
         Err(_) => {

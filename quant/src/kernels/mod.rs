@@ -222,6 +222,23 @@ pub fn vec_dot_rows_for(ty: GgmlType, isa: Isa) -> Option<VecDotRowsFn> {
     }
 }
 
+/// Quantizes a row of `f32` to the bytes of blocks of one type (lengths checked by the
+/// caller).
+pub type FromFloatFn = fn(&[f32], &mut [u8]);
+
+/// The activation quantizer (`f32` row to blocks of `at`, bytes) for `isa`: a SIMD one where
+/// it exists and the CPU has `isa` (Q8_K), with the reference's bits; the reference
+/// ([`GgmlType::from_float`]'s) otherwise.
+pub fn from_float_for(at: GgmlType, isa: Isa) -> FromFloatFn {
+    #[cfg(target_arch = "x86_64")]
+    if available_isas().contains(&isa) {
+        if let Some(f) = x86::from_float(at, isa) {
+            return f;
+        }
+    }
+    at.info().from_float
+}
+
 /// The GEMM tile function of `ty` for `isa`, where one exists and the CPU has `isa`.
 pub fn gemm_tile_for(ty: GgmlType, isa: Isa) -> Option<GemmTileFn> {
     if !available_isas().contains(&isa) {

@@ -45,6 +45,7 @@ mod avx512;
 mod avxvnni;
 mod gemm;
 mod gemm_avx2;
+mod quant;
 
 /// The SIMD kernel of `ty` for `isa` (the caller checked that the CPU has `isa`).
 pub(super) fn vec_dot(ty: GgmlType, isa: Isa) -> Option<super::VecDotFn> {
@@ -83,5 +84,15 @@ pub(super) fn gemm_tile(ty: GgmlType, isa: Isa) -> Option<super::GemmTileFn> {
         Isa::Avx512 if super::has_avx512_vnni() => gemm::gemm_tile(ty, GemmKind::Vnni),
         Isa::AvxVnni => gemm::gemm_tile(ty, GemmKind::AvxVnni),
         Isa::Avx2 | Isa::Avx512 => gemm::gemm_tile(ty, GemmKind::Avx2),
+    }
+}
+
+/// The activation quantizer of `at` for `isa` (the caller checked that the CPU has `isa`),
+/// where a SIMD one exists (Q8_K): bit for bit the reference.
+pub(super) fn from_float(at: GgmlType, isa: Isa) -> Option<super::FromFloatFn> {
+    match (at, isa) {
+        (GgmlType::Q8K, Isa::Avx512) => Some(quant::from_float_q8k(true)),
+        (GgmlType::Q8K, Isa::Avx2 | Isa::AvxVnni) => Some(quant::from_float_q8k(false)),
+        _ => None,
     }
 }
