@@ -360,14 +360,16 @@ fn isa_in_child() {
 }
 
 /// The SIMD Q8_K activation quantizers give the reference's bytes: random rows, ties between
-/// `+max` and `-max` (the first wins), all zeros, values that round at exactly .5, tiny and
-/// huge magnitudes, and rows with a NaN or an infinity (which go to the reference).
+/// `+max` and `-max` (the first wins), all zeros, values that round at exactly .5, tiny
+/// (down to subnormal) and huge magnitudes, and rows with a NaN or an infinity (which go to
+/// the reference); into aligned and unaligned destinations.
 #[test]
 fn q8_k_quantizers_equal_reference() {
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let n = 4 * 256;
     let mut rows: Vec<Vec<f32>> = Vec::new();
-    for scale in [1.0f32, 1e-30, 1e30, 3.5] {
+    // 1e-38 and 1e-44: |max| below 127 / f32::MAX, so `iscale` overflows (subnormals).
+    for scale in [1.0f32, 1e-30, 1e30, 3.5, 1e-38, 1e-44] {
         rows.push((0..n).map(|_| rng.gen_range(-1.0..1.0) * scale).collect());
     }
     let mut ties: Vec<f32> = (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect();
@@ -396,10 +398,19 @@ fn q8_k_quantizers_equal_reference() {
     for isa in kernels::available_isas() {
         let f = kernels::from_float_for(at, isa);
         for (r, x) in rows.iter().enumerate() {
-            let (mut want, mut got) = (vec![0u8; rb], vec![0xa5u8; rb]);
+            let (mut want, mut got) = (vec![0u8; rb], vec![0xa5u8; rb + 1]);
             reference(x, &mut want);
-            f(x, &mut got);
-            assert!(want == got, "{isa}: row {r} differs from the reference");
+            f(x, &mut got[..rb]);
+            assert!(
+                want == got[..rb],
+                "{isa}: row {r} differs from the reference"
+            );
+            // A destination not aligned for the blocks (written through a copy).
+            f(x, &mut got[1..]);
+            assert!(
+                want == got[1..],
+                "{isa}: row {r}, unaligned, differs from the reference"
+            );
         }
     }
 }

@@ -2,7 +2,8 @@
 //! (`formats/q8_k.rs`): the same signed maximum (the first of largest magnitude), the same
 //! `iscale = -127 / max`, the same products rounded half to even (`vcvtps2dq` under the
 //! default rounding mode is `nearest_int` for these magnitudes), `MIN(127, q)` and the same
-//! sums. Blocks holding a NaN or an infinity go to the reference.
+//! sums. Blocks holding a NaN or an infinity, and blocks so small that `iscale` overflows,
+//! go to the reference.
 
 use std::arch::x86_64::*;
 
@@ -14,112 +15,140 @@ use crate::QK_K;
 pub(in crate::kernels) fn from_float_q8k(avx512: bool) -> super::super::FromFloatFn {
     if avx512 {
         |x, dst| {
-            // SAFETY: handed out only for `Isa::Avx512`, which `kernels::available_isas`
-            // lists after detecting AVX-512 F+BW+VL.
-            with_blocks_mut::<BlockQ8K>(dst, |out| unsafe { quantize_512(x, out) })
+            with_blocks_mut::<BlockQ8K>(dst, |out| {
+                // SAFETY: handed out only for `Isa::Avx512`, which `kernels::available_isas`
+                // lists after detecting AVX-512 F+BW+VL.
+                quantize(
+                    x,
+                    out,
+                    |x| unsafe { amax_512(x) },
+                    |x, s, y| unsafe { quants_512(x, s, y) },
+                )
+            })
         }
     } else {
         |x, dst| {
-            // SAFETY: handed out only for instruction sets with AVX2.
-            with_blocks_mut::<BlockQ8K>(dst, |out| unsafe { quantize_256(x, out) })
+            with_blocks_mut::<BlockQ8K>(dst, |out| {
+                // SAFETY: handed out only for instruction sets with AVX2.
+                quantize(
+                    x,
+                    out,
+                    |x| unsafe { amax_256(x) },
+                    |x, s, y| unsafe { quants_256(x, s, y) },
+                )
+            })
         }
     }
 }
 
-/// Whether `v` has a NaN or an infinity.
+/// The reference's steps around the two SIMD ones: `amax(block)` (the largest magnitude) and
+/// `quants(block, iscale, out)` (the quants and sums of a block with a finite `iscale`).
 #[inline(always)]
-fn finite(x: &[f32]) -> bool {
-    x.iter().all(|v| v.is_finite())
+fn quantize(
+    x: &[f32],
+    out: &mut [BlockQ8K],
+    amax: impl Fn(&[f32; QK_K]) -> f32,
+    quants: impl Fn(&[f32; QK_K], f32, &mut BlockQ8K),
+) {
+    assert_eq!(x.len(), out.len() * QK_K);
+    for (x, y) in x.chunks_exact(QK_K).zip(out.iter_mut()) {
+        let x: &[f32; QK_K] = x.try_into().expect("QK_K floats");
+        if !x.iter().all(|v| v.is_finite()) {
+            BlockQ8K::quantize(x, std::slice::from_mut(y));
+            continue;
+        }
+        let amax = amax(x);
+        if amax == 0.0 {
+            *y = bytemuck::Zeroable::zeroed();
+            continue;
+        }
+        // The signed value of largest magnitude, the first one on ties.
+        let max = x.iter().copied().find(|v| v.abs() == amax).unwrap_or(amax);
+        let iscale = -127.0 / max;
+        if !iscale.is_finite() {
+            // |max| < 127 / f32::MAX: the products overflow, which the reference turns into
+            // zeros (and the saturating packs would not).
+            BlockQ8K::quantize(x, std::slice::from_mut(y));
+            continue;
+        }
+        quants(x, iscale, y);
+        y.d = 1.0 / iscale;
+    }
 }
 
-/// The signed value of largest magnitude, the first one on ties (`x[i]` for the first `i`
-/// with `|x[i]| == amax`).
-#[inline(always)]
-fn first_of_magnitude(x: &[f32], amax: f32) -> f32 {
-    x.iter().copied().find(|v| v.abs() == amax).unwrap_or(0.0)
+/// The largest magnitude of a block (AVX-512 F).
+#[target_feature(enable = "avx512f")]
+unsafe fn amax_512(x: &[f32; QK_K]) -> f32 {
+    let mut m = _mm512_setzero_ps();
+    for i in 0..QK_K / 16 {
+        // SAFETY: floats 16i..16i + 16 of the QK_K-float block.
+        m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(x.as_ptr().add(16 * i))));
+    }
+    _mm512_reduce_max_ps(m)
 }
 
+/// A block's quants (`MIN(127, round(iscale · x))`) and their sums by sixteen (AVX-512 F+BW).
 #[target_feature(enable = "avx512f,avx512bw")]
-unsafe fn quantize_512(x: &[f32], out: &mut [BlockQ8K]) {
-    assert_eq!(x.len(), out.len() * QK_K);
-    for (x, y) in x.chunks_exact(QK_K).zip(out.iter_mut()) {
-        if !finite(x) {
-            BlockQ8K::quantize(x, std::slice::from_mut(y));
-            continue;
-        }
-        let p = x.as_ptr();
-        let mut m = _mm512_setzero_ps();
-        for i in 0..QK_K / 16 {
-            m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(p.add(16 * i))));
-        }
-        let amax = _mm512_reduce_max_ps(m);
-        if amax == 0.0 {
-            *y = bytemuck::Zeroable::zeroed();
-            continue;
-        }
-        let iscale = -127.0 / first_of_magnitude(x, amax);
-        let s = _mm512_set1_ps(iscale);
-        let top = _mm512_set1_epi32(127);
-        for i in 0..QK_K / 16 {
-            let v = _mm512_mul_ps(s, _mm512_loadu_ps(p.add(16 * i)));
-            let q = _mm512_min_epi32(_mm512_cvtps_epi32(v), top);
-            _mm_storeu_si128(
-                y.qs.as_mut_ptr().add(16 * i).cast(),
-                _mm512_cvtepi32_epi8(q),
-            );
-            y.bsums[i] = _mm512_reduce_add_epi32(q) as i16;
-        }
-        y.d = 1.0 / iscale;
+unsafe fn quants_512(x: &[f32; QK_K], iscale: f32, y: &mut BlockQ8K) {
+    let s = _mm512_set1_ps(iscale);
+    let top = _mm512_set1_epi32(127);
+    for i in 0..QK_K / 16 {
+        // SAFETY: floats 16i..16i + 16 of the block, quants 16i..16i + 16 of the 256.
+        let v = _mm512_mul_ps(s, _mm512_loadu_ps(x.as_ptr().add(16 * i)));
+        let q = _mm512_min_epi32(_mm512_cvtps_epi32(v), top);
+        _mm_storeu_si128(
+            y.qs.as_mut_ptr().add(16 * i).cast(),
+            _mm512_cvtepi32_epi8(q),
+        );
+        y.bsums[i] = _mm512_reduce_add_epi32(q) as i16;
     }
 }
 
+/// The largest magnitude of a block (AVX2).
 #[target_feature(enable = "avx2")]
-unsafe fn quantize_256(x: &[f32], out: &mut [BlockQ8K]) {
-    assert_eq!(x.len(), out.len() * QK_K);
+unsafe fn amax_256(x: &[f32; QK_K]) -> f32 {
     let abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
-    for (x, y) in x.chunks_exact(QK_K).zip(out.iter_mut()) {
-        if !finite(x) {
-            BlockQ8K::quantize(x, std::slice::from_mut(y));
-            continue;
+    let mut m = _mm256_setzero_ps();
+    for i in 0..QK_K / 8 {
+        // SAFETY: floats 8i..8i + 8 of the QK_K-float block.
+        m = _mm256_max_ps(
+            m,
+            _mm256_and_ps(abs_mask, _mm256_loadu_ps(x.as_ptr().add(8 * i))),
+        );
+    }
+    let m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
+    let m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    _mm_cvtss_f32(_mm_max_ss(m2, _mm_movehdup_ps(m2)))
+}
+
+/// [`quants_512`] with AVX2: thirty-two quants at a time, four vectors of i32 in
+/// -127..=127 packed to bytes (the saturating packs change nothing in that range) and put
+/// back in order.
+#[target_feature(enable = "avx2")]
+unsafe fn quants_256(x: &[f32; QK_K], iscale: f32, y: &mut BlockQ8K) {
+    let s = _mm256_set1_ps(iscale);
+    let top = _mm256_set1_epi32(127);
+    let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for c in 0..QK_K / 32 {
+        let mut q = [_mm256_setzero_si256(); 4];
+        for (j, q) in q.iter_mut().enumerate() {
+            // SAFETY: floats 32c + 8j..32c + 8j + 8 of the block.
+            let v = _mm256_mul_ps(s, _mm256_loadu_ps(x.as_ptr().add(32 * c + 8 * j)));
+            *q = _mm256_min_epi32(_mm256_cvtps_epi32(v), top);
         }
-        let p = x.as_ptr();
-        let mut m = _mm256_setzero_ps();
-        for i in 0..QK_K / 8 {
-            m = _mm256_max_ps(m, _mm256_and_ps(abs_mask, _mm256_loadu_ps(p.add(8 * i))));
+        let b = _mm256_packs_epi16(
+            _mm256_packs_epi32(q[0], q[1]),
+            _mm256_packs_epi32(q[2], q[3]),
+        );
+        let b = _mm256_permutevar8x32_epi32(b, order);
+        // SAFETY: quants 32c..32c + 32 of the 256.
+        _mm256_storeu_si256(y.qs.as_mut_ptr().add(32 * c).cast(), b);
+        for h in 0..2 {
+            let v = _mm256_add_epi32(q[2 * h], q[2 * h + 1]);
+            let v4 = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+            let v2 = _mm_add_epi32(v4, _mm_unpackhi_epi64(v4, v4));
+            let v1 = _mm_add_epi32(v2, _mm_shuffle_epi32::<1>(v2));
+            y.bsums[2 * c + h] = _mm_cvtsi128_si32(v1) as i16;
         }
-        let m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
-        let m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-        let amax = _mm_cvtss_f32(_mm_max_ss(m2, _mm_movehdup_ps(m2)));
-        if amax == 0.0 {
-            *y = bytemuck::Zeroable::zeroed();
-            continue;
-        }
-        let iscale = -127.0 / first_of_magnitude(x, amax);
-        let s = _mm256_set1_ps(iscale);
-        let top = _mm256_set1_epi32(127);
-        // Thirty-two quants at a time: four vectors of i32 in -127..=127 packed to bytes
-        // (the saturating packs change nothing in that range), then put back in order.
-        let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-        for c in 0..QK_K / 32 {
-            let mut q = [_mm256_setzero_si256(); 4];
-            for (j, q) in q.iter_mut().enumerate() {
-                let v = _mm256_mul_ps(s, _mm256_loadu_ps(p.add(32 * c + 8 * j)));
-                *q = _mm256_min_epi32(_mm256_cvtps_epi32(v), top);
-            }
-            let b = _mm256_packs_epi16(
-                _mm256_packs_epi32(q[0], q[1]),
-                _mm256_packs_epi32(q[2], q[3]),
-            );
-            let b = _mm256_permutevar8x32_epi32(b, order);
-            _mm256_storeu_si256(y.qs.as_mut_ptr().add(32 * c).cast(), b);
-            for h in 0..2 {
-                let v = _mm256_add_epi32(q[2 * h], q[2 * h + 1]);
-                let v4 = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
-                let v2 = _mm_add_epi32(v4, _mm_unpackhi_epi64(v4, v4));
-                let v1 = _mm_add_epi32(v2, _mm_shuffle_epi32::<1>(v2));
-                y.bsums[2 * c + h] = _mm_cvtsi128_si32(v1) as i16;
-            }
-        }
-        y.d = 1.0 / iscale;
     }
 }
