@@ -20,8 +20,9 @@ use std::arch::x86_64::*;
 
 use half::f16;
 
-use super::super::{vec_dot_bytes, vec_dot_rows_bytes, RowKernel, VecDotFn, VecDotRowsFn};
+use super::super::{RowKernel, VecDotFn, VecDotRowsFn};
 use super::avx2_k;
+use super::{both, find, single, Entry};
 use crate::formats::f16_to_f32;
 use crate::formats::q4_0::BlockQ4_0;
 use crate::formats::q4_1::BlockQ4_1;
@@ -31,16 +32,26 @@ use crate::formats::q8_0::BlockQ8_0;
 use crate::formats::q8_1::BlockQ8_1;
 use crate::GgmlType;
 
-kernel_tables! {
-    f16: [F16Avx2],
-    rows: [
-        Q4_0 => Q4_0Avx2,
-        Q4_1 => Q4_1Avx2,
-        Q5_0 => Q5_0Avx2,
-        Q5_1 => Q5_1Avx2,
-        Q8_0 => Q8_0Avx2,
-    ],
-    else: avx2_k::vec_dot, avx2_k::vec_dot_rows,
+/// The AVX2 kernels of the legacy types and F16 (the K-quants: `avx2_k.rs`).
+const KERNELS: &[Entry] = &[
+    single::<F16Avx2>(GgmlType::F16),
+    both::<Q4_0Avx2>(GgmlType::Q4_0),
+    both::<Q4_1Avx2>(GgmlType::Q4_1),
+    both::<Q5_0Avx2>(GgmlType::Q5_0),
+    both::<Q5_1Avx2>(GgmlType::Q5_1),
+    both::<Q8_0Avx2>(GgmlType::Q8_0),
+];
+
+/// The kernel of `ty`, if this file (or its fallback) has one.
+pub(super) fn vec_dot(ty: GgmlType) -> Option<VecDotFn> {
+    find(KERNELS, ty)
+        .map(|e| e.dot)
+        .or_else(|| avx2_k::vec_dot(ty))
+}
+
+/// The multi-row kernel of `ty`, if this file (or its fallback) has one.
+pub(super) fn vec_dot_rows(ty: GgmlType) -> Option<VecDotRowsFn> {
+    find(KERNELS, ty).map_or_else(|| avx2_k::vec_dot_rows(ty), |e| e.rows)
 }
 
 // The kernels. SAFETY (each `unsafe impl`): `rows` needs AVX2, FMA and F16C, and the tables

@@ -7,22 +7,30 @@
 
 use std::arch::x86_64::*;
 
-use super::super::{vec_dot_bytes, vec_dot_rows_bytes, RowKernel, VecDotFn, VecDotRowsFn};
+use super::super::{RowKernel, VecDotFn, VecDotRowsFn};
 use super::avx2::{f16x8, hsum_ps, hsum_ps128, madd_acc, prefetch_ahead, same_lengths, NO_VNNI};
+use super::{both, find, Entry};
 use crate::formats::q4_k::BlockQ4K;
 use crate::formats::q5_k::BlockQ5K;
 use crate::formats::q6_k::BlockQ6K;
 use crate::formats::q8_k::BlockQ8K;
 use crate::GgmlType;
 
-kernel_tables! {
-    f16: [],
-    rows: [
-        Q4K => Q4KAvx2,
-        Q5K => Q5KAvx2,
-        Q6K => Q6KAvx2,
-    ],
-    else: |_| None, |_| None,
+/// The AVX2 K-quant kernels.
+const KERNELS: &[Entry] = &[
+    both::<Q4KAvx2>(GgmlType::Q4K),
+    both::<Q5KAvx2>(GgmlType::Q5K),
+    both::<Q6KAvx2>(GgmlType::Q6K),
+];
+
+/// The kernel of `ty`, if this file has one.
+pub(super) fn vec_dot(ty: GgmlType) -> Option<VecDotFn> {
+    find(KERNELS, ty).map(|e| e.dot)
+}
+
+/// The multi-row kernel of `ty`, if this file has one.
+pub(super) fn vec_dot_rows(ty: GgmlType) -> Option<VecDotRowsFn> {
+    find(KERNELS, ty).and_then(|e| e.rows)
 }
 
 // SAFETY (each `unsafe impl`): `rows` needs AVX2, FMA and F16C, and the tables above are only

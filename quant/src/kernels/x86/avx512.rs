@@ -17,9 +17,10 @@ use std::arch::x86_64::*;
 
 use half::f16;
 
-use super::super::{vec_dot_bytes, vec_dot_rows_bytes, RowKernel, VecDotFn, VecDotRowsFn};
+use super::super::{RowKernel, VecDotFn, VecDotRowsFn};
 use super::avx2::{self, EVEX_VNNI};
 use super::avx2_k::{self, scales_mins_k4};
+use super::{both, find, single, Entry};
 use crate::formats::f16_to_f32;
 use crate::formats::q4_0::BlockQ4_0;
 use crate::formats::q4_1::BlockQ4_1;
@@ -33,28 +34,32 @@ use crate::formats::q8_1::BlockQ8_1;
 use crate::formats::q8_k::BlockQ8K;
 use crate::GgmlType;
 
-// The AVX-512 (with VNNI) tables.
-kernel_tables! {
-    f16: [F16Avx512],
-    rows: [
-        Q4_0 => Q4_0Vnni,
-        Q4_1 => Q4_1Vnni,
-        Q5_0 => Q5_0Vnni,
-        Q5_1 => Q5_1Vnni,
-        Q8_0 => Q8_0Vnni,
-        Q4K => Q4KVnni,
-        Q5K => Q5KVnni,
-        Q6K => Q6KVnni,
-    ],
-    else: |_| None, |_| None,
+/// The AVX-512 (with VNNI) kernels.
+const KERNELS: &[Entry] = &[
+    single::<F16Avx512>(GgmlType::F16),
+    both::<Q4_0Vnni>(GgmlType::Q4_0),
+    both::<Q4_1Vnni>(GgmlType::Q4_1),
+    both::<Q5_0Vnni>(GgmlType::Q5_0),
+    both::<Q5_1Vnni>(GgmlType::Q5_1),
+    both::<Q8_0Vnni>(GgmlType::Q8_0),
+    both::<Q4KVnni>(GgmlType::Q4K),
+    both::<Q5KVnni>(GgmlType::Q5K),
+    both::<Q6KVnni>(GgmlType::Q6K),
+];
+
+/// The kernel of `ty`, if this file has one.
+pub(super) fn vec_dot(ty: GgmlType) -> Option<VecDotFn> {
+    find(KERNELS, ty).map(|e| e.dot)
+}
+
+/// The multi-row kernel of `ty`, if this file has one.
+pub(super) fn vec_dot_rows(ty: GgmlType) -> Option<VecDotRowsFn> {
+    find(KERNELS, ty).and_then(|e| e.rows)
 }
 
 /// The AVX-512 kernels that need no VNNI.
 pub(super) fn vec_dot_no_vnni(ty: GgmlType) -> Option<VecDotFn> {
-    match ty {
-        GgmlType::F16 => Some(vec_dot_bytes::<F16Avx512>),
-        _ => None,
-    }
+    find(&[single::<F16Avx512>(GgmlType::F16)], ty).map(|e| e.dot)
 }
 
 // SAFETY (each `unsafe impl`): `rows` needs the features in its `target_feature`; the `*Vnni`

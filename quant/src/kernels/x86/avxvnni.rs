@@ -3,9 +3,10 @@
 //! [`VEX_VNNI`], so each `vpmaddubsw`/`vpmaddwd`/`vpaddd` chain is one instruction. The same
 //! exact integer sums and the same float order as the AVX2 kernels, so the same results.
 
-use super::super::{vec_dot_bytes, vec_dot_rows_bytes, RowKernel, VecDotFn, VecDotRowsFn};
+use super::super::{RowKernel, VecDotFn, VecDotRowsFn};
 use super::avx2::{self, VEX_VNNI};
 use super::avx2_k;
+use super::{both, find, Entry};
 use crate::formats::q4_0::BlockQ4_0;
 use crate::formats::q4_1::BlockQ4_1;
 use crate::formats::q4_k::BlockQ4K;
@@ -18,20 +19,28 @@ use crate::formats::q8_1::BlockQ8_1;
 use crate::formats::q8_k::BlockQ8K;
 use crate::GgmlType;
 
-// The VNNI builds where the body uses dot products; F16 and the rest from the AVX2 tables.
-kernel_tables! {
-    f16: [],
-    rows: [
-        Q4_0 => Q4_0Vex,
-        Q4_1 => Q4_1Vex,
-        Q5_0 => Q5_0Vex,
-        Q5_1 => Q5_1Vex,
-        Q8_0 => Q8_0Vex,
-        Q4K => Q4KVex,
-        Q5K => Q5KVex,
-        Q6K => Q6KVex,
-    ],
-    else: avx2::vec_dot, avx2::vec_dot_rows,
+/// The AVX-VNNI builds where the body uses dot products (F16 and the rest: the AVX2 tables).
+const KERNELS: &[Entry] = &[
+    both::<Q4_0Vex>(GgmlType::Q4_0),
+    both::<Q4_1Vex>(GgmlType::Q4_1),
+    both::<Q5_0Vex>(GgmlType::Q5_0),
+    both::<Q5_1Vex>(GgmlType::Q5_1),
+    both::<Q8_0Vex>(GgmlType::Q8_0),
+    both::<Q4KVex>(GgmlType::Q4K),
+    both::<Q5KVex>(GgmlType::Q5K),
+    both::<Q6KVex>(GgmlType::Q6K),
+];
+
+/// The kernel of `ty`, if this file (or its fallback) has one.
+pub(super) fn vec_dot(ty: GgmlType) -> Option<VecDotFn> {
+    find(KERNELS, ty)
+        .map(|e| e.dot)
+        .or_else(|| avx2::vec_dot(ty))
+}
+
+/// The multi-row kernel of `ty`, if this file (or its fallback) has one.
+pub(super) fn vec_dot_rows(ty: GgmlType) -> Option<VecDotRowsFn> {
+    find(KERNELS, ty).map_or_else(|| avx2::vec_dot_rows(ty), |e| e.rows)
 }
 
 // SAFETY (each `unsafe impl`): `rows` needs AVX2, FMA, F16C and AVX-VNNI; these kernels are

@@ -5,37 +5,45 @@
 //! generic over `VNNI`: instantiated inside an AVX2 `#[target_feature]` function they use
 //! `vpmaddubsw`/`vpmaddwd`; inside an AVX-VNNI one (`avxvnni.rs`) the VEX `vpdpbusd`/
 //! `vpdpwssd`; inside an AVX-512 one with VNNI the EVEX 256-bit forms. `avx512.rs` holds
-//! those last instantiations and the 512-bit kernels.
+//! those last instantiations and the 512-bit kernels. The GEMM micro-kernels are in `gemm.rs`
+//! (driver, AVX-512 VNNI) and `gemm_avx2.rs` (AVX2, AVX-VNNI); activation quantization in
+//! `quant.rs`; attention in `attn.rs`.
 
 use super::Isa;
 use crate::GgmlType;
 pub(super) use attn::attn_kernels;
 
-/// The `vec_dot` and `vec_dot_rows` tables of one kernel file, from one list of
-/// `type => kernel` pairs (each kernel a `RowKernel`, so both tables hand it out), after an
-/// optional F16 kernel that only `vec_dot` hands out; other types go to the `else` functions.
-/// ```ignore
-/// kernel_tables! { f16: [F16Kernel], rows: [Q4_0 => Q4_0Kernel], else: vec_dot_fb, rows_fb }
-/// ```
-macro_rules! kernel_tables {
-    (f16: [$($f16:ty)?], rows: [$($ty:ident => $k:ty),+ $(,)?], else: $vd:expr, $vdr:expr $(,)?) => {
-        /// This file's kernel of `ty`, if it (or its fallback) has one.
-        pub(super) fn vec_dot(ty: GgmlType) -> Option<VecDotFn> {
-            Some(match ty {
-                $(GgmlType::F16 => vec_dot_bytes::<$f16>,)?
-                $(GgmlType::$ty => vec_dot_bytes::<$k>,)+
-                _ => return ($vd)(ty),
-            })
-        }
+use super::{vec_dot_bytes, vec_dot_rows_bytes, RowKernel, VecDotFn, VecDotRowsFn};
 
-        /// This file's multi-row kernel of `ty`, if it (or its fallback) has one.
-        pub(super) fn vec_dot_rows(ty: GgmlType) -> Option<VecDotRowsFn> {
-            Some(match ty {
-                $(GgmlType::$ty => vec_dot_rows_bytes::<$k>,)+
-                _ => return ($vdr)(ty),
-            })
-        }
-    };
+/// One entry of a kernel file's table: a weight type, its dot product and, where the file
+/// hands one out, its multi-row form (both from the same [`RowKernel`], so with the same bits).
+struct Entry {
+    ty: GgmlType,
+    dot: VecDotFn,
+    rows: Option<VecDotRowsFn>,
+}
+
+/// The entry of `ty` for kernel `K`, single-row and multi-row.
+const fn both<K: RowKernel>(ty: GgmlType) -> Entry {
+    Entry {
+        ty,
+        dot: vec_dot_bytes::<K>,
+        rows: Some(vec_dot_rows_bytes::<K>),
+    }
+}
+
+/// The entry of `ty` for kernel `K`, single-row only (F16: one row at a time is as fast).
+const fn single<K: RowKernel>(ty: GgmlType) -> Entry {
+    Entry {
+        ty,
+        dot: vec_dot_bytes::<K>,
+        rows: None,
+    }
+}
+
+/// `ty`'s entry in `table`.
+fn find(table: &[Entry], ty: GgmlType) -> Option<&Entry> {
+    table.iter().find(|e| e.ty == ty)
 }
 
 mod attn;
