@@ -2,7 +2,8 @@
 //!
 //! [`QMatMul::forward`] computes as llama.cpp's CPU backend does: each activation row is
 //! quantized once to the weight type's activation type ([`GgmlType::vec_dot_type`], with
-//! [`GgmlType::from_float`]: Q8_0, Q8_1, Q8_K, or F16/BF16/F32 for the float types), then every
+//! [`kernels::from_float_for`], which has [`GgmlType::from_float`]'s bits: Q8_0, Q8_1, Q8_K,
+//! or F16/BF16/F32 for the float types), then every
 //! output is one dot product of a weight row with a quantized activation row: the kernel of
 //! [`kernels::isa`] ([`kernels::vec_dot_for`]; the scalar [`GgmlType::vec_dot`] when forced
 //! with `ORCINUS_ISA=scalar` or where no SIMD kernel exists). With several activation rows,
@@ -58,7 +59,8 @@ impl std::fmt::Debug for QMatMul {
 pub const GEMM_MIN_M: usize = 8;
 
 /// Most bytes of quantized activations one GEMM pass takes (see [`QMatMul::forward`]): with a
-/// 16-row weight tile unpacked beside them, well inside a 2 MiB L2 cache.
+/// call's weight rows unpacked beside them (up to 32 rows: 2 · 56 · 5760 bytes ≈ 645 KB for
+/// a 14336-wide row), inside a 2 MiB L2 cache.
 const GEMM_CHUNK_BYTES: usize = 1 << 20;
 
 /// A `&mut [f32]` shared by parallel tasks that each write their own disjoint parts of it
@@ -187,7 +189,8 @@ impl QMatMul {
 
     /// `y[t][j] = Σᵢ x[t][i] · W[j][i]` for `m` rows of `x` (`x.len() == m·k`,
     /// `y.len() == m·n`), on `pool`, as llama.cpp computes it: each row of `x` quantized once
-    /// to [`GgmlType::vec_dot_type`] with [`GgmlType::from_float`], each output one dot
+    /// to [`GgmlType::vec_dot_type`] with [`GgmlType::from_float`]'s bits (a SIMD quantizer
+    /// where one exists, [`kernels::from_float_for`]), each output one dot
     /// product by the kernel of [`kernels::isa`] (bit-identical for m = 1 and m > 1 below
     /// [`GEMM_MIN_M`]; from there, where a GEMM exists, within float rounding). For Q8_1
     /// and Q8_K weights, which have no dot product (nor in ggml), this is
@@ -570,7 +573,7 @@ mod tests {
                 512,
                 &[(37, GEMM_MIN_M), (16, 13), (5, 21), (40, 9), (50, 11)],
             ),
-            (14336, &[(16, 70)]),
+            (14336, &[(16, 70), (50, 70)]),
         ];
         for (ty, (k, shapes)) in [GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K, GgmlType::Q8_0]
             .into_iter()
@@ -619,6 +622,14 @@ mod tests {
                 if kernels::has_avx512_vnni() {
                     assert!(isas.contains(&kernels::Isa::Avx512), "{ty}: no VNNI GEMM");
                 }
+                if kernels::available_isas().contains(&kernels::Isa::AvxVnni)
+                    && ty != GgmlType::Q8_0
+                {
+                    assert!(
+                        isas.contains(&kernels::Isa::AvxVnni),
+                        "{ty}: no AVX-VNNI GEMM"
+                    );
+                }
                 for isa in isas {
                     let mut y = vec![f32::NAN; m * n];
                     mm.forward_isa(isa, &x, m, &mut y, &pool).unwrap();
@@ -645,6 +656,43 @@ mod tests {
                                 (got as f64 - want as f64).abs() <= 1e-6 * mag,
                                 "{ty} {isa} n{n} m{m} t{t} j{j}: {got} vs {want} (|products| {mag})"
                             );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A weight row's GEMM output does not depend on where it sits in a call: rows 0..16 and
+    /// 16..32 of a 40-row matrix (one 32-row call, whose two packed tiles the AVX-512 VNNI
+    /// kernel runs together, then an 8-row call) give the bits of the same rows as matrices
+    /// of their own (16-row calls, one tile), for every instruction set with a GEMM.
+    #[test]
+    fn gemm_row_bits_do_not_depend_on_the_call() {
+        let pool = pool();
+        let (k, n, m) = (1024, 40, 20);
+        for ty in [GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K, GgmlType::Q8_0] {
+            let rb = ty.row_bytes(k).unwrap();
+            let mut w = vec![0u8; n * rb];
+            ty.from_float(&values(n * k, 5), &mut w).unwrap();
+            let x = values(m * k, 6);
+            let whole = QMatMul::new(Arc::new(w.clone()), 0..w.len(), ty, k, n).unwrap();
+            for isa in kernels::available_isas() {
+                if kernels::gemm_tile_for(ty, isa).is_none() {
+                    continue;
+                }
+                let mut y = vec![f32::NAN; m * n];
+                whole.forward_isa(isa, &x, m, &mut y, &pool).unwrap();
+                for r0 in [0, 16] {
+                    let part = w[r0 * rb..(r0 + 16) * rb].to_vec();
+                    let len = part.len();
+                    let mm = QMatMul::new(Arc::new(part), 0..len, ty, k, 16).unwrap();
+                    let mut yp = vec![f32::NAN; m * 16];
+                    mm.forward_isa(isa, &x, m, &mut yp, &pool).unwrap();
+                    for t in 0..m {
+                        for i in 0..16 {
+                            let (a, b) = (y[t * n + r0 + i], yp[t * 16 + i]);
+                            assert_eq!(a.to_bits(), b.to_bits(), "{ty} {isa} t{t} row {}", r0 + i);
                         }
                     }
                 }

@@ -1,9 +1,9 @@
 //! The f32 kernels of attention, over one kv head's keys or values held as rows of `d` floats
 //! (converted once from the f16 cache by the caller): the scores of one query against many
 //! keys, and the weighted sum of many value rows. Chosen per [`Isa`] like the dot products;
-//! the SIMD versions keep a whole 128-float head of output in registers across the value
-//! rows, where the scalar one (which the compiler vectorizes only to the x86-64 baseline,
-//! SSE2) loads and stores it once per row.
+//! the SIMD weighted sums keep the output in registers across all value rows (a whole
+//! 128-float head with AVX-512, 64 columns at a time with AVX2), where the scalar one (which
+//! the compiler vectorizes only to the x86-64 baseline, SSE2) loads and stores it once per row.
 
 use std::sync::OnceLock;
 

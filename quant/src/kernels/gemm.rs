@@ -2,8 +2,9 @@
 //!
 //! A dot-product kernel ([`super::VecDotFn`]) unpacks every weight block again for every
 //! activation row (four rows at a time in the multi-row kernels). For a batch of tokens the
-//! GEMM instead unpacks a tile of [`TILE_ROWS`] weight rows once per call into
-//! [`PackedSb`]s, one per super-block of 256 columns:
+//! GEMM instead takes [`GEMM_ROWS`] weight rows per call and unpacks them once, as one or two
+//! tiles of [`TILE_ROWS`] rows, into [`PackedSb`]s, one per tile and super-block of 256
+//! columns:
 //!
 //! ```text
 //! wq[p][i]    4 bytes: the unsigned quants of elements 4p..4p+4 of tile row i (p < 64)
@@ -41,8 +42,8 @@ use crate::QK_K;
 pub const TILE_ROWS: usize = 16;
 
 /// Weight rows per call of a GEMM tile function ([`super::GemmTileFn`]): two packed tiles,
-/// which the AVX-512 VNNI kernel runs together (two weight vectors per broadcast
-/// activation word), the others one after the other.
+/// which the AVX-512 VNNI K-quant kernel runs together (two weight vectors per broadcast
+/// activation word); the other kernels (AVX2, AVX-VNNI, Q8_0) run them one after the other.
 pub const GEMM_ROWS: usize = 2 * TILE_ROWS;
 
 /// Four-element steps per super-block.

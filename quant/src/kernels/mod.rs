@@ -1,22 +1,29 @@
-//! SIMD dot-product kernels, chosen at run time (memchr-style dispatch).
+//! SIMD kernels, chosen at run time (memchr-style dispatch): dot products, the prefill GEMM,
+//! activation quantization and attention.
 //!
 //! [`isa()`] detects the CPU's instruction sets once (cached in a `OnceLock`) and
 //! [`vec_dot_for`] hands out, per weight type and [`Isa`], a function with the contract of the
 //! scalar reference ([`GgmlType::vec_dot`]): the SIMD kernel where one exists, the scalar
 //! reference otherwise. A kernel is only ever handed out for an instruction set the CPU has,
-//! so the safe wrappers in `x86/` may call their `#[target_feature]` bodies.
+//! so the safe wrappers in `x86/` may call their `#[target_feature]` bodies. Likewise
+//! [`vec_dot_rows_for`] (several activation rows), [`gemm_tile_for`] (the GEMM, [`gemm`]),
+//! [`from_float_for`] (activation quantization) and [`attn::attn_kernels_for`].
 //!
 //! Every SIMD kernel computes the same exact integer sums as the scalar reference of its
 //! format (`formats/`); only the order of the float accumulation differs, so results differ
 //! from the reference in the last bits (tested in `quant/tests/kernels.rs`).
 //!
-//! `ORCINUS_ISA=scalar|avx2|avxvnni|avx512` overrides the detection, for debugging and for CI runs of
-//! the fallback path. An unknown value, or an instruction set this CPU lacks, falls back to
-//! the best available one with a warning on stderr.
+//! `ORCINUS_ISA=scalar|avx2|avxvnni|avx512` overrides the detection, for debugging and for CI
+//! runs of the fallback path. An unknown value, or an instruction set this CPU lacks, falls
+//! back to the best available one with a warning on stderr.
 //!
-//! Layout: `x86/avx2.rs` (legacy 32-element types, F16, shared helpers), `x86/avx2_k.rs`
-//! (K-quants), `x86/avxvnni.rs` (the AVX-VNNI builds of the 256-bit bodies), `x86/avx512.rs`
-//! (512-bit kernels and the AVX512-VNNI builds of the 256-bit ones). An `aarch64/neon.rs` would sit beside `x86/` and add `Isa::Neon`.
+//! Layout: `gemm.rs` (the GEMM's packed layout and scalar packing), `attn.rs` (attention
+//! kernels' contracts and scalar versions); `x86/avx2.rs` (legacy 32-element types, F16,
+//! shared helpers), `x86/avx2_k.rs` (K-quants), `x86/avxvnni.rs` (the AVX-VNNI builds of the
+//! 256-bit bodies), `x86/avx512.rs` (512-bit kernels and the AVX512-VNNI builds of the 256-bit
+//! ones), `x86/gemm.rs` and `x86/gemm_avx2.rs` (GEMM micro-kernels), `x86/quant.rs` (Q8_K
+//! activation quantization), `x86/attn.rs`. An `aarch64/neon.rs` would sit beside `x86/` and
+//! add `Isa::Neon`.
 
 use std::sync::OnceLock;
 
@@ -236,6 +243,8 @@ pub fn from_float_for(at: GgmlType, isa: Isa) -> FromFloatFn {
             return f;
         }
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = isa;
     at.info().from_float
 }
 

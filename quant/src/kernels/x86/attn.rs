@@ -22,8 +22,10 @@ pub(in crate::kernels) fn attn_kernels(isa: Isa) -> Option<AttnKernels> {
 }
 
 // SAFETY (each call of a `#[target_feature]` body below): these wrappers are only handed out
-// by `attn_kernels` for an instruction set `kernels::available_isas` detected (AVX2 and FMA
-// for `Avx2`/`AvxVnni`, AVX-512 F for `Avx512`), and they check the lengths the bodies assume.
+// by `attn_kernels` for an instruction set `kernels::available_isas` detected: AVX2 and FMA
+// for `Avx2`/`AvxVnni`; for `Avx512`, AVX-512 F+BW+VL, which it lists only together with
+// AVX2 and FMA (so the AVX-512 wrappers may fall back to the AVX2 ones). They check the
+// lengths the bodies assume.
 
 fn scores_avx2(q: &[f32], rows: &[f32], scale: f32, out: &mut [f32]) {
     check_rows(rows, out.len(), q.len());

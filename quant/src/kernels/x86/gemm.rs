@@ -1,11 +1,14 @@
-//! The x86 micro-kernels of the K-quant GEMM (layout and formula in `kernels/gemm.rs`): the
-//! tile driver shared by both, and the AVX-512 VNNI kernel (the AVX2 one is in
-//! `gemm_avx2.rs`). The VNNI kernel: sixteen weight rows in the i32 lanes of a 512-bit vector, up to
-//! [`TOKENS`] tokens at a time, each with its own accumulators. Per four-column step one
+//! The x86 micro-kernels of the quantized GEMM (layout and formula in `kernels/gemm.rs`): the
+//! tile driver shared by all of them (packing, chunks of super-blocks, groups of tokens), and
+//! the AVX-512 VNNI kernels (the AVX2 and AVX-VNNI ones are in `gemm_avx2.rs`). The VNNI
+//! K-quant kernel, [`tokens`]: sixteen weight rows in the i32 lanes of a 512-bit vector, up
+//! to [`TOKENS`] tokens at a time, each with its own accumulators. Per four-column step one
 //! vector of packed quants is loaded and multiplied (`vpdpbusd`) by each token's four
 //! activation bytes broadcast to every lane; per scale group the sums are scaled
 //! (`vpmulld`); per super-block the correction term (`vpdpwssd`) and the float accumulation
-//! follow. All integer sums are exact.
+//! follow. All integer sums are exact. [`tokens2`] does the same for the two tiles of a
+//! 32-row call at once, [`TOKENS2`] tokens at a time, so that each broadcast word meets two
+//! weight vectors. Q8_0 ([`tokens_q8_0`]) runs its tiles one after the other.
 
 use std::arch::x86_64::*;
 
@@ -55,8 +58,9 @@ pub(super) fn gemm_tile(ty: GgmlType, kind: GemmKind) -> Option<GemmTileFn> {
 /// `tile` needs the CPU features its implementation names; the dispatch hands a kernel out
 /// only after detecting them.
 unsafe trait Kernel {
-    /// `out[t][i] = w[i] · a[t]` for the `rows` weight rows of `w` (`nb` super-blocks each)
-    /// and the `m` activation rows of `a`.
+    /// `out[t][i] = w[i] · a[t]` for the `rows` (1 to [`GEMM_ROWS`]) weight rows of `w`
+    /// (`nb` super-blocks each) and the `m` activation rows of `a`; `out` is
+    /// `[m][GEMM_ROWS]`, its lanes past `rows` zero.
     ///
     /// # Safety
     /// The CPU must have the implementation's features.
@@ -306,6 +310,8 @@ unsafe impl Kernel for Avx2 {
         out: &mut [f32],
     ) {
         out.fill(0.0);
+        // Not in chunks of super-blocks: `gemm_avx2::tokens` keeps its float sums in
+        // registers and writes them once (its two tokens' accumulators fill the registers).
         for_halves(w, rows, nb, scratch, |w, rows, sbs, col| {
             pack(w, rows, nb, sbs, |src, dst| gemm_avx2::transpose(src, dst));
             let sbs = &sbs[..];
@@ -413,13 +419,14 @@ unsafe fn tokens<B: GemmPack, const T: usize>(
     y: [&[BlockQ8K]; T],
     out: &mut [f32],
 ) {
+    assert!(y.iter().all(|y| y.len() == sbs.len()));
     let steps = STEPS / B::GROUPS;
     let mut facc = [_mm512_setzero_ps(); T];
     for (t, f) in facc.iter_mut().enumerate() {
         *f = _mm512_loadu_ps(out[t * GEMM_ROWS..t * GEMM_ROWS + TILE_ROWS].as_ptr());
     }
     for (b, sb) in sbs.iter().enumerate() {
-        // SAFETY (get_unchecked): the caller checked `y[t].len() == sbs.len()`.
+        // SAFETY (get_unchecked): `b < sbs.len() == y[t].len()` (asserted).
         let ys: [&BlockQ8K; T] = std::array::from_fn(|t| y[t].get_unchecked(b));
         let mut s = [_mm512_setzero_si512(); T];
         for g in 0..B::GROUPS {
@@ -473,12 +480,12 @@ unsafe fn tokens2<B: GemmPack, const T: usize>(
     y: [&[BlockQ8K]; T],
     out: &mut [f32],
 ) {
+    assert!(y.iter().all(|y| y.len() == sbs[0].len()));
     let steps = STEPS / B::GROUPS;
     assert!(sbs[1].len() == sbs[0].len() && out.len() >= (T - 1) * GEMM_ROWS + 2 * TILE_ROWS);
     let o = out.as_mut_ptr();
     for b in 0..sbs[0].len() {
-        // SAFETY (get_unchecked): `b < sbs[h].len()`, and the caller checked
-        // `y[t].len() == sbs[h].len()`.
+        // SAFETY (get_unchecked): `b < sbs[h].len() == y[t].len()` (asserted).
         let sb = [sbs[0].get_unchecked(b), sbs[1].get_unchecked(b)];
         let ys: [&BlockQ8K; T] = std::array::from_fn(|t| y[t].get_unchecked(b));
         let mut s = [[_mm512_setzero_si512(); 2]; T];
@@ -531,6 +538,9 @@ unsafe fn tokens_q8_0<const T: usize>(
     y: [(&[Q8_0x8], &[i32]); T],
     out: &mut [f32],
 ) {
+    assert!(y
+        .iter()
+        .all(|(y, s)| y.len() == sbs.len() && s.len() == 8 * sbs.len()));
     let mut facc = [_mm512_setzero_ps(); T];
     for (t, f) in facc.iter_mut().enumerate() {
         *f = _mm512_loadu_ps(out[t * GEMM_ROWS..t * GEMM_ROWS + TILE_ROWS].as_ptr());
@@ -541,7 +551,7 @@ unsafe fn tokens_q8_0<const T: usize>(
             for p in 8 * j..8 * j + 8 {
                 let w = _mm512_load_si512(sb.wq[p].as_ptr().cast());
                 for t in 0..T {
-                    // SAFETY (get_unchecked): the caller checked `y[t].0.len() == sbs.len()`.
+                    // SAFETY (get_unchecked): `b < sbs.len()`; `y[t]`'s lengths asserted.
                     let blk = &y[t].0.get_unchecked(b).0[j];
                     let yq = bcast(blk.qs.as_ptr().add(4 * (p - 8 * j)));
                     acc[t] = _mm512_dpbusd_epi32(acc[t], w, yq);

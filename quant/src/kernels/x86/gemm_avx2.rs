@@ -1,9 +1,11 @@
-//! The AVX2 micro-kernel of the K-quant GEMM (layout and formula in `kernels/gemm.rs`):
-//! the sixteen rows of a tile in two 256-bit vectors of i32 lanes, [`TOKENS`] tokens at a
-//! time. Without VNNI the four-byte products go through `vpmaddubsw` (i16 pairs), which are
-//! summed in i16 over [`GemmPack::STEPS_I16`] steps (exact: the bound is checked in
-//! `kernels/gemm.rs`) and then scaled and widened at once by `vpmaddwd` against the group's
-//! scale in both i16 halves of each lane. All integer sums are exact.
+//! The 256-bit micro-kernels of the K-quant GEMM (layout and formula in `kernels/gemm.rs`):
+//! the sixteen rows of a packed tile in two 256-bit vectors of i32 lanes. AVX2 ([`tokens`],
+//! [`TOKENS`] tokens at a time): without VNNI the four-byte products go through
+//! `vpmaddubsw` (i16 pairs), which are summed in i16 over [`GemmPack::STEPS_I16`] steps
+//! (exact: the bound is checked in `kernels/gemm.rs`) and then scaled and widened at once by
+//! `vpmaddwd` against the group's scale in both i16 halves of each lane. AVX-VNNI
+//! ([`tokens_vnni`], [`TOKENS_VNNI`] tokens at a time): `vpdpbusd` into i32 group sums, scaled
+//! by `vpmulld`, as the AVX-512 kernel does. All integer sums are exact.
 
 use std::arch::x86_64::*;
 
@@ -35,10 +37,11 @@ pub(super) unsafe fn tokens<B: GemmPack, const T: usize>(
     y: [&[BlockQ8K]; T],
     out: &mut [f32],
 ) {
+    assert!(y.iter().all(|y| y.len() == sbs.len()));
     let steps = STEPS / B::GROUPS;
     let mut facc = [[_mm256_setzero_ps(); 2]; T];
     for (b, sb) in sbs.iter().enumerate() {
-        // SAFETY (get_unchecked): the caller checked `y[t].len() == sbs.len()`.
+        // SAFETY (get_unchecked): `b < sbs.len() == y[t].len()` (asserted).
         let ys: [&BlockQ8K; T] = std::array::from_fn(|t| y[t].get_unchecked(b));
         let mut s = [[_mm256_setzero_si256(); 2]; T];
         for g in 0..B::GROUPS {
@@ -152,11 +155,12 @@ pub(super) unsafe fn tokens_vnni<B: GemmPack, const T: usize>(
     y: [&[BlockQ8K]; T],
     out: &mut [f32],
 ) {
+    assert!(y.iter().all(|y| y.len() == sbs.len()));
     let steps = STEPS / B::GROUPS;
     assert!(out.len() >= (T - 1) * GEMM_ROWS + TILE_ROWS);
     let o = out.as_mut_ptr();
     for (b, sb) in sbs.iter().enumerate() {
-        // SAFETY (get_unchecked): the caller checked `y[t].len() == sbs.len()`.
+        // SAFETY (get_unchecked): `b < sbs.len() == y[t].len()` (asserted).
         let ys: [&BlockQ8K; T] = std::array::from_fn(|t| y[t].get_unchecked(b));
         let mut s = [[_mm256_setzero_si256(); 2]; T];
         for g in 0..B::GROUPS {
