@@ -359,12 +359,12 @@ fn isa_in_child() {
     }
 }
 
-/// The SIMD Q8_K activation quantizers give the reference's bytes: random rows, ties between
+/// The SIMD activation quantizers (Q8_K, Q8_0, Q8_1) give the reference's bytes: random rows, ties between
 /// `+max` and `-max` (the first wins), all zeros, values that round at exactly .5, tiny
 /// (down to subnormal) and huge magnitudes, and rows with a NaN or an infinity (which go to
 /// the reference); into aligned and unaligned destinations.
 #[test]
-fn q8_k_quantizers_equal_reference() {
+fn activation_quantizers_equal_reference() {
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let n = 4 * 256;
     let mut rows: Vec<Vec<f32>> = Vec::new();
@@ -384,6 +384,18 @@ fn q8_k_quantizers_equal_reference() {
         *v = (i % 64) as f32 * 0.5 - 16.0;
     }
     rows.push(halves);
+    // Every block: 127 first (`d` 1, so the products are the values), then ties at k + 0.5.
+    rows.push(
+        (0..n)
+            .map(|i| {
+                if i % 32 == 0 {
+                    127.0
+                } else {
+                    (i % 32) as f32 * 0.5 - 8.25 + 0.25
+                }
+            })
+            .collect(),
+    );
     let mut zeros = vec![0.0f32; n];
     zeros[700] = -0.0;
     rows.push(zeros);
@@ -392,10 +404,16 @@ fn q8_k_quantizers_equal_reference() {
     odd[300] = f32::INFINITY;
     odd[600] = f32::NEG_INFINITY;
     rows.push(odd);
-    let at = GgmlType::Q8K;
-    let reference = kernels::from_float_for(at, Isa::Scalar);
-    let rb = at.row_bytes(n).unwrap();
-    for isa in kernels::available_isas() {
+    for (at, isa) in [GgmlType::Q8K, GgmlType::Q8_0, GgmlType::Q8_1]
+        .into_iter()
+        .flat_map(|at| {
+            kernels::available_isas()
+                .into_iter()
+                .map(move |isa| (at, isa))
+        })
+    {
+        let reference = kernels::from_float_for(at, Isa::Scalar);
+        let rb = at.row_bytes(n).unwrap();
         let f = kernels::from_float_for(at, isa);
         for (r, x) in rows.iter().enumerate() {
             let (mut want, mut got) = (vec![0u8; rb], vec![0xa5u8; rb + 1]);
@@ -403,13 +421,13 @@ fn q8_k_quantizers_equal_reference() {
             f(x, &mut got[..rb]);
             assert!(
                 want == got[..rb],
-                "{isa}: row {r} differs from the reference"
+                "{at} {isa}: row {r} differs from the reference"
             );
             // A destination not aligned for the blocks (written through a copy).
             f(x, &mut got[1..]);
             assert!(
                 want == got[1..],
-                "{isa}: row {r}, unaligned, differs from the reference"
+                "{at} {isa}: row {r}, unaligned, differs from the reference"
             );
         }
     }

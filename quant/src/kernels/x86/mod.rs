@@ -96,11 +96,15 @@ pub(super) fn gemm_tile(ty: GgmlType, isa: Isa) -> Option<super::GemmTileFn> {
 }
 
 /// The activation quantizer of `at` for `isa` (the caller checked that the CPU has `isa`),
-/// where a SIMD one exists (Q8_K): bit for bit the reference.
+/// where a SIMD one exists (Q8_K, Q8_0, Q8_1): bit for bit the reference.
 pub(super) fn from_float(at: GgmlType, isa: Isa) -> Option<super::FromFloatFn> {
     match (at, isa) {
         (GgmlType::Q8K, Isa::Avx512) => Some(quant::from_float_q8k(true)),
         (GgmlType::Q8K, Isa::Avx2 | Isa::AvxVnni) => Some(quant::from_float_q8k(false)),
+        (GgmlType::Q8_0, Isa::Avx512) => Some(quant::from_float_q8_0(true, false)),
+        (GgmlType::Q8_0, Isa::Avx2 | Isa::AvxVnni) => Some(quant::from_float_q8_0(false, false)),
+        (GgmlType::Q8_1, Isa::Avx512) => Some(quant::from_float_q8_0(true, true)),
+        (GgmlType::Q8_1, Isa::Avx2 | Isa::AvxVnni) => Some(quant::from_float_q8_0(false, true)),
         _ => None,
     }
 }

@@ -1,14 +1,22 @@
-//! Activation quantization to Q8_K with AVX2 and AVX-512, bit for bit the scalar reference
-//! (`formats/q8_k.rs`): the same signed maximum (the first of largest magnitude), the same
-//! `iscale = -127 / max`, the same products rounded half to even (`vcvtps2dq` under the
+//! Activation quantization with AVX2 and AVX-512, bit for bit the scalar `from_float`s.
+//!
+//! Q8_K (`formats/q8_k.rs`): the same signed maximum (the first of largest magnitude), the
+//! same `iscale = -127 / max`, the same products rounded half to even (`vcvtps2dq` under the
 //! default rounding mode is `nearest_int` for these magnitudes), `MIN(127, q)` and the same
 //! sums. Blocks holding a NaN or an infinity, and blocks so small that `iscale` overflows,
 //! go to the reference.
+//!
+//! Q8_0 and Q8_1 (`formats/q8_0.rs`, ggml's x86 `quantize_row_q8_0/1`): `d = amax / 127`,
+//! `vcvtps2dq(x · (127 / amax))` saturated to i8, and for Q8_1 the wrapping sum of the i32
+//! lanes; the hardware's "integer indefinite" for overflowing products is what the reference
+//! models. Blocks holding a NaN or an infinity go to the reference.
 
 use std::arch::x86_64::*;
 
+use crate::formats::q8_0::BlockQ8_0;
+use crate::formats::q8_1::BlockQ8_1;
 use crate::formats::q8_k::BlockQ8K;
-use crate::formats::{with_blocks_mut, Block};
+use crate::formats::{f16, with_blocks_mut, Block};
 use crate::QK_K;
 
 /// The Q8_K `from_float` for AVX-512 (F+BW) or AVX2 (`avx512`), on bytes.
@@ -39,6 +47,107 @@ pub(in crate::kernels) fn from_float_q8k(avx512: bool) -> super::super::FromFloa
             })
         }
     }
+}
+
+/// The Q8_0 (`sum: false`) or Q8_1 (`sum: true`) `from_float` for AVX-512 (F+BW+VL) or AVX2
+/// (`avx512`), on bytes.
+pub(in crate::kernels) fn from_float_q8_0(avx512: bool, sum: bool) -> super::super::FromFloatFn {
+    macro_rules! f {
+        ($block:ident, $B:ty, $store:expr) => {
+            |x, dst| {
+                with_blocks_mut::<$B>(dst, |out| {
+                    assert_eq!(x.len(), out.len() * 32);
+                    for (x, y) in x.chunks_exact(32).zip(out.iter_mut()) {
+                        let x: &[f32; 32] = x.try_into().expect("32 floats");
+                        // SAFETY: handed out only for instruction sets with the features
+                        // `$block` enables (`kernels::available_isas` detected them).
+                        match unsafe { $block(x, &mut y.qs) } {
+                            Some((d, s)) => $store(y, d, s),
+                            None => <$B>::from_float(x, std::slice::from_mut(y)),
+                        }
+                    }
+                })
+            }
+        };
+    }
+    fn q8_0(y: &mut BlockQ8_0, d: f32, _: i32) {
+        y.d = f16(d);
+    }
+    fn q8_1(y: &mut BlockQ8_1, d: f32, s: i32) {
+        y.d = f16(d);
+        y.s = f16(d * s as f32);
+    }
+    match (avx512, sum) {
+        (true, false) => f!(block_512, BlockQ8_0, q8_0),
+        (true, true) => f!(block_512, BlockQ8_1, q8_1),
+        (false, false) => f!(block_256, BlockQ8_0, q8_0),
+        (false, true) => f!(block_256, BlockQ8_1, q8_1),
+    }
+}
+
+/// One Q8_0/Q8_1 block (AVX-512 F+BW+VL): writes the quants, returns `(d, wrapping Σ of the
+/// unsaturated quants)`; `None` (nothing written) when the block holds a NaN or an infinity.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn block_512(x: &[f32; 32], qs: &mut [i8; 32]) -> Option<(f32, i32)> {
+    // SAFETY: floats 0..16 and 16..32 of the block.
+    let (a, b) = (
+        _mm512_loadu_ps(x.as_ptr()),
+        _mm512_loadu_ps(x.as_ptr().add(16)),
+    );
+    let (aa, ab) = (_mm512_abs_ps(a), _mm512_abs_ps(b));
+    let inf = _mm512_set1_ps(f32::INFINITY);
+    // Not finite: |x| >= inf, or unordered (NaN).
+    if _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(aa, inf) | _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(ab, inf) != 0
+    {
+        return None;
+    }
+    let amax = _mm512_reduce_max_ps(_mm512_max_ps(aa, ab));
+    let d = amax / 127.0;
+    let id = _mm512_set1_ps(if amax != 0.0 { 127.0 / amax } else { 0.0 });
+    let qa = _mm512_cvtps_epi32(_mm512_mul_ps(a, id));
+    let qb = _mm512_cvtps_epi32(_mm512_mul_ps(b, id));
+    // SAFETY: quants 0..16 and 16..32.
+    _mm_storeu_si128(qs.as_mut_ptr().cast(), _mm512_cvtsepi32_epi8(qa));
+    _mm_storeu_si128(qs.as_mut_ptr().add(16).cast(), _mm512_cvtsepi32_epi8(qb));
+    Some((d, _mm512_reduce_add_epi32(_mm512_add_epi32(qa, qb))))
+}
+
+/// [`block_512`] with AVX2: four vectors of i32 packed to bytes with signed saturation
+/// (`packs_epi32`, `packs_epi16`) and put back in order, as ggml's AVX2 code.
+#[target_feature(enable = "avx2")]
+unsafe fn block_256(x: &[f32; 32], qs: &mut [i8; 32]) -> Option<(f32, i32)> {
+    // SAFETY: floats 8j..8j + 8 of the block.
+    let v: [__m256; 4] = std::array::from_fn(|j| _mm256_loadu_ps(x.as_ptr().add(8 * j)));
+    let abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+    let inf = _mm256_set1_ps(f32::INFINITY);
+    let mut m = _mm256_setzero_ps();
+    let mut bad = _mm256_setzero_ps();
+    for v in v {
+        let a = _mm256_and_ps(abs_mask, v);
+        bad = _mm256_or_ps(bad, _mm256_cmp_ps::<_CMP_NLT_UQ>(a, inf));
+        m = _mm256_max_ps(m, a);
+    }
+    if _mm256_movemask_ps(bad) != 0 {
+        return None;
+    }
+    let m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
+    let m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    let amax = _mm_cvtss_f32(_mm_max_ss(m2, _mm_movehdup_ps(m2)));
+    let d = amax / 127.0;
+    let id = _mm256_set1_ps(if amax != 0.0 { 127.0 / amax } else { 0.0 });
+    let q = v.map(|v| _mm256_cvtps_epi32(_mm256_mul_ps(v, id)));
+    let bytes = _mm256_packs_epi16(
+        _mm256_packs_epi32(q[0], q[1]),
+        _mm256_packs_epi32(q[2], q[3]),
+    );
+    let bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    // SAFETY: the 32 quants.
+    _mm256_storeu_si256(qs.as_mut_ptr().cast(), bytes);
+    let s = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+    let s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256::<1>(s));
+    let s2 = _mm_add_epi32(s4, _mm_unpackhi_epi64(s4, s4));
+    let s1 = _mm_add_epi32(s2, _mm_shuffle_epi32::<1>(s2));
+    Some((d, _mm_cvtsi128_si32(s1)))
 }
 
 /// The reference's steps around the two SIMD ones: `amax(block)` (the largest magnitude) and
