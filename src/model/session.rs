@@ -182,17 +182,23 @@ impl Session {
         let step = self.batch.min(self.cache.max_batch());
         let mut out = Vec::new();
         for chunk in tokens.chunks(step) {
-            let logits = llama::forward(
-                &self.model.hparams,
-                &self.model.weights,
-                &mut self.cache,
-                &mut self.scratch,
-                chunk,
-                self.tokens.len(),
-                self.model.hparams.sliding_window,
-                which,
-                &self.pool,
-            )?;
+            // The whole pass on the pool: its matmuls and attention then fork and join among
+            // the pool's threads, instead of this thread handing each of them (~8 per layer)
+            // to the pool and sleeping until it is done.
+            let pool = &self.pool;
+            let logits = pool.install(|| {
+                llama::forward(
+                    &self.model.hparams,
+                    &self.model.weights,
+                    &mut self.cache,
+                    &mut self.scratch,
+                    chunk,
+                    self.tokens.len(),
+                    self.model.hparams.sliding_window,
+                    which,
+                    pool,
+                )
+            })?;
             self.tokens.extend_from_slice(chunk);
             match which {
                 Logits::All => out.extend_from_slice(&logits),
