@@ -21,9 +21,9 @@
 //! kernels' contracts and scalar versions); `x86/avx2.rs` (legacy 32-element types, F16,
 //! shared helpers), `x86/avx2_k.rs` (K-quants), `x86/avxvnni.rs` (the AVX-VNNI builds of the
 //! 256-bit bodies), `x86/avx512.rs` (512-bit kernels and the AVX512-VNNI builds of the 256-bit
-//! ones), `x86/gemm.rs` and `x86/gemm_avx2.rs` (GEMM micro-kernels), `x86/quant.rs` (Q8_K
-//! activation quantization), `x86/attn.rs`. An `aarch64/neon.rs` would sit beside `x86/` and
-//! add `Isa::Neon`.
+//! ones), `x86/gemm.rs` and `x86/gemm_avx2.rs` (GEMM micro-kernels), `x86/quant.rs` (Q8_K,
+//! Q8_0, Q8_1 activation quantization), `x86/attn.rs`. An `aarch64/neon.rs` would sit beside
+//! `x86/` and add `Isa::Neon`.
 
 use std::sync::OnceLock;
 
