@@ -226,9 +226,10 @@ unsafe fn dot_offset<const VNNI: u8>(q: __m256i, off: __m256i, y: __m256i) -> __
     }
 }
 
-/// Sum of the eight i32 lanes (exact: the callers' sums are far below 2^31).
+/// Sum of the eight i32 lanes, wrapping as the lane adds do (the dot products' sums are far
+/// below 2^31; the Q8_1 quantizer's sum wraps as ggml's).
 #[inline(always)]
-unsafe fn hsum_epi32(v: __m256i) -> i32 {
+pub(super) unsafe fn hsum_epi32(v: __m256i) -> i32 {
     let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
     let s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
     _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32::<1>(s)))

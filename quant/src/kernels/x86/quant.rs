@@ -13,6 +13,7 @@
 
 use std::arch::x86_64::*;
 
+use super::avx2::hsum_epi32;
 use crate::formats::q8_0::BlockQ8_0;
 use crate::formats::q8_1::BlockQ8_1;
 use crate::formats::q8_k::BlockQ8K;
@@ -21,31 +22,26 @@ use crate::QK_K;
 
 /// The Q8_K `from_float` for AVX-512 (F+BW) or AVX2 (`avx512`), on bytes.
 pub(in crate::kernels) fn from_float_q8k(avx512: bool) -> super::super::FromFloatFn {
+    macro_rules! f {
+        ($amax:ident, $quants:ident) => {
+            |x, dst| {
+                with_blocks_mut::<BlockQ8K>(dst, |out| {
+                    // SAFETY: handed out only for instruction sets with the features `$amax`
+                    // and `$quants` enable (`kernels::available_isas` detected them).
+                    quantize(
+                        x,
+                        out,
+                        |x| unsafe { $amax(x) },
+                        |x, s, y| unsafe { $quants(x, s, y) },
+                    )
+                })
+            }
+        };
+    }
     if avx512 {
-        |x, dst| {
-            with_blocks_mut::<BlockQ8K>(dst, |out| {
-                // SAFETY: handed out only for `Isa::Avx512`, which `kernels::available_isas`
-                // lists after detecting AVX-512 F+BW+VL.
-                quantize(
-                    x,
-                    out,
-                    |x| unsafe { amax_512(x) },
-                    |x, s, y| unsafe { quants_512(x, s, y) },
-                )
-            })
-        }
+        f!(amax_512, quants_512)
     } else {
-        |x, dst| {
-            with_blocks_mut::<BlockQ8K>(dst, |out| {
-                // SAFETY: handed out only for instruction sets with AVX2.
-                quantize(
-                    x,
-                    out,
-                    |x| unsafe { amax_256(x) },
-                    |x, s, y| unsafe { quants_256(x, s, y) },
-                )
-            })
-        }
+        f!(amax_256, quants_256)
     }
 }
 
@@ -130,24 +126,14 @@ unsafe fn block_256(x: &[f32; 32], qs: &mut [i8; 32]) -> Option<(f32, i32)> {
     if _mm256_movemask_ps(bad) != 0 {
         return None;
     }
-    let m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
-    let m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-    let amax = _mm_cvtss_f32(_mm_max_ss(m2, _mm_movehdup_ps(m2)));
+    let amax = hmax_256(m);
     let d = amax / 127.0;
     let id = _mm256_set1_ps(if amax != 0.0 { 127.0 / amax } else { 0.0 });
     let q = v.map(|v| _mm256_cvtps_epi32(_mm256_mul_ps(v, id)));
-    let bytes = _mm256_packs_epi16(
-        _mm256_packs_epi32(q[0], q[1]),
-        _mm256_packs_epi32(q[2], q[3]),
-    );
-    let bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
     // SAFETY: the 32 quants.
-    _mm256_storeu_si256(qs.as_mut_ptr().cast(), bytes);
+    _mm256_storeu_si256(qs.as_mut_ptr().cast(), pack_i8_256(q));
     let s = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
-    let s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256::<1>(s));
-    let s2 = _mm_add_epi32(s4, _mm_unpackhi_epi64(s4, s4));
-    let s1 = _mm_add_epi32(s2, _mm_shuffle_epi32::<1>(s2));
-    Some((d, _mm_cvtsi128_si32(s1)))
+    Some((d, hsum_epi32(s)))
 }
 
 /// The reference's steps around the two SIMD ones: `amax(block)` (the largest magnitude) and
@@ -225,9 +211,27 @@ unsafe fn amax_256(x: &[f32; QK_K]) -> f32 {
             _mm256_and_ps(abs_mask, _mm256_loadu_ps(x.as_ptr().add(8 * i))),
         );
     }
+    hmax_256(m)
+}
+
+/// The largest of eight f32 lanes.
+#[inline(always)]
+unsafe fn hmax_256(m: __m256) -> f32 {
     let m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
     let m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
     _mm_cvtss_f32(_mm_max_ss(m2, _mm_movehdup_ps(m2)))
+}
+
+/// Four vectors of eight i32 as 32 bytes in order, saturated to i8 (`packs_epi32`,
+/// `packs_epi16`, then the lanes the packs interleave put back in order), as ggml's AVX2
+/// quantizers.
+#[inline(always)]
+unsafe fn pack_i8_256(q: [__m256i; 4]) -> __m256i {
+    let b = _mm256_packs_epi16(
+        _mm256_packs_epi32(q[0], q[1]),
+        _mm256_packs_epi32(q[2], q[3]),
+    );
+    _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
 }
 
 /// [`quants_512`] with AVX2: thirty-two quants at a time, four vectors of i32 in
@@ -237,7 +241,6 @@ unsafe fn amax_256(x: &[f32; QK_K]) -> f32 {
 unsafe fn quants_256(x: &[f32; QK_K], iscale: f32, y: &mut BlockQ8K) {
     let s = _mm256_set1_ps(iscale);
     let top = _mm256_set1_epi32(127);
-    let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     for c in 0..QK_K / 32 {
         let mut q = [_mm256_setzero_si256(); 4];
         for (j, q) in q.iter_mut().enumerate() {
@@ -245,19 +248,11 @@ unsafe fn quants_256(x: &[f32; QK_K], iscale: f32, y: &mut BlockQ8K) {
             let v = _mm256_mul_ps(s, _mm256_loadu_ps(x.as_ptr().add(32 * c + 8 * j)));
             *q = _mm256_min_epi32(_mm256_cvtps_epi32(v), top);
         }
-        let b = _mm256_packs_epi16(
-            _mm256_packs_epi32(q[0], q[1]),
-            _mm256_packs_epi32(q[2], q[3]),
-        );
-        let b = _mm256_permutevar8x32_epi32(b, order);
         // SAFETY: quants 32c..32c + 32 of the 256.
-        _mm256_storeu_si256(y.qs.as_mut_ptr().add(32 * c).cast(), b);
+        _mm256_storeu_si256(y.qs.as_mut_ptr().add(32 * c).cast(), pack_i8_256(q));
         for h in 0..2 {
             let v = _mm256_add_epi32(q[2 * h], q[2 * h + 1]);
-            let v4 = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
-            let v2 = _mm_add_epi32(v4, _mm_unpackhi_epi64(v4, v4));
-            let v1 = _mm_add_epi32(v2, _mm_shuffle_epi32::<1>(v2));
-            y.bsums[2 * c + h] = _mm_cvtsi128_si32(v1) as i16;
+            y.bsums[2 * c + h] = hsum_epi32(v) as i16;
         }
     }
 }
