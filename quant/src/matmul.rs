@@ -9,9 +9,10 @@
 //! with `ORCINUS_ISA=scalar` or where no SIMD kernel exists). With several activation rows,
 //! the multi-row kernel ([`kernels::vec_dot_rows_for`]) dots each weight block with four
 //! activation rows at once, with the same bits; from [`GEMM_MIN_M`] rows on, the types with a
-//! GEMM ([`kernels::gemm_tile_for`]: the K-quants, and Q8_0 with AVX-512 VNNI) go through it
-//! instead: the same exact integer sums, a different float order (Q8_0: the scalar reference's bits). So the
-//! outputs carry llama.cpp's activation rounding, not only the weights'.
+//! GEMM ([`kernels::gemm_tile_for`]: the K-quants, and with AVX-512 VNNI the legacy types
+//! Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) go through it instead: the same exact integer sums, a
+//! different float order (the legacy types: the scalar reference's bits). So the outputs
+//! carry llama.cpp's activation rounding, not only the weights'.
 //! [`QMatMul::forward_f32`] keeps the earlier reference: weight rows dequantized to f32 and
 //! dotted with the unrounded f32 activations.
 //!
@@ -23,7 +24,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::{formats, kernels, GgmlType, QuantError, QK_K};
+use crate::{formats, kernels, GgmlType, QuantError};
 
 /// Something that owns weight bytes (a memory-mapped GGUF file, or a `Vec<u8>` in tests).
 pub trait WeightStorage: Send + Sync {
@@ -260,8 +261,7 @@ impl QMatMul {
             );
             return Ok(());
         }
-        let gemm = kernels::gemm_tile_for(self.ty, isa)
-            .filter(|_| m >= GEMM_MIN_M && k.is_multiple_of(QK_K));
+        let gemm = kernels::gemm_tile_for(self.ty, isa).filter(|_| m >= GEMM_MIN_M);
         if let Some(gemm) = gemm {
             // Tokens in chunks whose quantized activations stay in a core's L2 cache while
             // every weight tile passes over them (each tile reads all of a chunk's
@@ -555,15 +555,16 @@ mod tests {
         }
     }
 
-    /// From [`GEMM_MIN_M`] rows on, the K-quants go through the GEMM where the CPU has one:
-    /// every output within float rounding (1e-6 of the sum of |products|) of the kernel's
-    /// dot product of the weight row with the quantized activation row, for token counts
-    /// around the micro-kernels' groups of six and eight, and row counts around the packed
-    /// tile of sixteen and the call's two (37, 40: one full call and a part of a half; 50:
-    /// a full call and a call with a partial second half);
+    /// From [`GEMM_MIN_M`] rows on, the types with a GEMM go through it where the CPU has
+    /// one: every output within float rounding (1e-6 of the sum of |products|) of the
+    /// kernel's dot product of the weight row with the quantized activation row, for token
+    /// counts around the micro-kernels' groups of six and eight, and row counts around the
+    /// packed tile of sixteen and the call's two (37, 40: one full call and a part of a
+    /// half; 50: a full call and a call with a partial second half);
     /// with weights of every quant value (random bytes) and activations at the extremes of
-    /// Q8_K (-128 included); for every instruction set with a GEMM. Q8_0 (AVX-512 VNNI only)
-    /// must give the scalar reference's bits.
+    /// their type (Q8_K's -128 included); for every instruction set with a GEMM. The legacy types
+    /// (AVX-512 VNNI only) must give the scalar reference's bits, also on rows of 576
+    /// elements (SmolLM2's width: two packed super-blocks and one of two blocks).
     #[test]
     fn gemm_within_rounding_of_vec_dot() {
         let pool = pool();
@@ -575,9 +576,19 @@ mod tests {
             ),
             (14336, &[(16, 70), (50, 70)]),
         ];
-        for (ty, (k, shapes)) in [GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K, GgmlType::Q8_0]
+        let legacy = [
+            GgmlType::Q4_0,
+            GgmlType::Q4_1,
+            GgmlType::Q5_0,
+            GgmlType::Q5_1,
+            GgmlType::Q8_0,
+        ];
+        let narrow: (usize, &[(usize, usize)]) = (576, &[(37, 9), (16, 16)]);
+        for (ty, (k, shapes)) in [GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K]
             .into_iter()
+            .chain(legacy)
             .flat_map(|ty| shapes.map(|s| (ty, s)))
+            .chain(legacy.map(|ty| (ty, narrow)))
         {
             let rb = ty.row_bytes(k).unwrap();
             if k == 14336 {
@@ -596,7 +607,10 @@ mod tests {
                     let scale = half::f16::from_f32(0.001 + (b % 7) as f32 * 1e-3).to_le_bytes();
                     let at = if ty == GgmlType::Q6K { bb - 2 } else { 0 };
                     blk[at..at + 2].copy_from_slice(&scale);
-                    if matches!(ty, GgmlType::Q4K | GgmlType::Q5K) {
+                    if matches!(
+                        ty,
+                        GgmlType::Q4K | GgmlType::Q5K | GgmlType::Q4_1 | GgmlType::Q5_1
+                    ) {
                         blk[2..4].copy_from_slice(&scale);
                     }
                 }
@@ -616,14 +630,14 @@ mod tests {
                     .filter(|&isa| kernels::gemm_tile_for(ty, isa).is_some())
                     .collect();
                 #[cfg(target_arch = "x86_64")]
-                if std::is_x86_feature_detected!("avx2") && ty != GgmlType::Q8_0 {
+                if std::is_x86_feature_detected!("avx2") && !legacy.contains(&ty) {
                     assert!(isas.contains(&kernels::Isa::Avx2), "{ty}: no AVX2 GEMM");
                 }
                 if kernels::has_avx512_vnni() {
                     assert!(isas.contains(&kernels::Isa::Avx512), "{ty}: no VNNI GEMM");
                 }
                 if kernels::available_isas().contains(&kernels::Isa::AvxVnni)
-                    && ty != GgmlType::Q8_0
+                    && !legacy.contains(&ty)
                 {
                     assert!(
                         isas.contains(&kernels::Isa::AvxVnni),
@@ -647,7 +661,7 @@ mod tests {
                             let mag: f64 =
                                 wd.iter().zip(&xd).map(|(w, a)| (w * a).abs() as f64).sum();
                             let got = y[t * n + j];
-                            if ty == GgmlType::Q8_0 {
+                            if legacy.contains(&ty) {
                                 // Block by block in f32 as the scalar reference: its bits.
                                 let scalar = ty.vec_dot(w, &xq, k).unwrap();
                                 assert_eq!(got.to_bits(), scalar.to_bits(), "{ty} {isa} t{t} j{j}");

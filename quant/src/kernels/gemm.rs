@@ -1,4 +1,5 @@
-//! Quantized GEMM for prompt processing: K-quant weights against many Q8_K activation rows.
+//! Quantized GEMM for prompt processing: K-quant weights against many Q8_K activation rows,
+//! and legacy (32-element block) weights against Q8_0/Q8_1 rows ([`LegacyPack`]).
 //!
 //! A dot-product kernel ([`super::VecDotFn`]) unpacks every weight block again for every
 //! activation row (four rows at a time in the multi-row kernels). For a batch of tokens the
@@ -32,10 +33,15 @@
 //! lanes), so a GEMM output differs from [`super::vec_dot_for`]'s in the last bits.
 
 use crate::formats::k_common::get_scale_min_k4;
+use crate::formats::q4_0::BlockQ4_0;
+use crate::formats::q4_1::BlockQ4_1;
 use crate::formats::q4_k::BlockQ4K;
+use crate::formats::q5_0::BlockQ5_0;
+use crate::formats::q5_1::BlockQ5_1;
 use crate::formats::q5_k::BlockQ5K;
 use crate::formats::q6_k::BlockQ6K;
 use crate::formats::q8_0::BlockQ8_0;
+use crate::formats::q8_1::BlockQ8_1;
 use crate::QK_K;
 
 /// Weight rows per packed tile ([`PackedSb`]): one 512-bit vector of i32 lanes.
@@ -201,50 +207,159 @@ impl GemmPack for BlockQ6K {
 /// tile are sixteen streams, more than the hardware prefetcher follows well).
 pub(crate) const PREFETCH_BLOCKS: usize = 2;
 
-/// Eight Q8_0 blocks: 256 elements, the unit the GEMM packs Q8_0 weights (and reads Q8_0
-/// activations) in. Packed as: `wq` the quants plus 128 (unsigned), `sc[j]` the f32 bits of
-/// block `j`'s scale; `corr`, `da`, `db` unused. The micro-kernel subtracts `128·Σ a` per
-/// block (from [`activation_sums`]) and accumulates `Σ w·a · (d_w·d_a)` block by block in
-/// f32, as the scalar reference does, so its results have the reference's bits.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Q8_0x8(pub [BlockQ8_0; 8]);
+/// A legacy weight type (blocks of 32 elements, one scale, maybe a minimum) the GEMM can
+/// unpack: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0. Rows of any multiple of 32 elements: a packed
+/// super-block holds eight blocks (the row's last one fewer), laid out as the K-quants'
+/// (`wq` the unsigned quants; `sc[j]` the f32 bits of block `j`'s scale, `sc[8 + j]` those
+/// of its minimum; `corr`, `da`, `db` unused). The micro-kernel takes each block's exact
+/// integer sum `Σ q·a` (minus `OFFSET·Σ a`, [`activation_sums`]) and accumulates it block
+/// by block in f32 in the scalar reference's order, so its results have the reference's
+/// bits.
+pub trait LegacyPack: bytemuck::Pod {
+    /// The activation block (Q8_0, or Q8_1 for the types with a minimum).
+    type Act: LegacyAct;
+    /// What the unsigned quants are offset by (`w = d·(q - OFFSET)`): 8 (Q4_0), 16 (Q5_0),
+    /// 128 (Q8_0, whose signed quants are packed plus 128), 0 for the types with a minimum
+    /// (`w = d·q + m`).
+    const OFFSET: i32;
+    /// The reference multiplies `sumi · d_w · d_a` left to right (Q4_0) rather than
+    /// `sumi · (d_w · d_a)`.
+    const LEFT_TO_RIGHT: bool = false;
+    /// Writes the block's 32 unsigned quants in element order; returns its `(d, m)` (`m` 0
+    /// where the type has none).
+    fn unpack(&self, q: &mut [u8; 32]) -> (f32, f32);
+}
 
-impl GemmPack for Q8_0x8 {
-    const GROUPS: usize = 8;
-    const STEPS_I16: usize = 0;
+/// An activation block of the legacy GEMM: Q8_0 or Q8_1.
+pub trait LegacyAct: bytemuck::Pod {
+    /// The 32 signed quants.
+    fn qs(&self) -> &[i8; 32];
+    /// The scale.
+    fn d(&self) -> f32;
+    /// `d·Σq` (Q8_1), 0 for Q8_0.
+    fn s(&self) -> f32;
+}
+
+impl LegacyAct for BlockQ8_0 {
     #[inline(always)]
-    fn unpack(&self, q: &mut [u8; QK_K], s: &mut [u32; 16]) -> (f32, f32) {
-        for (j, b) in self.0.iter().enumerate() {
-            for (q, &v) in q[32 * j..32 * j + 32].iter_mut().zip(&b.qs) {
-                *q = v as u8 ^ 0x80;
-            }
-            s[j] = b.d.to_f32().to_bits();
-        }
-        (0.0, 0.0)
+    fn qs(&self) -> &[i8; 32] {
+        &self.qs
     }
     #[inline(always)]
-    fn lanes(t: &Square, sb: &mut PackedSb) {
-        for (sc, tj) in sb.sc.iter_mut().zip(t).take(8) {
-            for (s, &v) in sc.iter_mut().zip(tj) {
-                *s = v as i32;
-            }
-        }
+    fn d(&self) -> f32 {
+        self.d.to_f32()
+    }
+    #[inline(always)]
+    fn s(&self) -> f32 {
+        0.0
     }
 }
 
-/// What the GEMM of `ty` needs besides the quantized activations `xq` (`m` rows of `k`
-/// elements): for Q8_0, `128·Σ` of each activation block's quants (`[m][k / 32]`); empty
-/// for the K-quants, whose Q8_K activations carry their sums.
-pub fn activation_sums(ty: crate::GgmlType, xq: &[u8], m: usize, k: usize) -> Vec<i32> {
-    if ty != crate::GgmlType::Q8_0 {
-        return Vec::new();
+impl LegacyAct for BlockQ8_1 {
+    #[inline(always)]
+    fn qs(&self) -> &[i8; 32] {
+        &self.qs
     }
+    #[inline(always)]
+    fn d(&self) -> f32 {
+        self.d.to_f32()
+    }
+    #[inline(always)]
+    fn s(&self) -> f32 {
+        self.s.to_f32()
+    }
+}
+
+/// The 32 nibbles of a Q4 block (`qs[j]`: elements `j` and `j + 16`), with the fifth bits
+/// of `qh` (bit `j` for element `j`) for Q5.
+#[inline(always)]
+fn nibbles(qs: &[u8; 16], qh: u32, q: &mut [u8; 32]) {
+    for j in 0..16 {
+        q[j] = (qs[j] & 0xf) | ((((qh >> j) & 1) as u8) << 4);
+        q[j + 16] = (qs[j] >> 4) | ((((qh >> (j + 16)) & 1) as u8) << 4);
+    }
+}
+
+impl LegacyPack for BlockQ4_0 {
+    type Act = BlockQ8_0;
+    const OFFSET: i32 = 8;
+    const LEFT_TO_RIGHT: bool = true;
+    #[inline(always)]
+    fn unpack(&self, q: &mut [u8; 32]) -> (f32, f32) {
+        nibbles(&self.qs, 0, q);
+        (self.d.to_f32(), 0.0)
+    }
+}
+
+impl LegacyPack for BlockQ4_1 {
+    type Act = BlockQ8_1;
+    const OFFSET: i32 = 0;
+    #[inline(always)]
+    fn unpack(&self, q: &mut [u8; 32]) -> (f32, f32) {
+        nibbles(&self.qs, 0, q);
+        (self.d.to_f32(), self.m.to_f32())
+    }
+}
+
+impl LegacyPack for BlockQ5_0 {
+    type Act = BlockQ8_0;
+    const OFFSET: i32 = 16;
+    #[inline(always)]
+    fn unpack(&self, q: &mut [u8; 32]) -> (f32, f32) {
+        nibbles(&self.qs, u32::from_le_bytes(self.qh), q);
+        (self.d.to_f32(), 0.0)
+    }
+}
+
+impl LegacyPack for BlockQ5_1 {
+    type Act = BlockQ8_1;
+    const OFFSET: i32 = 0;
+    #[inline(always)]
+    fn unpack(&self, q: &mut [u8; 32]) -> (f32, f32) {
+        nibbles(&self.qs, u32::from_le_bytes(self.qh), q);
+        (self.d.to_f32(), self.m.to_f32())
+    }
+}
+
+impl LegacyPack for BlockQ8_0 {
+    type Act = BlockQ8_0;
+    const OFFSET: i32 = 128;
+    #[inline(always)]
+    fn unpack(&self, q: &mut [u8; 32]) -> (f32, f32) {
+        for (q, &v) in q.iter_mut().zip(&self.qs) {
+            *q = v as u8 ^ 0x80;
+        }
+        (self.d.to_f32(), 0.0)
+    }
+}
+
+/// `OFFSET` of the legacy type `ty` ([`LegacyPack`]); `None` for the others.
+fn legacy_offset(ty: crate::GgmlType) -> Option<i32> {
+    use crate::GgmlType as T;
+    Some(match ty {
+        T::Q4_0 => BlockQ4_0::OFFSET,
+        T::Q4_1 => BlockQ4_1::OFFSET,
+        T::Q5_0 => BlockQ5_0::OFFSET,
+        T::Q5_1 => BlockQ5_1::OFFSET,
+        T::Q8_0 => BlockQ8_0::OFFSET,
+        _ => return None,
+    })
+}
+
+/// What the GEMM of `ty` needs besides the quantized activations `xq` (`m` rows of `k`
+/// elements): for the legacy types with an offset (Q4_0, Q5_0, Q8_0), `OFFSET·Σ` of each
+/// Q8_0 activation block's quants (`[m][k / 32]`); empty for the others (the K-quants'
+/// Q8_K activations carry their sums, Q8_1's its `s`).
+pub fn activation_sums(ty: crate::GgmlType, xq: &[u8], m: usize, k: usize) -> Vec<i32> {
+    let offset = match legacy_offset(ty) {
+        Some(o) if o != 0 => o,
+        _ => return Vec::new(),
+    };
     crate::formats::with_blocks::<BlockQ8_0, _>(xq, |blocks| {
         debug_assert_eq!(blocks.len(), m * k / 32);
         blocks
             .iter()
-            .map(|b| 128 * b.qs.iter().map(|&v| v as i32).sum::<i32>())
+            .map(|b| offset * b.qs.iter().map(|&v| v as i32).sum::<i32>())
             .collect()
     })
 }
@@ -269,11 +384,90 @@ pub(crate) fn pack_tile<B: GemmPack>(
     rows: &[&[B]],
     out: &mut [PackedSb],
     transpose: impl Fn(&Square, &mut Square),
-    prefetch: impl Fn(&B),
+    prefetch: impl Fn(&[B]),
 ) {
-    debug_assert!(rows.len() <= TILE_ROWS);
+    pack_tile_with(
+        rows.len(),
+        out,
+        transpose,
+        |i, b, q, s| rows[i][b].unpack(q, s),
+        |b| {
+            for row in rows {
+                if let Some(ahead) = row.get(b + PREFETCH_BLOCKS) {
+                    prefetch(std::slice::from_ref(ahead));
+                }
+            }
+        },
+        B::lanes,
+    );
+}
+
+/// [`pack_tile`] for a legacy type ([`LegacyPack`]): rows of `nb` blocks of 32, eight blocks
+/// per packed super-block (`out.len() == nb.div_ceil(8)`), the missing ones zero.
+#[inline(always)]
+pub(crate) fn pack_tile_legacy<W: LegacyPack>(
+    rows: &[&[W]],
+    nb: usize,
+    out: &mut [PackedSb],
+    transpose: impl Fn(&Square, &mut Square),
+    prefetch: impl Fn(&[W]),
+) {
+    debug_assert!(out.len() == nb.div_ceil(8) && rows.iter().all(|r| r.len() == nb));
+    fn eight<W>(row: &[W], b: usize) -> &[W] {
+        row.get(8 * b..(8 * b + 8).min(row.len())).unwrap_or(&[])
+    }
+    pack_tile_with(
+        rows.len(),
+        out,
+        transpose,
+        |i, b, q, s| {
+            let blocks = eight(rows[i], b);
+            for (j, q) in q.chunks_exact_mut(32).enumerate() {
+                let q: &mut [u8; 32] = q.try_into().expect("32 bytes");
+                (s[j], s[8 + j]) = match blocks.get(j) {
+                    Some(w) => {
+                        let (d, m) = w.unpack(q);
+                        (d.to_bits(), m.to_bits())
+                    }
+                    None => {
+                        q.fill(0);
+                        (0, 0)
+                    }
+                };
+            }
+            (0.0, 0.0)
+        },
+        |b| {
+            for row in rows {
+                prefetch(eight(row, b + PREFETCH_BLOCKS));
+            }
+        },
+        |t, sb| {
+            for (sc, t) in sb.sc.iter_mut().zip(t) {
+                for (s, &v) in sc.iter_mut().zip(t) {
+                    *s = v as i32;
+                }
+            }
+        },
+    );
+}
+
+/// The packing both [`pack_tile`] and [`pack_tile_legacy`] are: for each super-block `b`,
+/// `prefetch(b)`, then `unpack(row, b, quants, scale words)` of each of the `rows` rows
+/// (returning the row's `(da, db)`), the quants transposed into `wq` and the scale words
+/// into `lanes(transposed words, super-block)`.
+#[inline(always)]
+fn pack_tile_with(
+    rows: usize,
+    out: &mut [PackedSb],
+    transpose: impl Fn(&Square, &mut Square),
+    unpack: impl Fn(usize, usize, &mut [u8; QK_K], &mut [u32; 16]) -> (f32, f32),
+    prefetch: impl Fn(usize),
+    lanes: impl Fn(&Square, &mut PackedSb),
+) {
+    debug_assert!(rows <= TILE_ROWS);
     // q[c][i]: words 16c..16c + 16 of row i's quants; s[i]: row i's scale words. Rows past
-    // `rows.len()` stay zero.
+    // `rows` stay zero.
     let mut q = [[[0u32; TILE_ROWS]; TILE_ROWS]; STEPS / TILE_ROWS];
     let mut s: Square = [[0; TILE_ROWS]; TILE_ROWS];
     let mut t: Square = [[0; TILE_ROWS]; TILE_ROWS];
@@ -281,13 +475,9 @@ pub(crate) fn pack_tile<B: GemmPack>(
     for (b, sb) in out.iter_mut().enumerate() {
         sb.da = [0.0; TILE_ROWS];
         sb.db = [0.0; TILE_ROWS];
-        for row in rows {
-            if let Some(ahead) = row.get(b + PREFETCH_BLOCKS) {
-                prefetch(ahead);
-            }
-        }
-        for (i, row) in rows.iter().enumerate() {
-            (sb.da[i], sb.db[i]) = row[b].unpack(&mut row_q, &mut s[i]);
+        prefetch(b);
+        for i in 0..rows {
+            (sb.da[i], sb.db[i]) = unpack(i, b, &mut row_q, &mut s[i]);
             for (c, q) in q.iter_mut().enumerate() {
                 let words: &[u32; TILE_ROWS] = bytemuck::cast_ref(
                     <&[u8; 64]>::try_from(&row_q[64 * c..64 * c + 64]).expect("64 bytes"),
@@ -302,7 +492,7 @@ pub(crate) fn pack_tile<B: GemmPack>(
             transpose(q, dst);
         }
         transpose(&s, &mut t);
-        B::lanes(&t, sb);
+        lanes(&t, sb);
     }
 }
 
@@ -380,33 +570,57 @@ mod tests {
         assert_eq!(STEPS / BlockQ4K::GROUPS % BlockQ4K::STEPS_I16, 0);
     }
 
-    #[test]
-    fn packs_q8_0() {
-        let x: Vec<f32> = (0..3 * 512)
-            .map(|e| ((e * 37 % 255) as f32 - 127.0) / 50.0)
+    /// A legacy tile gives back each element's dequantized value `d·(q - OFFSET) + m`
+    /// (Q8_0: `d·q`), with rows of 9 blocks (a last super-block of one block) whose missing
+    /// blocks and rows pack as zero.
+    fn check_legacy<W: LegacyPack + Block>() {
+        let nb = 9;
+        let n = 3;
+        let x: Vec<f32> = (0..n * nb * 32)
+            .map(|e| ((e * 37 % 255) as f32 - 127.0) / 50.0 + (e / 32 % 3) as f32)
             .collect();
-        let mut blocks = vec![<BlockQ8_0 as bytemuck::Zeroable>::zeroed(); x.len() / 32];
-        BlockQ8_0::quantize(&x, &mut blocks);
-        let rows: Vec<&[Q8_0x8]> = bytemuck::cast_slice::<_, Q8_0x8>(&blocks)
-            .chunks(2)
-            .collect();
+        let mut blocks = vec![<W as bytemuck::Zeroable>::zeroed(); n * nb];
+        W::quantize(&x, &mut blocks);
+        let mut want = vec![0f32; x.len()];
+        W::dequantize(&blocks, &mut want);
+        let rows: Vec<&[W]> = blocks.chunks(nb).collect();
         let mut sbs = vec![<PackedSb as bytemuck::Zeroable>::zeroed(); 2];
-        pack_tile(&rows, &mut sbs, transpose_scalar, |_| ());
+        pack_tile_legacy(&rows, nb, &mut sbs, transpose_scalar, |_| ());
         for (b, sb) in sbs.iter().enumerate() {
             for i in 0..TILE_ROWS {
                 for e in 0..QK_K {
                     let q = (sb.wq[e / 4][i] >> (8 * (e % 4))) & 0xff;
                     let d = f32::from_bits(sb.sc[e / 32][i] as u32);
-                    let Some(row) = rows.get(i) else {
-                        assert_eq!((q, d), (0, 0.0));
+                    let m = f32::from_bits(sb.sc[8 + e / 32][i] as u32);
+                    let blk = 8 * b + e / 32;
+                    if i >= n || blk >= nb {
+                        assert_eq!(
+                            (q, d, m),
+                            (0, 0.0, 0.0),
+                            "{} row {i} element {e}",
+                            W::GGML_TYPE
+                        );
                         continue;
-                    };
-                    let blk = &row[b].0[e / 32];
-                    assert_eq!(q as i32 - 128, blk.qs[e % 32] as i32);
-                    assert_eq!(d, blk.d.to_f32());
+                    }
+                    let got = d * (q as i32 - W::OFFSET) as f32 + m;
+                    let w = want[(i * nb + blk) * 32 + e % 32];
+                    assert!(
+                        (got - w).abs() <= 1e-6 * (1.0 + w.abs()),
+                        "{} row {i} block {blk} element {e}: {got} vs {w}",
+                        W::GGML_TYPE
+                    );
                 }
             }
         }
+    }
+
+    #[test]
+    fn packs_legacy_types() {
+        check_legacy::<BlockQ4_0>();
+        check_legacy::<BlockQ4_1>();
+        check_legacy::<BlockQ5_0>();
+        check_legacy::<BlockQ5_1>();
+        check_legacy::<BlockQ8_0>();
     }
 
     #[test]

@@ -48,8 +48,8 @@ pub type VecDotRowsFn = fn(w: &[u8], a: &[u8], out: &mut [f32]);
 /// [`GgmlType::vec_dot_type`] with as many elements; `out` (`[m][GEMM_ROWS]`) receives
 /// `out[t][i] = w[i] · a[t]` (lanes past `rows` are zero), `aux` being
 /// [`gemm::activation_sums`] of `a`. `scratch` holds the unpacked tile between calls (any
-/// contents). Each result is within float rounding of [`vec_dot_for`]'s (Q8_0: the scalar reference's bits).
-/// The row length must be a multiple of 256.
+/// contents). Each result is within float rounding of [`vec_dot_for`]'s (the legacy types
+/// Q4_0 ... Q8_0: the scalar reference's bits).
 pub type GemmTileFn = fn(
     w: &[u8],
     rows: usize,

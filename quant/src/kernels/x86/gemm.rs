@@ -13,13 +13,19 @@
 use std::arch::x86_64::*;
 
 use super::super::gemm::{
-    pack_tile, GemmPack, PackedSb, Q8_0x8, Square, GEMM_ROWS, STEPS, TILE_ROWS,
+    pack_tile, pack_tile_legacy, GemmPack, LegacyAct, LegacyPack, PackedSb, Square, GEMM_ROWS,
+    STEPS, TILE_ROWS,
 };
 use super::super::GemmTileFn;
 use super::gemm_avx2;
+use crate::formats::q4_0::BlockQ4_0;
+use crate::formats::q4_1::BlockQ4_1;
 use crate::formats::q4_k::BlockQ4K;
+use crate::formats::q5_0::BlockQ5_0;
+use crate::formats::q5_1::BlockQ5_1;
 use crate::formats::q5_k::BlockQ5K;
 use crate::formats::q6_k::BlockQ6K;
+use crate::formats::q8_0::BlockQ8_0;
 use crate::formats::q8_k::BlockQ8K;
 use crate::formats::with_blocks;
 use crate::GgmlType;
@@ -41,7 +47,11 @@ pub(super) fn gemm_tile(ty: GgmlType, kind: GemmKind) -> Option<GemmTileFn> {
         (GgmlType::Q4K, GemmKind::Vnni) => tile_bytes::<BlockQ4K, Vnni>,
         (GgmlType::Q5K, GemmKind::Vnni) => tile_bytes::<BlockQ5K, Vnni>,
         (GgmlType::Q6K, GemmKind::Vnni) => tile_bytes::<BlockQ6K, Vnni>,
-        (GgmlType::Q8_0, GemmKind::Vnni) => tile_bytes_q8_0,
+        (GgmlType::Q4_0, GemmKind::Vnni) => tile_bytes_legacy::<BlockQ4_0>,
+        (GgmlType::Q4_1, GemmKind::Vnni) => tile_bytes_legacy::<BlockQ4_1>,
+        (GgmlType::Q5_0, GemmKind::Vnni) => tile_bytes_legacy::<BlockQ5_0>,
+        (GgmlType::Q5_1, GemmKind::Vnni) => tile_bytes_legacy::<BlockQ5_1>,
+        (GgmlType::Q8_0, GemmKind::Vnni) => tile_bytes_legacy::<BlockQ8_0>,
         (GgmlType::Q4K, GemmKind::AvxVnni) => tile_bytes::<BlockQ4K, AvxVnni>,
         (GgmlType::Q5K, GemmKind::AvxVnni) => tile_bytes::<BlockQ5K, AvxVnni>,
         (GgmlType::Q6K, GemmKind::AvxVnni) => tile_bytes::<BlockQ6K, AvxVnni>,
@@ -106,9 +116,9 @@ fn tile_bytes<B: GemmPack, K: Kernel>(
     })
 }
 
-/// [`GemmTileFn`] for Q8_0 weights and activations (AVX-512 VNNI): as [`tile_bytes`], with
-/// `aux` the activations' `128·Σ` per block.
-fn tile_bytes_q8_0(
+/// [`GemmTileFn`] for a legacy type (AVX-512 VNNI): as [`tile_bytes`], with rows of 32-element
+/// blocks and `aux` the activations' [`super::super::gemm::activation_sums`].
+fn tile_bytes_legacy<W: LegacyPack>(
     w: &[u8],
     rows: usize,
     a: &[u8],
@@ -117,44 +127,57 @@ fn tile_bytes_q8_0(
     scratch: &mut Vec<PackedSb>,
     out: &mut [f32],
 ) {
-    with_blocks::<Q8_0x8, _>(w, |w| {
-        with_blocks::<Q8_0x8, _>(a, |a| {
+    with_blocks::<W, _>(w, |w| {
+        with_blocks::<W::Act, _>(a, |a| {
             assert!(rows <= GEMM_ROWS && rows > 0 && w.len() % rows == 0);
             let nb = w.len() / rows;
-            assert!(a.len() == m * nb && aux.len() == m * nb * 8 && out.len() == m * GEMM_ROWS);
+            let aux_len = if W::OFFSET == 0 { 0 } else { m * nb };
+            assert!(a.len() == m * nb && aux.len() == aux_len && out.len() == m * GEMM_ROWS);
             // SAFETY: as in `tile_bytes` (handed out for `Vnni` only).
-            unsafe { tile_q8_0(w, rows, nb, a, aux, m, scratch, out) }
+            unsafe { tile_legacy(w, rows, nb, a, aux, m, scratch, out) }
         })
     })
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile_q8_0(
-    w: &[Q8_0x8],
+unsafe fn tile_legacy<W: LegacyPack>(
+    w: &[W],
     rows: usize,
     nb: usize,
-    a: &[Q8_0x8],
+    a: &[W::Act],
     aux: &[i32],
     m: usize,
     scratch: &mut Vec<PackedSb>,
     out: &mut [f32],
 ) {
     out.fill(0.0);
-    for_halves(w, rows, nb, scratch, |w, rows, sbs_all, col| {
-        pack(w, rows, nb, sbs_all, |src, dst| transpose(src, dst));
-        sb_chunks(nb, SB_CHUNK, |bs| {
+    let nsb = nb.div_ceil(8);
+    for_halves(w, rows, nb, nsb, scratch, |w, rows, sbs_all, col| {
+        let mut row_refs: [&[W]; TILE_ROWS] = [&[]; TILE_ROWS];
+        for (i, r) in row_refs.iter_mut().enumerate().take(rows) {
+            *r = &w[i * nb..(i + 1) * nb];
+        }
+        pack_tile_legacy(
+            &row_refs[..rows],
+            nb,
+            sbs_all,
+            |s, d| transpose(s, d),
+            prefetch,
+        );
+        sb_chunks(nsb, SB_CHUNK, |bs| {
             let sbs = &sbs_all[bs.clone()];
+            let (b0, b1) = (8 * bs.start, (8 * bs.end).min(nb));
             let row = |t: usize| {
-                let (b0, b1) = (t * nb + bs.start, t * nb + bs.end);
-                (&a[b0..b1], &aux[8 * b0..8 * b1])
+                let r = t * nb;
+                (&a[r + b0..r + b1], aux.get(r + b0..r + b1).unwrap_or(&[]))
             };
             groups(m, TOKENS, |t0, n| {
                 let o = &mut out[t0 * GEMM_ROWS + col..];
                 macro_rules! run {
                     ($($n:literal)*) => {
                         match n {
-                            $($n => tokens_q8_0::<$n>(sbs, std::array::from_fn(|t| row(t0 + t)), o),)*
+                            $($n => tokens_legacy::<W, $n>(sbs, std::array::from_fn(|t| row(t0 + t)), o),)*
                             _ => unreachable!(),
                         }
                     };
@@ -190,20 +213,21 @@ fn sb_chunks(nb: usize, chunk: usize, mut run: impl FnMut(std::ops::Range<usize>
 }
 
 /// Runs `run(weight rows, row count, packed super-blocks, first output column)` for each
-/// [`TILE_ROWS`]-row half of a [`GEMM_ROWS`]-row call, one after the other, each half packed
-/// into the same `nb` super-blocks of `scratch`.
+/// [`TILE_ROWS`]-row half of a [`GEMM_ROWS`]-row call (rows of `nb` blocks), one after the
+/// other, each half packed into the same `packed` super-blocks of `scratch`.
 #[inline(always)]
 fn for_halves<B>(
     w: &[B],
     rows: usize,
     nb: usize,
+    packed: usize,
     scratch: &mut Vec<PackedSb>,
     mut run: impl FnMut(&[B], usize, &mut [PackedSb], usize),
 ) {
-    scratch.resize(nb, bytemuck::Zeroable::zeroed());
+    scratch.resize(packed, bytemuck::Zeroable::zeroed());
     for i0 in (0..rows).step_by(TILE_ROWS) {
         let r = TILE_ROWS.min(rows - i0);
-        run(&w[i0 * nb..(i0 + r) * nb], r, &mut scratch[..nb], i0);
+        run(&w[i0 * nb..(i0 + r) * nb], r, &mut scratch[..packed], i0);
     }
 }
 
@@ -222,12 +246,17 @@ unsafe fn pack<B: GemmPack>(
     for (i, r) in row_refs.iter_mut().enumerate().take(rows) {
         *r = &w[i * nb..(i + 1) * nb];
     }
-    pack_tile(&row_refs[..rows], dst, transpose, |b| {
-        let p = (b as *const B).cast::<i8>();
-        for off in (0..std::mem::size_of::<B>()).step_by(64) {
-            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off));
-        }
-    });
+    pack_tile(&row_refs[..rows], dst, transpose, prefetch);
+}
+
+/// Asks for the cache lines of `blocks`.
+#[inline(always)]
+fn prefetch<B>(blocks: &[B]) {
+    let p = blocks.as_ptr().cast::<i8>();
+    for off in (0..std::mem::size_of_val(blocks)).step_by(64) {
+        // SAFETY: SSE is part of x86-64; a prefetch never faults.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off)) };
+    }
 }
 
 /// Tokens per call of the VNNI `tokens` (accumulators: three vectors per token).
@@ -312,7 +341,7 @@ unsafe impl Kernel for Avx2 {
         out.fill(0.0);
         // Not in chunks of super-blocks: `gemm_avx2::tokens` keeps its float sums in
         // registers and writes them once (its two tokens' accumulators fill the registers).
-        for_halves(w, rows, nb, scratch, |w, rows, sbs, col| {
+        for_halves(w, rows, nb, nb, scratch, |w, rows, sbs, col| {
             pack(w, rows, nb, sbs, |src, dst| gemm_avx2::transpose(src, dst));
             let sbs = &sbs[..];
             let row = |t: usize| &a[t * nb..(t + 1) * nb];
@@ -341,7 +370,7 @@ unsafe impl Kernel for AvxVnni {
         out: &mut [f32],
     ) {
         out.fill(0.0);
-        for_halves(w, rows, nb, scratch, |w, rows, sbs_all, col| {
+        for_halves(w, rows, nb, nb, scratch, |w, rows, sbs_all, col| {
             pack(w, rows, nb, sbs_all, |src, dst| {
                 gemm_avx2::transpose(src, dst)
             });
@@ -528,42 +557,62 @@ unsafe fn tokens2<B: GemmPack, const T: usize>(
     }
 }
 
-/// `out[t][i] += Σ_b` (super-block `b` of `sbs`) · `y[t][b]` for Q8_0, `T` tokens; each
-/// token's `y` comes with its blocks' `128·Σ a`. Per block of 32: the exact integer sum
-/// (`vpdpbusd` of the quants + 128, minus `128·Σ a`), then `acc + sum·(d_w·d_a)` in f32 as
-/// the scalar reference computes it.
+/// `out[t][i] += Σ_b` (block `b` of the packed `sbs`, eight per super-block) · `y[t][b]` for
+/// a legacy type, `T` tokens; each token's blocks come with their `OFFSET·Σ a` (empty for
+/// the types with a minimum). Per block of 32: the exact integer sum (`vpdpbusd` of the
+/// unsigned quants, minus `OFFSET·Σ a`), then the block's term added to the f32 sum as the
+/// scalar reference computes it.
 #[inline(always)]
-unsafe fn tokens_q8_0<const T: usize>(
+unsafe fn tokens_legacy<W: LegacyPack, const T: usize>(
     sbs: &[PackedSb],
-    y: [(&[Q8_0x8], &[i32]); T],
+    y: [(&[W::Act], &[i32]); T],
     out: &mut [f32],
 ) {
+    let nb = y[0].0.len();
+    assert!(nb <= 8 * sbs.len());
     assert!(y
         .iter()
-        .all(|(y, s)| y.len() == sbs.len() && s.len() == 8 * sbs.len()));
+        .all(|(y, s)| y.len() == nb && (W::OFFSET == 0 || s.len() == nb)));
     let mut facc = [_mm512_setzero_ps(); T];
     for (t, f) in facc.iter_mut().enumerate() {
         *f = _mm512_loadu_ps(out[t * GEMM_ROWS..t * GEMM_ROWS + TILE_ROWS].as_ptr());
     }
     for (b, sb) in sbs.iter().enumerate() {
-        for j in 0..8 {
+        for j in 0..nb.saturating_sub(8 * b).min(8) {
+            // SAFETY (get_unchecked): `8b + j < nb`, each `y[t]`'s length (asserted).
+            let blk = 8 * b + j;
+            let ya: [&W::Act; T] = std::array::from_fn(|t| y[t].0.get_unchecked(blk));
             let mut acc = [_mm512_setzero_si512(); T];
-            for p in 8 * j..8 * j + 8 {
-                let w = _mm512_load_si512(sb.wq[p].as_ptr().cast());
+            for p in 0..8 {
+                let w = _mm512_load_si512(sb.wq[8 * j + p].as_ptr().cast());
                 for t in 0..T {
-                    // SAFETY (get_unchecked): `b < sbs.len()`; `y[t]`'s lengths asserted.
-                    let blk = &y[t].0.get_unchecked(b).0[j];
-                    let yq = bcast(blk.qs.as_ptr().add(4 * (p - 8 * j)));
+                    let yq = bcast(ya[t].qs().as_ptr().add(4 * p));
                     acc[t] = _mm512_dpbusd_epi32(acc[t], w, yq);
                 }
             }
-            let dw = _mm512_load_ps(sb.sc[j].as_ptr().cast());
+            let dw = _mm512_castsi512_ps(_mm512_load_si512(sb.sc[j].as_ptr().cast()));
             for t in 0..T {
-                let blk = &y[t].0.get_unchecked(b).0[j];
-                let sum =
-                    _mm512_sub_epi32(acc[t], _mm512_set1_epi32(*y[t].1.get_unchecked(8 * b + j)));
-                let d = _mm512_mul_ps(dw, _mm512_set1_ps(blk.d.to_f32()));
-                facc[t] = _mm512_add_ps(facc[t], _mm512_mul_ps(_mm512_cvtepi32_ps(sum), d));
+                let da = _mm512_set1_ps(ya[t].d());
+                let term = if W::OFFSET != 0 {
+                    let off = _mm512_set1_epi32(*y[t].1.get_unchecked(blk));
+                    let sum = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[t], off));
+                    if W::LEFT_TO_RIGHT {
+                        // C: sumi*d_x*d_y.
+                        _mm512_mul_ps(_mm512_mul_ps(sum, dw), da)
+                    } else {
+                        // C: sumi*(d_x*d_y).
+                        _mm512_mul_ps(sum, _mm512_mul_ps(dw, da))
+                    }
+                } else {
+                    // C: (d_x*d_y)*sumi + m_x*s_y, no fused multiply-add.
+                    let mw = _mm512_castsi512_ps(_mm512_load_si512(sb.sc[8 + j].as_ptr().cast()));
+                    let sum = _mm512_cvtepi32_ps(acc[t]);
+                    _mm512_add_ps(
+                        _mm512_mul_ps(_mm512_mul_ps(dw, da), sum),
+                        _mm512_mul_ps(mw, _mm512_set1_ps(ya[t].s())),
+                    )
+                };
+                facc[t] = _mm512_add_ps(facc[t], term);
             }
         }
     }
