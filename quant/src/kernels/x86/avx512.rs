@@ -1,7 +1,7 @@
-//! AVX-512 kernels: 512-bit decode kernels for the types of the benchmark models (Q4_K, Q5_K,
-//! Q6_K, Q8_0) and F16, and the AVX512-VNNI builds of the 256-bit bodies of `avx2.rs` (the
-//! legacy 4- and 5-bit types: `vpdpbusd`/`vpdpwssd` in their 256-bit AVX512-VL forms fuse the
-//! `vpmaddubsw`/`vpmaddwd`/`vpaddd` chains).
+//! AVX-512 kernels: 512-bit decode kernels for the K-quants (Q4_K, Q5_K, Q6_K), the 32-element
+//! types and F16; the 256-bit bodies of `avx2.rs` in their AVX512-VNNI builds take the
+//! remainder blocks of the 32-element types (`vpdpbusd`/`vpdpwssd` in their 256-bit AVX512-VL
+//! forms fuse the `vpmaddubsw`/`vpmaddwd`/`vpaddd` chains).
 //!
 //! Decode streams every weight once per token, so these kernels must keep up with memory:
 //! the 256-bit ones spent about half an instruction per weight and read ~12 GB/s on a machine
@@ -9,8 +9,8 @@
 //! and high nibbles are two sub-blocks whose 64 activations are adjacent in the Q8_K block,
 //! so one load serves both; the two halves are then added in integers, which gives back the
 //! eight lanes of the 256-bit kernels, so the float order (llama.cpp's) and the bits are
-//! unchanged. Q8_0 takes two blocks per vector and accumulates in sixteen f32 lanes (not the
-//! reference's order; within rounding of it). Without VNNI the [`super::super::Isa::Avx512`]
+//! unchanged. The 32-element types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) take two blocks per vector
+//! and accumulate in sixteen f32 lanes (not the reference's order; within rounding of it). Without VNNI the [`super::super::Isa::Avx512`]
 //! table is the 512-bit F16 kernel plus the AVX2 kernels.
 
 use std::arch::x86_64::*;
@@ -87,7 +87,7 @@ unsafe impl RowKernel for Q4_0Vnni {
     type W = BlockQ4_0;
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     unsafe fn rows<const R: usize>(x: &[BlockQ4_0], y: [&[BlockQ8_0]; R]) -> [f32; R] {
-        avx2::q4_0::<EVEX_VNNI, R>(x, y)
+        legacy_zmm::<_, R>(x, y)
     }
 }
 
@@ -96,7 +96,7 @@ unsafe impl RowKernel for Q4_1Vnni {
     type W = BlockQ4_1;
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     unsafe fn rows<const R: usize>(x: &[BlockQ4_1], y: [&[BlockQ8_1]; R]) -> [f32; R] {
-        avx2::q4_1::<EVEX_VNNI, R>(x, y)
+        legacy_zmm::<_, R>(x, y)
     }
 }
 
@@ -105,7 +105,7 @@ unsafe impl RowKernel for Q5_0Vnni {
     type W = BlockQ5_0;
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     unsafe fn rows<const R: usize>(x: &[BlockQ5_0], y: [&[BlockQ8_0]; R]) -> [f32; R] {
-        avx2::q5_0::<EVEX_VNNI, R>(x, y)
+        legacy_zmm::<_, R>(x, y)
     }
 }
 
@@ -114,7 +114,7 @@ unsafe impl RowKernel for Q5_1Vnni {
     type W = BlockQ5_1;
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     unsafe fn rows<const R: usize>(x: &[BlockQ5_1], y: [&[BlockQ8_1]; R]) -> [f32; R] {
-        avx2::q5_1::<EVEX_VNNI, R>(x, y)
+        legacy_zmm::<_, R>(x, y)
     }
 }
 
@@ -123,7 +123,7 @@ unsafe impl RowKernel for Q8_0Vnni {
     type W = BlockQ8_0;
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     unsafe fn rows<const R: usize>(x: &[BlockQ8_0], y: [&[BlockQ8_0]; R]) -> [f32; R] {
-        q8_0_zmm::<R>(x, y)
+        legacy_zmm::<_, R>(x, y)
     }
 }
 
@@ -154,43 +154,213 @@ unsafe impl RowKernel for Q6KVnni {
     }
 }
 
-/// Q8_0 · Q8_0 with 512-bit vectors, for the decode step where the weight stream must keep
-/// up with memory: two blocks per vector, `Σ x·y = Σ (x + 128)·y - Σ 128·y` by `vpdpbusd`
-/// (exact for every quant, -128 included), each lane's sum times its block's `d_x·d_y` added
-/// into sixteen f32 lanes (two accumulators per row), reduced once at the end. So, unlike the
-/// 256-bit kernel, not the reference's float order: within rounding of it (the integer sums
-/// are exact). Remainder blocks (fewer than four) go one at a time.
+/// A 32-element weight type of [`legacy_zmm`].
+trait Zmm32: Sized {
+    /// Its activation block (Q8_0, or Q8_1 for the types with a minimum).
+    type A: Act32;
+    /// What the unsigned quants of [`Zmm32::pair`] are offset by (`w = d·(q - OFFSET)`);
+    /// 0 for the types with a minimum (`w = d·q + m`).
+    const OFFSET: u8;
+    /// The unsigned quants of two blocks in element order (`a`'s 32, then `b`'s).
+    unsafe fn pair(a: &Self, b: &Self) -> __m512i;
+    /// The f16 bits of the scale and of the minimum (0 where the type has none).
+    fn dm(&self) -> (u16, u16);
+    /// The 256-bit kernel, for the blocks past the last group of four.
+    unsafe fn tail<const R: usize>(x: &[Self], y: [&[Self::A]; R]) -> [f32; R];
+}
+
+/// An activation block of [`legacy_zmm`]: Q8_0 or Q8_1.
+trait Act32 {
+    /// The 32 quants.
+    fn qs(&self) -> &[i8; 32];
+    /// The f16 bits of the scale and of `s = d·Σq` (0 for Q8_0).
+    fn ds(&self) -> (u16, u16);
+}
+
+impl Act32 for BlockQ8_0 {
+    #[inline(always)]
+    fn qs(&self) -> &[i8; 32] {
+        &self.qs
+    }
+    #[inline(always)]
+    fn ds(&self) -> (u16, u16) {
+        (self.d.to_bits(), 0)
+    }
+}
+
+impl Act32 for BlockQ8_1 {
+    #[inline(always)]
+    fn qs(&self) -> &[i8; 32] {
+        &self.qs
+    }
+    #[inline(always)]
+    fn ds(&self) -> (u16, u16) {
+        (self.d.to_bits(), self.s.to_bits())
+    }
+}
+
+/// The 32 quants of two blocks, one after the other.
 #[inline(always)]
-unsafe fn q8_0_zmm<const R: usize>(x: &[BlockQ8_0], y: [&[BlockQ8_0]; R]) -> [f32; R] {
+unsafe fn pair(a: &[i8; 32], b: &[i8; 32]) -> __m512i {
+    let lo = _mm256_loadu_si256(a.as_ptr().cast());
+    _mm512_inserti64x4::<1>(
+        _mm512_castsi256_si512(lo),
+        _mm256_loadu_si256(b.as_ptr().cast()),
+    )
+}
+
+/// The nibbles of two Q4/Q5 blocks in element order (`qs[j]`: elements `j` and `j + 16`).
+#[inline(always)]
+unsafe fn nibble_pair(a: &[u8; 16], b: &[u8; 16]) -> __m512i {
+    let v = _mm256_set_m128i(
+        _mm_loadu_si128(b.as_ptr().cast()),
+        _mm_loadu_si128(a.as_ptr().cast()),
+    );
+    // 128-bit lanes [a, b, a >> 4, b >> 4], reordered to [a, a >> 4, b, b >> 4].
+    let z = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(v), _mm256_srli_epi16::<4>(v));
+    _mm512_and_si512(_mm512_shuffle_i64x2::<0xd8>(z, z), _mm512_set1_epi8(0x0f))
+}
+
+/// [`nibble_pair`] plus the fifth bits (`qh`, bit `j` for element `j`) as 16.
+#[inline(always)]
+unsafe fn q5_pair(a: (&[u8; 16], [u8; 4]), b: (&[u8; 16], [u8; 4])) -> __m512i {
+    let q = nibble_pair(a.0, b.0);
+    let k = u32::from_le_bytes(a.1) as u64 | (u32::from_le_bytes(b.1) as u64) << 32;
+    _mm512_mask_add_epi8(q, k, q, _mm512_set1_epi8(16))
+}
+
+impl Zmm32 for BlockQ4_0 {
+    type A = BlockQ8_0;
+    const OFFSET: u8 = 8;
+    #[inline(always)]
+    unsafe fn pair(a: &Self, b: &Self) -> __m512i {
+        nibble_pair(&a.qs, &b.qs)
+    }
+    #[inline(always)]
+    fn dm(&self) -> (u16, u16) {
+        (self.d.to_bits(), 0)
+    }
+    #[inline(always)]
+    unsafe fn tail<const R: usize>(x: &[Self], y: [&[BlockQ8_0]; R]) -> [f32; R] {
+        avx2::q4_0::<EVEX_VNNI, R>(x, y)
+    }
+}
+
+impl Zmm32 for BlockQ4_1 {
+    type A = BlockQ8_1;
+    const OFFSET: u8 = 0;
+    #[inline(always)]
+    unsafe fn pair(a: &Self, b: &Self) -> __m512i {
+        nibble_pair(&a.qs, &b.qs)
+    }
+    #[inline(always)]
+    fn dm(&self) -> (u16, u16) {
+        (self.d.to_bits(), self.m.to_bits())
+    }
+    #[inline(always)]
+    unsafe fn tail<const R: usize>(x: &[Self], y: [&[BlockQ8_1]; R]) -> [f32; R] {
+        avx2::q4_1::<EVEX_VNNI, R>(x, y)
+    }
+}
+
+impl Zmm32 for BlockQ5_0 {
+    type A = BlockQ8_0;
+    const OFFSET: u8 = 16;
+    #[inline(always)]
+    unsafe fn pair(a: &Self, b: &Self) -> __m512i {
+        q5_pair((&a.qs, a.qh), (&b.qs, b.qh))
+    }
+    #[inline(always)]
+    fn dm(&self) -> (u16, u16) {
+        (self.d.to_bits(), 0)
+    }
+    #[inline(always)]
+    unsafe fn tail<const R: usize>(x: &[Self], y: [&[BlockQ8_0]; R]) -> [f32; R] {
+        avx2::q5_0::<EVEX_VNNI, R>(x, y)
+    }
+}
+
+impl Zmm32 for BlockQ5_1 {
+    type A = BlockQ8_1;
+    const OFFSET: u8 = 0;
+    #[inline(always)]
+    unsafe fn pair(a: &Self, b: &Self) -> __m512i {
+        q5_pair((&a.qs, a.qh), (&b.qs, b.qh))
+    }
+    #[inline(always)]
+    fn dm(&self) -> (u16, u16) {
+        (self.d.to_bits(), self.m.to_bits())
+    }
+    #[inline(always)]
+    unsafe fn tail<const R: usize>(x: &[Self], y: [&[BlockQ8_1]; R]) -> [f32; R] {
+        avx2::q5_1::<EVEX_VNNI, R>(x, y)
+    }
+}
+
+impl Zmm32 for BlockQ8_0 {
+    type A = BlockQ8_0;
+    const OFFSET: u8 = 128;
+    #[inline(always)]
+    unsafe fn pair(a: &Self, b: &Self) -> __m512i {
+        _mm512_xor_si512(pair(&a.qs, &b.qs), _mm512_set1_epi8(-128))
+    }
+    #[inline(always)]
+    fn dm(&self) -> (u16, u16) {
+        (self.d.to_bits(), 0)
+    }
+    #[inline(always)]
+    unsafe fn tail<const R: usize>(x: &[Self], y: [&[BlockQ8_0]; R]) -> [f32; R] {
+        avx2::q8_0::<EVEX_VNNI, R>(x, y)
+    }
+}
+
+/// Four f16 (bits) as four f32 lanes (F16C: exact, as `f16_to_f32`).
+#[inline(always)]
+unsafe fn f16x4(h: [u16; 4]) -> __m128 {
+    let v = h[0] as u64 | (h[1] as u64) << 16 | (h[2] as u64) << 32 | (h[3] as u64) << 48;
+    _mm_cvtph_ps(_mm_cvtsi64_si128(v as i64))
+}
+
+/// The 32-element types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) with 512-bit vectors, for the decode
+/// step where the weight stream must keep up with memory: two blocks per vector,
+/// `Σ (q - OFFSET)·y = Σ q·y - Σ OFFSET·y` by `vpdpbusd` (exact for every quant, Q8_0's -128
+/// included: its quants are taken plus 128), each lane's sum times its block's `d_x·d_y`
+/// added into sixteen f32 lanes (two accumulators per row), and for the types with a
+/// minimum `m_x·s_y` into four more, reduced once at the end. So, unlike the 256-bit
+/// kernels, not the reference's float order: within rounding of it (the integer sums are
+/// exact). Remainder blocks (fewer than four) go to the 256-bit kernel.
+#[inline(always)]
+unsafe fn legacy_zmm<W: Zmm32, const R: usize>(x: &[W], y: [&[W::A]; R]) -> [f32; R] {
     avx2::same_lengths(x, &y);
-    let bias = _mm512_set1_epi8(-128);
+    let bias = _mm512_set1_epi8(W::OFFSET as i8);
     let zero = _mm512_setzero_si512();
     // Lanes 0-7 hold the first block of a pair, 8-15 the second: their scales from the four
     // products `d = [d0, d1, d2, d3]` of a group of four blocks.
     let idx01 = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
     let idx23 = _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2);
     let mut acc = [[_mm512_setzero_ps(); 2]; R];
+    let mut acc_m = [_mm_setzero_ps(); R];
     let n4 = x.len() / 4 * 4;
     for i in (0..n4).step_by(4) {
         // SAFETY: `i + 4 <= n4 <= x.len() == y[r].len()` (`same_lengths`).
         let xc = x.get_unchecked(i..i + 4);
         avx2::prefetch_ahead(&xc[0]);
         avx2::prefetch_ahead(&xc[2]);
-        let x01 = _mm512_xor_si512(pair(&xc[0], &xc[1]), bias);
-        let x23 = _mm512_xor_si512(pair(&xc[2], &xc[3]), bias);
-        let dx = avx2::scales4(xc);
+        let x01 = W::pair(&xc[0], &xc[1]);
+        let x23 = W::pair(&xc[2], &xc[3]);
+        let dm: [(u16, u16); 4] = std::array::from_fn(|b| xc[b].dm());
+        let dx = f16x4(dm.map(|(d, _)| d));
         for r in 0..R {
             let yc = y[r].get_unchecked(i..i + 4);
-            let (y01, y23) = (pair(&yc[0], &yc[1]), pair(&yc[2], &yc[3]));
-            let s01 = _mm512_sub_epi32(
-                _mm512_dpbusd_epi32(zero, x01, y01),
-                _mm512_dpbusd_epi32(zero, bias, y01),
-            );
-            let s23 = _mm512_sub_epi32(
-                _mm512_dpbusd_epi32(zero, x23, y23),
-                _mm512_dpbusd_epi32(zero, bias, y23),
-            );
-            let d = _mm512_castps128_ps512(_mm_mul_ps(dx, avx2::scales4(yc)));
+            let (y01, y23) = (pair(yc[0].qs(), yc[1].qs()), pair(yc[2].qs(), yc[3].qs()));
+            let mut s01 = _mm512_dpbusd_epi32(zero, x01, y01);
+            let mut s23 = _mm512_dpbusd_epi32(zero, x23, y23);
+            if W::OFFSET != 0 {
+                s01 = _mm512_sub_epi32(s01, _mm512_dpbusd_epi32(zero, bias, y01));
+                s23 = _mm512_sub_epi32(s23, _mm512_dpbusd_epi32(zero, bias, y23));
+            }
+            let ds: [(u16, u16); 4] = std::array::from_fn(|b| yc[b].ds());
+            let d = _mm512_castps128_ps512(_mm_mul_ps(dx, f16x4(ds.map(|(d, _)| d))));
             let [a0, a1] = &mut acc[r];
             *a0 = _mm512_fmadd_ps(
                 _mm512_cvtepi32_ps(s01),
@@ -202,15 +372,22 @@ unsafe fn q8_0_zmm<const R: usize>(x: &[BlockQ8_0], y: [&[BlockQ8_0]; R]) -> [f3
                 _mm512_permutexvar_ps(idx23, d),
                 *a1,
             );
+            if W::OFFSET == 0 {
+                let (mx, sy) = (dm.map(|(_, m)| m), ds.map(|(_, s)| s));
+                acc_m[r] = _mm_fmadd_ps(f16x4(mx), f16x4(sy), acc_m[r]);
+            }
         }
     }
     let mut out = [0f32; R];
     for r in 0..R {
         out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
+        if W::OFFSET == 0 {
+            out[r] += _mm512_reduce_add_ps(_mm512_zextps128_ps512(acc_m[r]));
+        }
     }
     if n4 < x.len() {
         // SAFETY: as above; the tail has the same length in every row.
-        let tail = avx2::q8_0::<EVEX_VNNI, R>(
+        let tail = W::tail::<R>(
             x.get_unchecked(n4..),
             std::array::from_fn(|r| y[r].get_unchecked(n4..)),
         );
@@ -449,16 +626,6 @@ unsafe fn q6k_zmm<const R: usize>(x: &[BlockQ6K], y: [&[BlockQ8K]; R]) -> [f32; 
         out[r] = avx2::hsum_ps(acc[r]);
     }
     out
-}
-
-/// The quants of two Q8_0 blocks in one vector (`a` in the low half).
-#[inline(always)]
-unsafe fn pair(a: &BlockQ8_0, b: &BlockQ8_0) -> __m512i {
-    let lo = _mm256_loadu_si256(a.qs.as_ptr().cast());
-    _mm512_inserti64x4::<1>(
-        _mm512_castsi256_si512(lo),
-        _mm256_loadu_si256(b.qs.as_ptr().cast()),
-    )
 }
 
 /// F16 · F16 with 16-lane vectors: products in f32 (exact), four 16-lane f32 sums.
