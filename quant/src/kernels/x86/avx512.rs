@@ -10,8 +10,9 @@
 //! so one load serves both; the two halves are then added in integers, which gives back the
 //! eight lanes of the 256-bit kernels, so the float order (llama.cpp's) and the bits are
 //! unchanged. The 32-element types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) take two blocks per vector
-//! and accumulate in sixteen f32 lanes (not the reference's order; within rounding of it). Without VNNI the [`super::super::Isa::Avx512`]
-//! table is the 512-bit F16 kernel plus the AVX2 kernels.
+//! and accumulate in sixteen f32 lanes (not the reference's order; within rounding of it).
+//! Without VNNI the [`super::super::Isa::Avx512`] table is the 512-bit F16 kernel plus the
+//! AVX2 kernels.
 
 use std::arch::x86_64::*;
 
