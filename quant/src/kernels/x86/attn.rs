@@ -148,34 +148,51 @@ unsafe fn scores_512(q: &[f32], rows: &[f32], scale: f32, out: &mut [f32]) {
 }
 
 /// [`weighted_sum_avx512`] for `d = out.len()` a positive multiple of 16: 128 output columns
-/// (a whole head of the Llama models) at a time in eight registers across all rows, then 16
-/// at a time.
+/// (a whole head of the Llama models) at a time in eight registers across all rows, then the
+/// rest (64 columns for SmolLM2's heads) in as many registers, so that every row issues
+/// independent FMAs rather than one chain per 16 columns. Each column sums its rows in order.
 #[target_feature(enable = "avx512f")]
 unsafe fn weighted_sum_512(w: &[f32], rows: &[f32], out: &mut [f32]) {
     let d = out.len();
     let mut c0 = 0;
-    // SAFETY (pointer offsets): `r < w.len()` rows of `d` (`check_rows`), columns `< d`.
     while c0 + 128 <= d {
-        let mut acc = [_mm512_setzero_ps(); 8];
-        for (r, &wr) in w.iter().enumerate() {
-            let wv = _mm512_set1_ps(wr);
-            let p = rows.as_ptr().add(r * d + c0);
-            for (j, a) in acc.iter_mut().enumerate() {
-                *a = _mm512_fmadd_ps(wv, _mm512_loadu_ps(p.add(16 * j)), *a);
-            }
-        }
-        for (j, a) in acc.iter().enumerate() {
-            _mm512_storeu_ps(out.as_mut_ptr().add(c0 + 16 * j), *a);
-        }
+        weighted_sum_cols_512::<8>(w, rows, d, c0, out);
         c0 += 128;
     }
-    while c0 < d {
-        let mut acc = _mm512_setzero_ps();
-        for (r, &wr) in w.iter().enumerate() {
-            let v = _mm512_loadu_ps(rows.as_ptr().add(r * d + c0));
-            acc = _mm512_fmadd_ps(_mm512_set1_ps(wr), v, acc);
+    match (d - c0) / 16 {
+        0 => {}
+        1 => weighted_sum_cols_512::<1>(w, rows, d, c0, out),
+        2 => weighted_sum_cols_512::<2>(w, rows, d, c0, out),
+        3 => weighted_sum_cols_512::<3>(w, rows, d, c0, out),
+        4 => weighted_sum_cols_512::<4>(w, rows, d, c0, out),
+        5 => weighted_sum_cols_512::<5>(w, rows, d, c0, out),
+        6 => weighted_sum_cols_512::<6>(w, rows, d, c0, out),
+        _ => weighted_sum_cols_512::<7>(w, rows, d, c0, out),
+    }
+}
+
+/// Columns `c0..c0 + 16·N` of [`weighted_sum_512`], in `N` registers across all rows.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn weighted_sum_cols_512<const N: usize>(
+    w: &[f32],
+    rows: &[f32],
+    d: usize,
+    c0: usize,
+    out: &mut [f32],
+) {
+    debug_assert!(c0 + 16 * N <= d && out.len() == d && rows.len() == w.len() * d);
+    let mut acc = [_mm512_setzero_ps(); N];
+    // SAFETY (pointer offsets): `r < w.len()` rows of `d` (`check_rows`), columns
+    // `c0 + 16·N <= d`.
+    for (r, &wr) in w.iter().enumerate() {
+        let wv = _mm512_set1_ps(wr);
+        let p = rows.as_ptr().add(r * d + c0);
+        for (j, a) in acc.iter_mut().enumerate() {
+            *a = _mm512_fmadd_ps(wv, _mm512_loadu_ps(p.add(16 * j)), *a);
         }
-        _mm512_storeu_ps(out.as_mut_ptr().add(c0), acc);
-        c0 += 16;
+    }
+    for (j, a) in acc.iter().enumerate() {
+        _mm512_storeu_ps(out.as_mut_ptr().add(c0 + 16 * j), *a);
     }
 }
