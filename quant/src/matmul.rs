@@ -273,6 +273,24 @@ impl QMatMul {
             }
             return Ok(());
         }
+        let weight_rows = kernels::vec_dot_weight_rows_for(self.ty, isa).filter(|_| m == 1);
+        if let Some(weight_rows) = weight_rows {
+            // One token (the decode step): weight rows in groups of four, so each activation
+            // block is loaded once per group and the per-call work is shared.
+            let group = kernels::MAX_ROWS;
+            pool.install(|| {
+                y.par_chunks_mut(ROWS_PER_TASK)
+                    .enumerate()
+                    .for_each(|(c, out)| {
+                        let j0 = c * ROWS_PER_TASK;
+                        for (g, o) in out.chunks_mut(group).enumerate() {
+                            let j = j0 + g * group;
+                            weight_rows(&data[j * rb..(j + o.len()) * rb], xq, o);
+                        }
+                    })
+            });
+            return Ok(());
+        }
         if let Some(vec_dot_rows) = vec_dot_rows {
             // Tokens in groups of four (the remainder in one smaller group): each weight block
             // unpacked once per group.
