@@ -2,6 +2,8 @@
 //! (`ggml_rms_norm`, `ggml_rope` normal mode, `ggml_soft_max_ext`, `ggml_silu`) so results stay
 //! close to llama.cpp's.
 
+use orcinus_quant::kernels::act::act_kernels;
+
 /// `out = x / sqrt(mean(x²) + eps) * w` (RMSNorm; the sum of squares accumulates in f64 as
 /// ggml does).
 pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
@@ -45,36 +47,17 @@ pub fn rope_apply(head: &mut [f32], cos: &[f32], sin: &[f32]) {
     }
 }
 
-/// In-place softmax (max-subtracted; the sum accumulates in f64 as ggml does).
+/// In-place softmax (max-subtracted; −∞ entries become 0) by this CPU's kernel
+/// ([`orcinus_quant::kernels::act`]: our own vectorized `exp`, the sum over sixteen f32 lanes
+/// added in f64, as ggml's SIMD softmax adds its vector sums in double).
 pub fn softmax(x: &mut [f32]) {
-    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0f64;
-    for v in x.iter_mut() {
-        let e = if *v == f32::NEG_INFINITY {
-            0.0
-        } else {
-            (*v - max).exp()
-        };
-        *v = e;
-        sum += f64::from(e);
-    }
-    let inv = (1.0 / sum) as f32;
-    for v in x.iter_mut() {
-        *v *= inv;
-    }
+    (act_kernels().softmax)(x)
 }
 
-/// SiLU as ggml computes it: `x / (1 + e^-x)`.
-#[inline]
-pub fn silu(x: f32) -> f32 {
-    x / (1.0 + (-x).exp())
-}
-
-/// SwiGLU gate: `gate[i] = silu(gate[i]) · up[i]`.
+/// SwiGLU gate: `gate[i] = silu(gate[i]) · up[i]`, `silu(x) = x / (1 + e^−x)` as ggml computes
+/// it, by this CPU's kernel.
 pub fn swiglu(gate: &mut [f32], up: &[f32]) {
-    for (g, &u) in gate.iter_mut().zip(up) {
-        *g = silu(*g) * u;
-    }
+    (act_kernels().swiglu)(gate, up)
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! SIMD kernels, chosen at run time (memchr-style dispatch): dot products, the prefill GEMM,
-//! activation quantization and attention.
+//! activation quantization, attention, and the exp-based softmax and SwiGLU.
 //!
 //! [`isa()`] detects the CPU's instruction sets once (cached in a `OnceLock`) and
 //! [`vec_dot_for`] hands out, per weight type and [`Isa`], a function with the contract of the
@@ -8,7 +8,7 @@
 //! so the safe wrappers in `x86/` may call their `#[target_feature]` bodies. Likewise
 //! [`vec_dot_rows_for`] (several activation rows), [`vec_dot_weight_rows_for`] (several weight
 //! rows), [`gemm_tile_for`] (the GEMM, [`gemm`]), [`from_float_for`] (activation
-//! quantization) and [`attn::attn_kernels_for`].
+//! quantization), [`attn::attn_kernels_for`] and [`act::act_kernels_for`].
 //!
 //! Every SIMD kernel computes the same exact integer sums as the scalar reference of its
 //! format (`formats/`); only the order of the float accumulation differs, so results differ
@@ -31,6 +31,7 @@ use std::sync::OnceLock;
 use crate::formats::{self, VecDot};
 use crate::GgmlType;
 
+pub mod act;
 pub mod attn;
 pub mod gemm;
 #[cfg(target_arch = "x86_64")]

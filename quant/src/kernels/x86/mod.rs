@@ -7,10 +7,11 @@
 //! `vpdpwssd`; inside an AVX-512 one with VNNI the EVEX 256-bit forms. `avx512.rs` holds
 //! those last instantiations and the 512-bit kernels. The GEMM micro-kernels are in `gemm.rs`
 //! (driver, AVX-512 VNNI) and `gemm_avx2.rs` (AVX2, AVX-VNNI); activation quantization in
-//! `quant.rs`; attention in `attn.rs`.
+//! `quant.rs`; attention in `attn.rs`; softmax and SwiGLU in `act.rs`.
 
 use super::Isa;
 use crate::GgmlType;
+pub(super) use act::act_kernels;
 pub(super) use attn::attn_kernels;
 
 use super::{vec_dot_bytes, vec_dot_rows_bytes, RowKernel, VecDotFn, VecDotRowsFn};
@@ -46,6 +47,7 @@ fn find(table: &[Entry], ty: GgmlType) -> Option<&Entry> {
     table.iter().find(|e| e.ty == ty)
 }
 
+mod act;
 mod attn;
 mod avx2;
 mod avx2_k;
