@@ -11,8 +11,10 @@
 //! activation rows at once, with the same bits; from [`GEMM_MIN_M`] rows on, the types with a
 //! GEMM ([`kernels::gemm_tile_for`]: the K-quants, and with AVX-512 VNNI the legacy types
 //! Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) go through it instead: the same exact integer sums, a
-//! different float order (the legacy types: the scalar reference's bits). So the outputs
-//! carry llama.cpp's activation rounding, not only the weights'.
+//! different float order (the legacy types: the scalar reference's bits). With one activation
+//! row, the types with a weight-rows kernel ([`kernels::vec_dot_weight_rows_for`]: the legacy
+//! types with AVX-512 VNNI) take four weight rows per call, with the single-row bits. So the
+//! outputs carry llama.cpp's activation rounding, not only the weights'.
 //! [`QMatMul::forward_f32`] keeps the earlier reference: weight rows dequantized to f32 and
 //! dotted with the unrounded f32 activations.
 //!

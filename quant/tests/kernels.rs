@@ -354,10 +354,19 @@ fn weight_rows_kernels_equal_single_row() {
         }
     }
     if kernels::available_isas().contains(&Isa::Avx512) && kernels::has_avx512_vnni() {
-        assert!(
-            tested >= 5,
-            "the five legacy types have weight-rows kernels"
-        );
+        for ty in [
+            GgmlType::Q4_0,
+            GgmlType::Q4_1,
+            GgmlType::Q5_0,
+            GgmlType::Q5_1,
+            GgmlType::Q8_0,
+        ] {
+            assert!(
+                kernels::vec_dot_weight_rows_for(ty, Isa::Avx512).is_some(),
+                "{ty}"
+            );
+        }
+        assert!(tested >= 5);
     }
 }
 

@@ -48,8 +48,8 @@ pub fn rope_apply(head: &mut [f32], cos: &[f32], sin: &[f32]) {
 }
 
 /// In-place softmax (max-subtracted; −∞ entries become 0) by this CPU's kernel
-/// ([`orcinus_quant::kernels::act`]: our own vectorized `exp`, the sum over sixteen f32 lanes
-/// added in f64, as ggml's SIMD softmax adds its vector sums in double).
+/// ([`orcinus_quant::kernels::act`]: our own vectorized `exp`; the sum in sixteen f32 lane
+/// sums added in f64 at the end, where ggml adds each vector's f32 sum in double).
 pub fn softmax(x: &mut [f32]) {
     (act_kernels().softmax)(x)
 }
