@@ -157,9 +157,12 @@ fn smollm2_answers_the_capital_of_france() {
         .unwrap();
     // SmolLM2-135M is tiny: with its template's default system prompt the greedy answer is
     // unreliable (it flips with the last bits of the matmul numerics), so give it a plain one.
+    // Even so, "What is the capital of France?" starts on a near tie (English "The" against a
+    // French start, 0.05-0.2 apart), which the scalar kernels resolved into French at stop 13;
+    // "capital city" answers "The capital city of France is Paris." on every kernel set.
     let msgs = [
         Message::new("system", "You are a helpful assistant."),
-        Message::new("user", "What is the capital of France?"),
+        Message::new("user", "What is the capital city of France?"),
     ];
     let params = GenerateParams {
         max_tokens: 32,
