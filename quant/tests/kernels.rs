@@ -258,13 +258,6 @@ fn every_kernel_matches_scalar() {
                         let got = simd(&w, &a);
                         let what = format!("{p:?} {nb} blocks #{rep}");
                         check(ty, isa, &what, got, want, magnitude(ty, &w, &a, n));
-                        let lanes = ty == GgmlType::Q8_0
-                            || (isa == Isa::Avx512 && kernels::has_avx512_vnni());
-                        if ty.block_size() == 32 && !lanes {
-                            // The 256-bit kernels of the 32-element types accumulate in the
-                            // reference's order.
-                            assert_eq!(got.to_bits(), want.to_bits(), "{ty} {isa} {what}");
-                        }
                         checked += 1;
                     }
                 }

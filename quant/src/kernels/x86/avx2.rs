@@ -5,13 +5,13 @@
 //! rows dotted with one weight row: the weight block is unpacked once, then dotted with the
 //! `R` activation blocks, each row with its own accumulators in the same order, so every row's
 //! result has the bits of `R = 1`. Integer sums are exact for every block content (including
-//! `-128` activation quants). The 32-element types then reduce each block's sum to one
-//! integer and accumulate in f32 exactly as the scalar reference does, so their results
-//! have the reference's bits (one scalar multiply-add per 32 weights costs little, and keeps
-//! the outputs those of ggml's generic C). Q8_0, whose decode is the most memory-hungry,
-//! accumulates in four f32 lanes instead (a serial scalar sum held it back), and in sixteen
-//! in `avx512.rs`. F16 accumulates in eight f32 lanes, unlike the
-//! reference's f64.
+//! `-128` activation quants). Q4_0 ... Q5_1 then accumulate as ggml's AVX2 code does: each
+//! block's eight i32 partial sums are converted to f32 and added with one fused multiply-add
+//! by the block's combined scale into eight f32 lanes, summed at the end (a horizontal integer
+//! sum and a scalar multiply-add per block, the reference's order, held the decode at half
+//! the memory speed). Q8_0 accumulates four blocks' sums in four f32 lanes, and in sixteen in
+//! `avx512.rs`. F16 accumulates in eight f32 lanes, unlike the reference's f64. So results
+//! are within float rounding of the scalar reference, not its bits.
 //!
 //! Matches the scalar `VecDot::vec_dot` of each format (ggml b2757's generic C), and follows
 //! the x86 branches of ggml's `ggml_vec_dot_*` (llama.cpp `ggml-quants.c`).
@@ -258,6 +258,14 @@ unsafe fn load(q: &[i8; 32]) -> __m256i {
 
 // ---- the bodies ----
 
+/// `acc + sumi·d` lane by lane: a block's eight i32 partial sums as f32, times its combined
+/// scale `d` (in every lane), in one fused multiply-add (the partial sums are exact in f32:
+/// each is below 2^24).
+#[inline(always)]
+unsafe fn scaled_add(acc: __m256, sumi: __m256i, d: __m256) -> __m256 {
+    _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), d, acc)
+}
+
 /// Q4_0 · Q8_0: `Σ (q - 8)·y` per block, times `d_x·d_y`.
 #[inline(always)]
 pub(super) unsafe fn q4_0<const VNNI: u8, const R: usize>(
@@ -265,21 +273,24 @@ pub(super) unsafe fn q4_0<const VNNI: u8, const R: usize>(
     y: [&[BlockQ8_0]; R],
 ) -> [f32; R] {
     same_lengths(x, &y);
-    let mut acc = [0f32; R];
+    let mut acc = [_mm256_setzero_ps(); R];
     let eight = _mm256_set1_epi8(8);
     for (i, xb) in x.iter().enumerate() {
         prefetch_ahead(xb);
         let q = nibbles(&xb.qs);
-        let dx = f16_to_f32(xb.d);
+        let dx = f16x8(xb.d);
         for r in 0..R {
             // SAFETY: `same_lengths` checked `i < x.len() == y[r].len()`.
             let yb = y[r].get_unchecked(i);
-            let sumi = hsum_epi32(dot_offset::<VNNI>(q, eight, load(&yb.qs)));
-            // C: sumi*d_x*d_y, left to right.
-            acc[r] += sumi as f32 * dx * f16_to_f32(yb.d);
+            let d = _mm256_mul_ps(dx, f16x8(yb.d));
+            acc[r] = scaled_add(acc[r], dot_offset::<VNNI>(q, eight, load(&yb.qs)), d);
         }
     }
-    acc
+    let mut out = [0f32; R];
+    for r in 0..R {
+        out[r] = hsum_ps(acc[r]);
+    }
+    out
 }
 
 /// Q5_0 · Q8_0: `Σ (q - 16)·y` per block, times `d_x·d_y`.
@@ -289,21 +300,24 @@ pub(super) unsafe fn q5_0<const VNNI: u8, const R: usize>(
     y: [&[BlockQ8_0]; R],
 ) -> [f32; R] {
     same_lengths(x, &y);
-    let mut acc = [0f32; R];
+    let mut acc = [_mm256_setzero_ps(); R];
     let sixteen = _mm256_set1_epi8(16);
     for (i, xb) in x.iter().enumerate() {
         prefetch_ahead(xb);
         let q = _mm256_or_si256(nibbles(&xb.qs), fifth_bits(xb.qh));
-        let dx = f16_to_f32(xb.d);
+        let dx = f16x8(xb.d);
         for r in 0..R {
             // SAFETY: `same_lengths` checked `i < x.len() == y[r].len()`.
             let yb = y[r].get_unchecked(i);
-            let sumi = hsum_epi32(dot_offset::<VNNI>(q, sixteen, load(&yb.qs)));
-            // C: (d_x*d_y)*sumi.
-            acc[r] += (dx * f16_to_f32(yb.d)) * sumi as f32;
+            let d = _mm256_mul_ps(dx, f16x8(yb.d));
+            acc[r] = scaled_add(acc[r], dot_offset::<VNNI>(q, sixteen, load(&yb.qs)), d);
         }
     }
-    acc
+    let mut out = [0f32; R];
+    for r in 0..R {
+        out[r] = hsum_ps(acc[r]);
+    }
+    out
 }
 
 /// Q4_1 · Q8_1: `Σ q·y` per block times `d_x·d_y`, plus `m_x·s_y`.
@@ -313,20 +327,30 @@ pub(super) unsafe fn q4_1<const VNNI: u8, const R: usize>(
     y: [&[BlockQ8_1]; R],
 ) -> [f32; R] {
     same_lengths(x, &y);
-    let mut acc = [0f32; R];
+    let mut acc = [_mm256_setzero_ps(); R];
+    let mut summs = [0f32; R];
     for (i, xb) in x.iter().enumerate() {
         prefetch_ahead(xb);
         let q = nibbles(&xb.qs);
-        let (dx, mx) = (f16_to_f32(xb.d), f16_to_f32(xb.m));
+        let (dx, mx) = (f16x8(xb.d), f16_to_f32(xb.m));
         for r in 0..R {
             // SAFETY: `same_lengths` checked `i < x.len() == y[r].len()`.
             let yb = y[r].get_unchecked(i);
-            let sumi = hsum_epi32(dot_u8i8::<VNNI>(_mm256_setzero_si256(), q, load(&yb.qs)));
-            // C: (d_x*d_y)*sumi + m_x*s_y, no fused multiply-add.
-            acc[r] += (dx * f16_to_f32(yb.d)) * sumi as f32 + mx * f16_to_f32(yb.s);
+            let d = _mm256_mul_ps(dx, f16x8(yb.d));
+            acc[r] = scaled_add(
+                acc[r],
+                dot_u8i8::<VNNI>(_mm256_setzero_si256(), q, load(&yb.qs)),
+                d,
+            );
+            // ggml: the m·s terms in a scalar sum beside the lanes.
+            summs[r] += mx * f16_to_f32(yb.s);
         }
     }
-    acc
+    let mut out = [0f32; R];
+    for r in 0..R {
+        out[r] = hsum_ps(acc[r]) + summs[r];
+    }
+    out
 }
 
 /// Q5_1 · Q8_1: `Σ q·y` per block times `d_x·d_y`, plus `m_x·s_y`.
@@ -336,20 +360,30 @@ pub(super) unsafe fn q5_1<const VNNI: u8, const R: usize>(
     y: [&[BlockQ8_1]; R],
 ) -> [f32; R] {
     same_lengths(x, &y);
-    let mut acc = [0f32; R];
+    let mut acc = [_mm256_setzero_ps(); R];
+    let mut summs = [0f32; R];
     for (i, xb) in x.iter().enumerate() {
         prefetch_ahead(xb);
         let q = _mm256_or_si256(nibbles(&xb.qs), fifth_bits(xb.qh));
-        let (dx, mx) = (f16_to_f32(xb.d), f16_to_f32(xb.m));
+        let (dx, mx) = (f16x8(xb.d), f16_to_f32(xb.m));
         for r in 0..R {
             // SAFETY: `same_lengths` checked `i < x.len() == y[r].len()`.
             let yb = y[r].get_unchecked(i);
-            let sumi = hsum_epi32(dot_u8i8::<VNNI>(_mm256_setzero_si256(), q, load(&yb.qs)));
-            // C: (d_x*d_y)*sumi + m_x*s_y, no fused multiply-add.
-            acc[r] += (dx * f16_to_f32(yb.d)) * sumi as f32 + mx * f16_to_f32(yb.s);
+            let d = _mm256_mul_ps(dx, f16x8(yb.d));
+            acc[r] = scaled_add(
+                acc[r],
+                dot_u8i8::<VNNI>(_mm256_setzero_si256(), q, load(&yb.qs)),
+                d,
+            );
+            // ggml: the m·s terms in a scalar sum beside the lanes.
+            summs[r] += mx * f16_to_f32(yb.s);
         }
     }
-    acc
+    let mut out = [0f32; R];
+    for r in 0..R {
+        out[r] = hsum_ps(acc[r]) + summs[r];
+    }
+    out
 }
 
 /// Q8_0 · Q8_0: `Σ x·y` per block, times `d_x·d_y`, accumulated in four lanes (a slice of
