@@ -9,8 +9,8 @@
 //! with `ORCINUS_ISA=scalar` or where no SIMD kernel exists). With several activation rows,
 //! the multi-row kernel ([`kernels::vec_dot_rows_for`]) dots each weight block with four
 //! activation rows at once, with the same bits; from [`GEMM_MIN_M`] rows on, the types with a
-//! GEMM ([`kernels::gemm_tile_for`]: the K-quants, and with AVX-512 VNNI the legacy types
-//! Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) go through it instead: the same exact integer sums, a
+//! GEMM ([`kernels::gemm_tile_for`]: the K-quants and the legacy types Q4_0, Q4_1, Q5_0,
+//! Q5_1, Q8_0, on AVX2, AVX-VNNI and AVX-512) go through it instead: the same exact integer sums, a
 //! different float order (the legacy types: the scalar reference's bits). With one activation
 //! row, the types with a weight-rows kernel ([`kernels::vec_dot_weight_rows_for`]: the legacy
 //! types with AVX-512 VNNI) take four weight rows per call, with the single-row bits. So the
@@ -583,7 +583,7 @@ mod tests {
     /// half; 50: a full call and a call with a partial second half);
     /// with weights of every quant value (random bytes) and activations at the extremes of
     /// their type (Q8_K's -128 included); for every instruction set with a GEMM. The legacy types
-    /// (AVX-512 VNNI only) must give the scalar reference's bits, also on rows of 576
+    /// must give the scalar reference's bits, also on rows of 576
     /// elements (SmolLM2's width: two packed super-blocks and one of two blocks).
     #[test]
     fn gemm_within_rounding_of_vec_dot() {
@@ -650,15 +650,13 @@ mod tests {
                     .filter(|&isa| kernels::gemm_tile_for(ty, isa).is_some())
                     .collect();
                 #[cfg(target_arch = "x86_64")]
-                if std::is_x86_feature_detected!("avx2") && !legacy.contains(&ty) {
+                if std::is_x86_feature_detected!("avx2") {
                     assert!(isas.contains(&kernels::Isa::Avx2), "{ty}: no AVX2 GEMM");
                 }
                 if kernels::has_avx512_vnni() {
                     assert!(isas.contains(&kernels::Isa::Avx512), "{ty}: no VNNI GEMM");
                 }
-                if kernels::available_isas().contains(&kernels::Isa::AvxVnni)
-                    && !legacy.contains(&ty)
-                {
+                if kernels::available_isas().contains(&kernels::Isa::AvxVnni) {
                     assert!(
                         isas.contains(&kernels::Isa::AvxVnni),
                         "{ty}: no AVX-VNNI GEMM"

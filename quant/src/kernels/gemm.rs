@@ -225,6 +225,11 @@ pub trait LegacyPack: bytemuck::Pod {
     /// The reference multiplies `sumi · d_w · d_a` left to right (Q4_0) rather than
     /// `sumi · (d_w · d_a)`.
     const LEFT_TO_RIGHT: bool = false;
+    /// Steps (of four quants, eight per block) whose `vpmaddubsw` pairs add up in i16 without
+    /// leaving it: `STEPS_I16 · 2 · max_q · 128 < 2^15` (the AVX2 micro-kernel sums that many
+    /// in i16). 0 for Q8_0, whose unsigned quants (up to 255) overflow a single pair; that
+    /// kernel splits them (`q = 2·(q >> 1) + (q & 1)`).
+    const STEPS_I16: usize;
     /// Writes the block's 32 unsigned quants in element order; returns its `(d, m)` (`m` 0
     /// where the type has none).
     fn unpack(&self, q: &mut [u8; 32]) -> (f32, f32);
@@ -283,6 +288,7 @@ fn nibbles(qs: &[u8; 16], qh: u32, q: &mut [u8; 32]) {
 impl LegacyPack for BlockQ4_0 {
     type Act = BlockQ8_0;
     const OFFSET: i32 = 8;
+    const STEPS_I16: usize = 8; // 8 · 2 · 15 · 128 = 30720
     const LEFT_TO_RIGHT: bool = true;
     #[inline(always)]
     fn unpack(&self, q: &mut [u8; 32]) -> (f32, f32) {
@@ -294,6 +300,7 @@ impl LegacyPack for BlockQ4_0 {
 impl LegacyPack for BlockQ4_1 {
     type Act = BlockQ8_1;
     const OFFSET: i32 = 0;
+    const STEPS_I16: usize = 8; // 8 · 2 · 15 · 128 = 30720
     #[inline(always)]
     fn unpack(&self, q: &mut [u8; 32]) -> (f32, f32) {
         nibbles(&self.qs, 0, q);
@@ -304,6 +311,7 @@ impl LegacyPack for BlockQ4_1 {
 impl LegacyPack for BlockQ5_0 {
     type Act = BlockQ8_0;
     const OFFSET: i32 = 16;
+    const STEPS_I16: usize = 4; // 4 · 2 · 31 · 128 = 31744
     #[inline(always)]
     fn unpack(&self, q: &mut [u8; 32]) -> (f32, f32) {
         nibbles(&self.qs, u32::from_le_bytes(self.qh), q);
@@ -314,6 +322,7 @@ impl LegacyPack for BlockQ5_0 {
 impl LegacyPack for BlockQ5_1 {
     type Act = BlockQ8_1;
     const OFFSET: i32 = 0;
+    const STEPS_I16: usize = 4; // 4 · 2 · 31 · 128 = 31744
     #[inline(always)]
     fn unpack(&self, q: &mut [u8; 32]) -> (f32, f32) {
         nibbles(&self.qs, u32::from_le_bytes(self.qh), q);
@@ -324,6 +333,7 @@ impl LegacyPack for BlockQ5_1 {
 impl LegacyPack for BlockQ8_0 {
     type Act = BlockQ8_0;
     const OFFSET: i32 = 128;
+    const STEPS_I16: usize = 0; // 2 · 255 · 128 > 2^15
     #[inline(always)]
     fn unpack(&self, q: &mut [u8; 32]) -> (f32, f32) {
         for (q, &v) in q.iter_mut().zip(&self.qs) {
@@ -568,6 +578,19 @@ mod tests {
         }
         assert_eq!(STEPS / BlockQ6K::GROUPS % BlockQ6K::STEPS_I16, 0);
         assert_eq!(STEPS / BlockQ4K::GROUPS % BlockQ4K::STEPS_I16, 0);
+        for (max_q, steps) in [
+            (15, BlockQ4_0::STEPS_I16),
+            (15, BlockQ4_1::STEPS_I16),
+            (31, BlockQ5_0::STEPS_I16),
+            (31, BlockQ5_1::STEPS_I16),
+            // Q8_0's split halves: `q >> 1` one step at a time, `q & 1` over all eight.
+            (127, 1),
+            (1, 8),
+        ] {
+            assert!(steps * 2 * max_q * 128 < 1 << 15);
+            assert_eq!(8 % steps, 0);
+        }
+        assert_eq!(BlockQ8_0::STEPS_I16, 0);
     }
 
     /// A legacy tile gives back each element's dequantized value `d·(q - OFFSET) + m`

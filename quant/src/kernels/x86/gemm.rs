@@ -17,6 +17,7 @@ use super::super::gemm::{
     STEPS, TILE_ROWS,
 };
 use super::super::GemmTileFn;
+use super::avx2::{NO_VNNI, VEX_VNNI};
 use super::gemm_avx2;
 use crate::formats::q4_0::BlockQ4_0;
 use crate::formats::q4_1::BlockQ4_1;
@@ -47,11 +48,21 @@ pub(super) fn gemm_tile(ty: GgmlType, kind: GemmKind) -> Option<GemmTileFn> {
         (GgmlType::Q4K, GemmKind::Vnni) => tile_bytes::<BlockQ4K, Vnni>,
         (GgmlType::Q5K, GemmKind::Vnni) => tile_bytes::<BlockQ5K, Vnni>,
         (GgmlType::Q6K, GemmKind::Vnni) => tile_bytes::<BlockQ6K, Vnni>,
-        (GgmlType::Q4_0, GemmKind::Vnni) => tile_bytes_legacy::<BlockQ4_0>,
-        (GgmlType::Q4_1, GemmKind::Vnni) => tile_bytes_legacy::<BlockQ4_1>,
-        (GgmlType::Q5_0, GemmKind::Vnni) => tile_bytes_legacy::<BlockQ5_0>,
-        (GgmlType::Q5_1, GemmKind::Vnni) => tile_bytes_legacy::<BlockQ5_1>,
-        (GgmlType::Q8_0, GemmKind::Vnni) => tile_bytes_legacy::<BlockQ8_0>,
+        (GgmlType::Q4_0, GemmKind::Vnni) => tile_bytes_legacy::<BlockQ4_0, Vnni>,
+        (GgmlType::Q4_1, GemmKind::Vnni) => tile_bytes_legacy::<BlockQ4_1, Vnni>,
+        (GgmlType::Q5_0, GemmKind::Vnni) => tile_bytes_legacy::<BlockQ5_0, Vnni>,
+        (GgmlType::Q5_1, GemmKind::Vnni) => tile_bytes_legacy::<BlockQ5_1, Vnni>,
+        (GgmlType::Q8_0, GemmKind::Vnni) => tile_bytes_legacy::<BlockQ8_0, Vnni>,
+        (GgmlType::Q4_0, GemmKind::AvxVnni) => tile_bytes_legacy::<BlockQ4_0, AvxVnni>,
+        (GgmlType::Q4_1, GemmKind::AvxVnni) => tile_bytes_legacy::<BlockQ4_1, AvxVnni>,
+        (GgmlType::Q5_0, GemmKind::AvxVnni) => tile_bytes_legacy::<BlockQ5_0, AvxVnni>,
+        (GgmlType::Q5_1, GemmKind::AvxVnni) => tile_bytes_legacy::<BlockQ5_1, AvxVnni>,
+        (GgmlType::Q8_0, GemmKind::AvxVnni) => tile_bytes_legacy::<BlockQ8_0, AvxVnni>,
+        (GgmlType::Q4_0, GemmKind::Avx2) => tile_bytes_legacy::<BlockQ4_0, Avx2>,
+        (GgmlType::Q4_1, GemmKind::Avx2) => tile_bytes_legacy::<BlockQ4_1, Avx2>,
+        (GgmlType::Q5_0, GemmKind::Avx2) => tile_bytes_legacy::<BlockQ5_0, Avx2>,
+        (GgmlType::Q5_1, GemmKind::Avx2) => tile_bytes_legacy::<BlockQ5_1, Avx2>,
+        (GgmlType::Q8_0, GemmKind::Avx2) => tile_bytes_legacy::<BlockQ8_0, Avx2>,
         (GgmlType::Q4K, GemmKind::AvxVnni) => tile_bytes::<BlockQ4K, AvxVnni>,
         (GgmlType::Q5K, GemmKind::AvxVnni) => tile_bytes::<BlockQ5K, AvxVnni>,
         (GgmlType::Q6K, GemmKind::AvxVnni) => tile_bytes::<BlockQ6K, AvxVnni>,
@@ -80,6 +91,29 @@ unsafe trait Kernel {
         rows: usize,
         nb: usize,
         a: &[BlockQ8K],
+        m: usize,
+        scratch: &mut Vec<PackedSb>,
+        out: &mut [f32],
+    );
+}
+
+/// A legacy-type micro-kernel: as [`Kernel`], with rows of `nb` 32-element blocks and
+/// `aux` the activations' [`super::super::gemm::activation_sums`].
+///
+/// # Safety
+/// As [`Kernel`].
+unsafe trait LegacyKernel {
+    /// As [`Kernel::tile`], for a legacy type.
+    ///
+    /// # Safety
+    /// The CPU must have the implementation's features.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile<W: LegacyPack>(
+        w: &[W],
+        rows: usize,
+        nb: usize,
+        a: &[W::Act],
+        aux: &[i32],
         m: usize,
         scratch: &mut Vec<PackedSb>,
         out: &mut [f32],
@@ -116,9 +150,9 @@ fn tile_bytes<B: GemmPack, K: Kernel>(
     })
 }
 
-/// [`GemmTileFn`] for a legacy type (AVX-512 VNNI): as [`tile_bytes`], with rows of 32-element
-/// blocks and `aux` the activations' [`super::super::gemm::activation_sums`].
-fn tile_bytes_legacy<W: LegacyPack>(
+/// [`GemmTileFn`] for a legacy type: as [`tile_bytes`], with rows of 32-element blocks and
+/// `aux` the activations' [`super::super::gemm::activation_sums`].
+fn tile_bytes_legacy<W: LegacyPack, K: LegacyKernel>(
     w: &[u8],
     rows: usize,
     a: &[u8],
@@ -133,60 +167,104 @@ fn tile_bytes_legacy<W: LegacyPack>(
             let nb = w.len() / rows;
             let aux_len = if W::OFFSET == 0 { 0 } else { m * nb };
             assert!(a.len() == m * nb && aux.len() == aux_len && out.len() == m * GEMM_ROWS);
-            // SAFETY: as in `tile_bytes` (handed out for `Vnni` only).
-            unsafe { tile_legacy(w, rows, nb, a, aux, m, scratch, out) }
+            // SAFETY: as in `tile_bytes`.
+            unsafe { K::tile(w, rows, nb, a, aux, m, scratch, out) }
         })
     })
 }
 
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn tile_legacy<W: LegacyPack>(
-    w: &[W],
-    rows: usize,
-    nb: usize,
-    a: &[W::Act],
-    aux: &[i32],
-    m: usize,
-    scratch: &mut Vec<PackedSb>,
-    out: &mut [f32],
-) {
-    out.fill(0.0);
-    let nsb = nb.div_ceil(8);
-    for_halves(w, rows, nb, nsb, scratch, |w, rows, sbs_all, col| {
-        let mut row_refs: [&[W]; TILE_ROWS] = [&[]; TILE_ROWS];
-        for (i, r) in row_refs.iter_mut().enumerate().take(rows) {
-            *r = &w[i * nb..(i + 1) * nb];
+/// `$tokens::<$w, n>` for the `n` tokens from `t0` (`n` one of the literals).
+macro_rules! run_legacy {
+    ($n:expr, $tokens:ident, $w:ty, $sbs:expr, $row:expr, $t0:expr, $o:expr; $($k:literal)*) => {
+        match $n {
+            $($k => $tokens::<$w, $k>(
+                $sbs,
+                std::array::from_fn(|t| $row($t0 + t)),
+                $o,
+            ),)*
+            _ => unreachable!(),
         }
-        pack_tile_legacy(
-            &row_refs[..rows],
-            nb,
-            sbs_all,
-            |s, d| transpose(s, d),
-            prefetch,
-        );
-        sb_chunks(nsb, SB_CHUNK, |bs| {
-            let sbs = &sbs_all[bs.clone()];
-            let (b0, b1) = (8 * bs.start, (8 * bs.end).min(nb));
-            let row = |t: usize| {
-                let r = t * nb;
-                (&a[r + b0..r + b1], aux.get(r + b0..r + b1).unwrap_or(&[]))
-            };
-            groups(m, TOKENS, |t0, n| {
-                let o = &mut out[t0 * GEMM_ROWS + col..];
-                macro_rules! run {
-                    ($($n:literal)*) => {
-                        match n {
-                            $($n => tokens_legacy::<W, $n>(sbs, std::array::from_fn(|t| row(t0 + t)), o),)*
-                            _ => unreachable!(),
-                        }
-                    };
-                }
-                run!(1 2 3 4 5 6 7 8)
-            })
-        })
-    });
+    };
 }
+
+/// The legacy-type driver, one for every micro-kernel: each [`TILE_ROWS`]-row half of the
+/// call packed ([`pack_tile_legacy`] with `$transpose`), then its super-blocks in chunks of
+/// [`SB_CHUNK`], each chunk run through the tokens in groups of `$group` (at most eight) by
+/// `$tokens::<W, group size>`.
+macro_rules! legacy_kernel {
+    ($kernel:ty, $features:literal, $transpose:path, $group:expr, $tokens:path) => {
+        // SAFETY: `tile` needs the features it enables; see `tile_bytes`.
+        unsafe impl LegacyKernel for $kernel {
+            #[target_feature(enable = $features)]
+            unsafe fn tile<W: LegacyPack>(
+                w: &[W],
+                rows: usize,
+                nb: usize,
+                a: &[W::Act],
+                aux: &[i32],
+                m: usize,
+                scratch: &mut Vec<PackedSb>,
+                out: &mut [f32],
+            ) {
+                use $tokens as tokens_fn;
+                out.fill(0.0);
+                let nsb = nb.div_ceil(8);
+                let group: usize = $group;
+                assert!((1..=8).contains(&group));
+                for_halves(w, rows, nb, nsb, scratch, |w, rows, sbs_all, col| {
+                    let mut row_refs: [&[W]; TILE_ROWS] = [&[]; TILE_ROWS];
+                    for (i, r) in row_refs.iter_mut().enumerate().take(rows) {
+                        *r = &w[i * nb..(i + 1) * nb];
+                    }
+                    pack_tile_legacy(
+                        &row_refs[..rows],
+                        nb,
+                        sbs_all,
+                        |s, d| $transpose(s, d),
+                        prefetch,
+                    );
+                    sb_chunks(nsb, SB_CHUNK, |bs| {
+                        let sbs = &sbs_all[bs.clone()];
+                        let (b0, b1) = (8 * bs.start, (8 * bs.end).min(nb));
+                        let row = |t: usize| {
+                            let r = t * nb;
+                            (&a[r + b0..r + b1], aux.get(r + b0..r + b1).unwrap_or(&[]))
+                        };
+                        groups(m, group, |t0, n| {
+                            let o = &mut out[t0 * GEMM_ROWS + col..];
+                            run_legacy!(
+                                n, tokens_fn, W, sbs, row, t0, o;
+                                1 2 3 4 5 6 7 8
+                            )
+                        })
+                    })
+                });
+            }
+        }
+    };
+}
+
+legacy_kernel!(
+    Vnni,
+    "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c",
+    transpose,
+    TOKENS,
+    tokens_legacy
+);
+legacy_kernel!(
+    Avx2,
+    "avx2,fma,f16c",
+    gemm_avx2::transpose,
+    gemm_avx2::legacy_tokens::<W, NO_VNNI>(),
+    gemm_avx2::tokens_legacy_avx2
+);
+legacy_kernel!(
+    AvxVnni,
+    "avx2,fma,f16c,avxvnni",
+    gemm_avx2::transpose,
+    gemm_avx2::legacy_tokens::<W, VEX_VNNI>(),
+    gemm_avx2::tokens_legacy_avxvnni
+);
 
 /// Runs `run(first token, tokens)` over the `m` tokens in groups of at most `group`.
 #[inline(always)]

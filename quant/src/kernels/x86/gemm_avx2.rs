@@ -6,10 +6,19 @@
 //! `vpmaddwd` against the group's scale in both i16 halves of each lane. AVX-VNNI
 //! ([`tokens_vnni`], [`TOKENS_VNNI`] tokens at a time): `vpdpbusd` into i32 group sums, scaled
 //! by `vpmulld`, as the AVX-512 kernel does. All integer sums are exact.
+//!
+//! The legacy types (Q4_0 ... Q8_0, [`tokens_legacy`]) take the same packed tile, eight
+//! blocks of 32 per super-block: each block's exact integer sum (AVX-VNNI `vpdpbusd`; AVX2
+//! `vpmaddubsw` pairs summed in i16 over [`LegacyPack::STEPS_I16`] steps and widened by
+//! `vpmaddwd`, Q8_0's quants split in two halves that fit a pair), then the block's term
+//! added to the f32 sums in the scalar reference's order, so the results have its bits.
 
 use std::arch::x86_64::*;
 
-use super::super::gemm::{GemmPack, PackedSb, Square, GEMM_ROWS, STEPS, TILE_ROWS};
+use super::super::gemm::{
+    GemmPack, LegacyAct, LegacyPack, PackedSb, Square, GEMM_ROWS, STEPS, TILE_ROWS,
+};
+use super::avx2::{dot_u8i8, NO_VNNI, VEX_VNNI};
 use crate::formats::q8_k::BlockQ8K;
 
 /// Tokens per call of [`tokens`] (sixteen vector registers: per token two i16 sums, two
@@ -200,6 +209,186 @@ pub(super) unsafe fn tokens_vnni<B: GemmPack, const T: usize>(
             }
         }
     }
+}
+
+/// Tokens per call of [`tokens_legacy`] for the weight type `W` and `VNNI` (sixteen vector
+/// registers: the two weight vectors and the broadcast word, and per token two i32 sums, plus
+/// without VNNI two i16 sums, and for Q8_0 two more weight vectors).
+pub(super) const fn legacy_tokens<W: LegacyPack, const VNNI: u8>() -> usize {
+    if VNNI != NO_VNNI {
+        6
+    } else if W::STEPS_I16 == 8 {
+        // The i16 sums cover the whole block: they are widened straight into the i32 ones.
+        5
+    } else if W::STEPS_I16 > 0 {
+        3
+    } else {
+        2
+    }
+}
+
+/// `out[t][i] += Σ_b` (block `b` of the packed `sbs`, eight per super-block) · `y[t][b]` for
+/// a legacy type, `T` tokens (`out` rows [`GEMM_ROWS`] apart); each token's blocks come with
+/// their `OFFSET·Σ a` (empty for the types with a minimum). Per block of 32: the exact
+/// integer sum ([`legacy_block_sums`], minus `OFFSET·Σ a`), then the block's term added to
+/// the f32 sum in `out` as the scalar reference computes it (the AVX-512 kernel's order).
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C, and AVX-VNNI where `VNNI` says so (the caller's
+/// `target_feature`).
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // `h` picks a half of the lanes, `p` a step
+pub(super) unsafe fn tokens_legacy<W: LegacyPack, const VNNI: u8, const T: usize>(
+    sbs: &[PackedSb],
+    y: [(&[W::Act], &[i32]); T],
+    out: &mut [f32],
+) {
+    let nb = y[0].0.len();
+    assert!(nb <= 8 * sbs.len());
+    assert!(y
+        .iter()
+        .all(|(y, s)| y.len() == nb && (W::OFFSET == 0 || s.len() == nb)));
+    assert!(out.len() >= (T - 1) * GEMM_ROWS + TILE_ROWS);
+    let o = out.as_mut_ptr();
+    for (b, sb) in sbs.iter().enumerate() {
+        for j in 0..nb.saturating_sub(8 * b).min(8) {
+            // SAFETY (get_unchecked): `8b + j < nb`, each `y[t]`'s length (asserted).
+            let blk = 8 * b + j;
+            let ya: [&W::Act; T] = std::array::from_fn(|t| y[t].0.get_unchecked(blk));
+            let acc = legacy_block_sums::<W, VNNI, T>(&sb.wq[8 * j..8 * j + 8], ya);
+            for h in 0..2 {
+                let dw = _mm256_loadu_ps(sb.sc[j].as_ptr().add(8 * h).cast());
+                let mw = _mm256_loadu_ps(sb.sc[8 + j].as_ptr().add(8 * h).cast());
+                for t in 0..T {
+                    let da = _mm256_set1_ps(ya[t].d());
+                    let term = if W::OFFSET != 0 {
+                        let off = _mm256_set1_epi32(*y[t].1.get_unchecked(blk));
+                        let sum = _mm256_cvtepi32_ps(_mm256_sub_epi32(acc[t][h], off));
+                        if W::LEFT_TO_RIGHT {
+                            // C: sumi*d_x*d_y.
+                            _mm256_mul_ps(_mm256_mul_ps(sum, dw), da)
+                        } else {
+                            // C: sumi*(d_x*d_y).
+                            _mm256_mul_ps(sum, _mm256_mul_ps(dw, da))
+                        }
+                    } else {
+                        // C: (d_x*d_y)*sumi + m_x*s_y, no fused multiply-add.
+                        let sum = _mm256_cvtepi32_ps(acc[t][h]);
+                        _mm256_add_ps(
+                            _mm256_mul_ps(_mm256_mul_ps(dw, da), sum),
+                            _mm256_mul_ps(mw, _mm256_set1_ps(ya[t].s())),
+                        )
+                    };
+                    // SAFETY: inside `out` (asserted above).
+                    let f = o.add(t * GEMM_ROWS + 8 * h);
+                    _mm256_storeu_ps(f, _mm256_add_ps(_mm256_loadu_ps(f), term));
+                }
+            }
+        }
+    }
+}
+
+/// [`tokens_legacy`] without VNNI.
+///
+/// # Safety
+/// As [`tokens_legacy`].
+#[inline(always)]
+pub(super) unsafe fn tokens_legacy_avx2<W: LegacyPack, const T: usize>(
+    sbs: &[PackedSb],
+    y: [(&[W::Act], &[i32]); T],
+    out: &mut [f32],
+) {
+    tokens_legacy::<W, NO_VNNI, T>(sbs, y, out)
+}
+
+/// [`tokens_legacy`] with AVX-VNNI.
+///
+/// # Safety
+/// As [`tokens_legacy`].
+#[inline(always)]
+pub(super) unsafe fn tokens_legacy_avxvnni<W: LegacyPack, const T: usize>(
+    sbs: &[PackedSb],
+    y: [(&[W::Act], &[i32]); T],
+    out: &mut [f32],
+) {
+    tokens_legacy::<W, VEX_VNNI, T>(sbs, y, out)
+}
+
+/// The exact integer sums `Σ q·a` of one packed block (`wq`: its eight steps) with each of
+/// the `T` activation blocks, for the two halves of the tile's rows.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // `h` picks a half of the lanes, `p` a step
+unsafe fn legacy_block_sums<W: LegacyPack, const VNNI: u8, const T: usize>(
+    wq: &[[u32; TILE_ROWS]],
+    ya: [&W::Act; T],
+) -> [[__m256i; 2]; T] {
+    debug_assert_eq!(wq.len(), 8);
+    let mut acc = [[_mm256_setzero_si256(); 2]; T];
+    let ones = _mm256_set1_epi16(1);
+    if VNNI != NO_VNNI {
+        // `vpdpbusd`: exact for every unsigned quant.
+        for (p, wq) in wq.iter().enumerate() {
+            let w = halves(wq);
+            for t in 0..T {
+                let yq = bcast(ya[t].qs().as_ptr().add(4 * p));
+                for h in 0..2 {
+                    acc[t][h] = dot_u8i8::<VNNI>(acc[t][h], w[h], yq);
+                }
+            }
+        }
+    } else if W::STEPS_I16 > 0 {
+        // Pairs summed in i16 over `STEPS_I16` steps (exact, see `LegacyPack::STEPS_I16`).
+        for p0 in (0..8).step_by(W::STEPS_I16) {
+            let mut p16 = [[_mm256_setzero_si256(); 2]; T];
+            for p in p0..p0 + W::STEPS_I16 {
+                let w = halves(&wq[p]);
+                for t in 0..T {
+                    let yq = bcast(ya[t].qs().as_ptr().add(4 * p));
+                    for h in 0..2 {
+                        let prod = _mm256_maddubs_epi16(w[h], yq);
+                        p16[t][h] = _mm256_add_epi16(p16[t][h], prod);
+                    }
+                }
+            }
+            for t in 0..T {
+                for h in 0..2 {
+                    acc[t][h] = _mm256_add_epi32(acc[t][h], _mm256_madd_epi16(p16[t][h], ones));
+                }
+            }
+        }
+    } else {
+        // Q8_0 (quants up to 255): `q = 2·(q >> 1) + (q & 1)`; the pairs of `q >> 1`
+        // (at most 127) fit i16 one step at a time and are widened doubled, those of `q & 1`
+        // add up in i16 over the whole block.
+        let (twos, low7, bit0) = (
+            _mm256_set1_epi16(2),
+            _mm256_set1_epi8(0x7f),
+            _mm256_set1_epi8(1),
+        );
+        let mut lo16 = [[_mm256_setzero_si256(); 2]; T];
+        for (p, wq) in wq.iter().enumerate() {
+            let w = halves(wq);
+            let hi = [
+                _mm256_and_si256(_mm256_srli_epi16::<1>(w[0]), low7),
+                _mm256_and_si256(_mm256_srli_epi16::<1>(w[1]), low7),
+            ];
+            let lo = [_mm256_and_si256(w[0], bit0), _mm256_and_si256(w[1], bit0)];
+            for t in 0..T {
+                let yq = bcast(ya[t].qs().as_ptr().add(4 * p));
+                for h in 0..2 {
+                    let ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi[h], yq), twos);
+                    acc[t][h] = _mm256_add_epi32(acc[t][h], ph);
+                    lo16[t][h] = _mm256_add_epi16(lo16[t][h], _mm256_maddubs_epi16(lo[h], yq));
+                }
+            }
+        }
+        for t in 0..T {
+            for h in 0..2 {
+                acc[t][h] = _mm256_add_epi32(acc[t][h], _mm256_madd_epi16(lo16[t][h], ones));
+            }
+        }
+    }
+    acc
 }
 
 #[cfg(test)]

@@ -95,7 +95,7 @@ pub(super) fn vec_dot_weight_rows(ty: GgmlType, isa: Isa) -> Option<super::VecDo
 
 /// The GEMM tile function of `ty` for `isa` (the caller checked that the CPU has `isa`):
 /// the 512-bit VNNI kernel where the CPU has AVX512-VNNI, the 256-bit VNNI one for
-/// AVX-VNNI, else the AVX2 one.
+/// AVX-VNNI, else the AVX2 one; each for the K-quants and the legacy types.
 pub(super) fn gemm_tile(ty: GgmlType, isa: Isa) -> Option<super::GemmTileFn> {
     use gemm::GemmKind;
     match isa {
