@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Orcinus against llama.cpp on the same GGUF file, the same tests and the same threads.
 #
-#   scripts/bench-vs-llama.sh MODEL [-p 512] [-n 128] [-t 2] [-r 3] [--rounds 3] [--llama-no-extra-bufts] [--llama-isa native|avx2|avxvnni]
+#   scripts/bench-vs-llama.sh MODEL [-p 512] [-n 128] [-t 2] [-r 3] [--rounds 3] [--llama-repack best|on|off] [--llama-isa native|avx2|avxvnni]
 #
 # Builds `orcinus` and benches/llama-cpp-baseline (llama.cpp through the llama-cpp-2 crate, built
 # with cmake for this CPU: the first build takes 10-20 minutes on 2 cores) in release, then runs
@@ -10,9 +10,12 @@
 # one's mean t/s and the ratio orcinus / llama.cpp. The raw JSON of every run is kept in
 # target/bench-vs-llama/.
 #
-# --llama-no-extra-bufts loads the model in llama.cpp with use_extra_bufts = false (llama-bench's
-# --no-repack): no load-time re-layout of Q4_0/Q4_K/IQ4_NL/Q8_0 weights and no AMX buffers. Needed
-# on VMs that advertise AMX but fault on its tile instructions (SIGILL in tinygemm_kernel_amx).
+# --llama-repack: llama.cpp's load-time re-layout of Q4_0/Q4_K/IQ4_NL/Q8_0 weights (and AMX buffers),
+# use_extra_bufts, llama-bench's --repack. `on` and `off` run llama.cpp with that setting only;
+# `best` (the default) runs it with both in every round and compares each test against the faster
+# setting's median (the issue's "best setting per test": repacking helps tg and hurts pp on some
+# CPUs). A setting whose run fails (llama.cpp's AMX path faults with SIGILL on VMs that advertise
+# AMX but do not allow its tiles) is reported and left out. --llama-no-extra-bufts = --llama-repack off.
 #
 # --llama-isa avx2 (or avxvnni) builds llama.cpp for a laptop-class CPU instead of this one
 # (-march=x86-64-v3, plus AVX-VNNI for avxvnni; its own target folder), the fair baseline for
@@ -27,7 +30,7 @@ usage() {
 [[ $# -ge 1 ]] || usage
 model="$1"
 shift
-p=512 n=128 t=2 r=3 rounds=3 extra_bufts=on llama_isa=native
+p=512 n=128 t=2 r=3 rounds=3 repack=best llama_isa=native
 while [[ $# -gt 0 ]]; do
   case "$1" in
     -p) p="$2"; shift 2 ;;
@@ -35,7 +38,8 @@ while [[ $# -gt 0 ]]; do
     -t) t="$2"; shift 2 ;;
     -r) r="$2"; shift 2 ;;
     --rounds) rounds="$2"; shift 2 ;;
-    --llama-no-extra-bufts) extra_bufts=off; shift ;;
+    --llama-no-extra-bufts) repack=off; shift ;;
+    --llama-repack) repack="$2"; shift 2 ;;
     --llama-isa) llama_isa="$2"; shift 2 ;;
     *) usage ;;
   esac
@@ -70,8 +74,11 @@ case "$llama_isa" in
     theirs="$baseline_dir/target-$llama_isa/release/llama-cpp-baseline" ;;
   *) usage ;;
 esac
-llama_flags=()
-[[ $extra_bufts == off ]] && llama_flags+=(--no-extra-bufts)
+case "$repack" in
+  best) settings=(on off) ;;
+  on | off) settings=("$repack") ;;
+  *) usage ;;
+esac
 
 out="$root/target/bench-vs-llama"
 mkdir -p "$out"
@@ -79,30 +86,45 @@ rm -f "$out"/*.json
 for ((i = 1; i <= rounds; i++)); do
   echo "round $i/$rounds: orcinus" >&2
   "$ours" bench -m "$model" -p "$p" -n "$n" -t "$t" -r "$r" --json --no-bandwidth >"$out/orcinus-$i.json"
-  echo "round $i/$rounds: llama.cpp" >&2
-  "$theirs" -m "$model" -p "$p" -n "$n" -t "$t" -r "$r" "${llama_flags[@]}" >"$out/llama-$i.json"
+  for s in "${settings[@]}"; do
+    echo "round $i/$rounds: llama.cpp (repack $s)" >&2
+    flags=()
+    [[ $s == off ]] && flags+=(--no-extra-bufts)
+    if ! "$theirs" -m "$model" -p "$p" -n "$n" -t "$t" -r "$r" "${flags[@]}" >"$out/llama-$s-$i.json"; then
+      echo "llama.cpp failed with repack $s; that setting is left out" >&2
+      rm -f "$out/llama-$s-$i.json"
+    fi
+  done
 done
 
-python3 - "$out" "$rounds" "$t" "$extra_bufts" "$llama_isa" "${ORCINUS_ISA:-best}" <<'EOF'
-import json, statistics, sys
-out, rounds, threads, extra_bufts, llama_isa, ours_isa = sys.argv[1], int(sys.argv[2]), *sys.argv[3:]
+python3 - "$out" "$rounds" "$t" "$llama_isa" "${ORCINUS_ISA:-best}" "${settings[@]}" <<'EOF'
+import json, os, statistics, sys
+out, rounds, threads, llama_isa, ours_isa, *settings = sys.argv[1], int(sys.argv[2]), *sys.argv[3:]
 
 def medians(prefix):
     runs = {}
     for i in range(1, rounds + 1):
-        with open(f"{out}/{prefix}-{i}.json") as f:
+        path = f"{out}/{prefix}-{i}.json"
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
             for t in json.load(f):
                 runs.setdefault((t["n_prompt"], t["n_gen"]), []).append(t["avg_ts"])
     return {k: statistics.median(v) for k, v in runs.items()}
 
-ours, theirs = medians("orcinus"), medians("llama")
-print(f"threads {threads}, {rounds} rounds, orcinus kernels {ours_isa}, llama.cpp built for {llama_isa} "
-      f"(use_extra_bufts {extra_bufts}); median t/s")
-print("| test | orcinus t/s | llama.cpp t/s | orcinus / llama.cpp |")
-print("| ---- | ----------: | ------------: | ------------------: |")
+ours = medians("orcinus")
+theirs = {s: medians(f"llama-{s}") for s in settings}
+print(f"threads {threads}, {rounds} rounds, orcinus kernels {ours_isa}, llama.cpp built for {llama_isa}; "
+      f"median t/s; llama.cpp's best repack setting per test")
+cols = "".join(f" llama.cpp repack {s} |" for s in settings)
+print(f"| test | orcinus t/s |{cols} orcinus / best llama.cpp |")
+print("| ---- | ----------: |" + " ---: |" * len(settings) + " ---: |")
 for key in sorted(ours, key=lambda k: (k[0] == 0, k)):
     name = f"pp{key[0]}" if key[0] else f"tg{key[1]}"
-    o, l = ours[key], theirs.get(key)
-    ratio = f"{o / l:.3f}" if l else "-"
-    print(f"| {name} | {o:.2f} | {l:.2f} | {ratio} |" if l else f"| {name} | {o:.2f} | - | - |")
+    o = ours[key]
+    vals = [theirs[s].get(key) for s in settings]
+    shown = "".join(f" {v:.2f} |" if v else " - |" for v in vals)
+    best = max((v for v in vals if v), default=None)
+    ratio = f"**{o / best:.3f}**" if best else "-"
+    print(f"| {name} | {o:.2f} |{shown} {ratio} |")
 EOF
