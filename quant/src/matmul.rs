@@ -10,11 +10,12 @@
 //! the multi-row kernel ([`kernels::vec_dot_rows_for`]) dots each weight block with four
 //! activation rows at once, with the same bits; from [`GEMM_MIN_M`] rows on, the types with a
 //! GEMM ([`kernels::gemm_tile_for`]: the K-quants and the legacy types Q4_0, Q4_1, Q5_0,
-//! Q5_1, Q8_0, on AVX2, AVX-VNNI and AVX-512) go through it instead: the same exact integer sums, a
-//! different float order (the legacy types: the scalar reference's bits). With one activation
-//! row, the types with a weight-rows kernel ([`kernels::vec_dot_weight_rows_for`]: the legacy
-//! types with AVX-512 VNNI) take four weight rows per call, with the single-row bits. So the
-//! outputs carry llama.cpp's activation rounding, not only the weights'.
+//! Q5_1, Q8_0, on AVX2, AVX-VNNI and AVX-512) go through it instead: the same exact integer
+//! sums, a different float order (the legacy types: the scalar reference's bits). With one activation
+//! row (the decode step) each weight row is one call of the single-row kernel, so every task
+//! streams its rows front to back (a kernel that took four weight rows per call was slower on
+//! AMD Zen 4: stop 14's note). So the outputs carry llama.cpp's activation rounding, not only
+//! the weights'.
 //! [`QMatMul::forward_f32`] keeps the earlier reference: weight rows dequantized to f32 and
 //! dotted with the unrounded f32 activations.
 //!
@@ -273,24 +274,6 @@ impl QMatMul {
             for (xq, y) in xq.chunks(chunk * arb).zip(y.chunks_mut(chunk * self.n)) {
                 self.run_gemm(gemm, xq.len() / arb, xq, y, pool)?;
             }
-            return Ok(());
-        }
-        let weight_rows = kernels::vec_dot_weight_rows_for(self.ty, isa).filter(|_| m == 1);
-        if let Some(weight_rows) = weight_rows {
-            // One token (the decode step): weight rows in groups of four, so each activation
-            // block is loaded once per group and the per-call work is shared.
-            let group = kernels::MAX_ROWS;
-            pool.install(|| {
-                y.par_chunks_mut(ROWS_PER_TASK)
-                    .enumerate()
-                    .for_each(|(c, out)| {
-                        let j0 = c * ROWS_PER_TASK;
-                        for (g, o) in out.chunks_mut(group).enumerate() {
-                            let j = j0 + g * group;
-                            weight_rows(&data[j * rb..(j + o.len()) * rb], xq, o);
-                        }
-                    })
-            });
             return Ok(());
         }
         if let Some(vec_dot_rows) = vec_dot_rows {

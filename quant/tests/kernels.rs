@@ -306,63 +306,6 @@ fn multi_row_kernels_equal_single_row() {
     }
 }
 
-#[test]
-fn weight_rows_kernels_equal_single_row() {
-    let mut rng = ChaCha8Rng::seed_from_u64(43);
-    let mut tested = 0;
-    for isa in kernels::available_isas() {
-        for ty in tested_types() {
-            let Some(weight_rows) = kernels::vec_dot_weight_rows_for(ty, isa) else {
-                continue;
-            };
-            tested += 1;
-            let single = kernels::vec_dot_for(ty, isa).unwrap();
-            let at = ty.vec_dot_type();
-            // 18 blocks: SmolLM2's 576-wide rows (four 4-block groups and a 2-block tail).
-            for nb in [1, 3, 4, 16, 18] {
-                let n = nb * ty.block_size();
-                let rb = ty.row_bytes(n).unwrap();
-                for p in PATTERNS {
-                    let w: Vec<u8> = (0..kernels::MAX_ROWS)
-                        .flat_map(|r| {
-                            let p = if r % 2 == 1 { Pattern::Random } else { p };
-                            weights(ty, nb, p, &mut rng)
-                        })
-                        .collect();
-                    let a = activations(at, n, p, &mut rng);
-                    for r in 1..=kernels::MAX_ROWS {
-                        let mut out = vec![f32::NAN; r];
-                        weight_rows(&w[..r * rb], &a, &mut out);
-                        for (j, &o) in out.iter().enumerate() {
-                            let want = single(&w[j * rb..(j + 1) * rb], &a);
-                            assert_eq!(
-                                o.to_bits(),
-                                want.to_bits(),
-                                "{ty} {isa} {p:?} {nb} blocks, {r} rows, row {j}: {o} vs {want}"
-                            );
-                        }
-                    }
-                }
-            }
-        }
-    }
-    if kernels::available_isas().contains(&Isa::Avx512) && kernels::has_avx512_vnni() {
-        for ty in [
-            GgmlType::Q4_0,
-            GgmlType::Q4_1,
-            GgmlType::Q5_0,
-            GgmlType::Q5_1,
-            GgmlType::Q8_0,
-        ] {
-            assert!(
-                kernels::vec_dot_weight_rows_for(ty, Isa::Avx512).is_some(),
-                "{ty}"
-            );
-        }
-        assert!(tested >= 5);
-    }
-}
-
 /// The kernels of the K-quants and Q8_0, the types of the benchmark models, exist on every
 /// x86 instruction set.
 #[test]

@@ -6,9 +6,9 @@
 //! scalar reference ([`GgmlType::vec_dot`]): the SIMD kernel where one exists, the scalar
 //! reference otherwise. A kernel is only ever handed out for an instruction set the CPU has,
 //! so the safe wrappers in `x86/` may call their `#[target_feature]` bodies. Likewise
-//! [`vec_dot_rows_for`] (several activation rows), [`vec_dot_weight_rows_for`] (several weight
-//! rows), [`gemm_tile_for`] (the GEMM, [`gemm`]), [`from_float_for`] (activation
-//! quantization), [`attn::attn_kernels_for`] and [`act::act_kernels_for`].
+//! [`vec_dot_rows_for`] (several activation rows), [`gemm_tile_for`] (the GEMM, [`gemm`]),
+//! [`from_float_for`] (activation quantization), [`attn::attn_kernels_for`] and
+//! [`act::act_kernels_for`].
 //!
 //! Every SIMD kernel computes the same exact integer sums as the scalar reference of its
 //! format (`formats/`); only the order of the float accumulation differs, so results differ
@@ -45,13 +45,6 @@ pub use crate::types::VecDotFn;
 /// instruction set. `1 <= out.len() <= 4`; lengths are checked by the caller.
 pub type VecDotRowsFn = fn(w: &[u8], a: &[u8], out: &mut [f32]);
 
-/// A dot product of `out.len()` weight rows (`w`: the rows back to back, each of as many
-/// elements as `a`) with one activation row (`a`), writing one result per weight row: the
-/// decode step's kernel, which loads each activation block once for several weight rows.
-/// Each result has the same bits as the single-row kernel of the same instruction set.
-/// `1 <= out.len() <= 4`; lengths are checked by the caller.
-pub type VecDotWeightRowsFn = fn(w: &[u8], a: &[u8], out: &mut [f32]);
-
 /// One tile of the quantized GEMM ([`gemm`]): `w` holds `rows` (1 to [`gemm::GEMM_ROWS`])
 /// weight rows, `a` holds `m` activation rows of the weight type's
 /// [`GgmlType::vec_dot_type`] with as many elements; `out` (`[m][GEMM_ROWS]`) receives
@@ -69,8 +62,7 @@ pub type GemmTileFn = fn(
     out: &mut [f32],
 );
 
-/// Most activation rows one [`VecDotRowsFn`] call takes (and weight rows one
-/// [`VecDotWeightRowsFn`] call).
+/// Most activation rows one [`VecDotRowsFn`] call takes.
 pub const MAX_ROWS: usize = 4;
 
 /// An instruction set the kernels are built for.
@@ -239,24 +231,6 @@ pub fn vec_dot_rows_for(ty: GgmlType, isa: Isa) -> Option<VecDotRowsFn> {
     }
 }
 
-/// The weight-rows kernel of `ty` for `isa` (up to [`MAX_ROWS`] weight rows against one
-/// activation row, each result bit-identical to [`vec_dot_for`]`(ty, isa)`), where one
-/// exists and the CPU has `isa`.
-pub fn vec_dot_weight_rows_for(ty: GgmlType, isa: Isa) -> Option<VecDotWeightRowsFn> {
-    if !available_isas().contains(&isa) {
-        return None;
-    }
-    #[cfg(target_arch = "x86_64")]
-    {
-        x86::vec_dot_weight_rows(ty, isa)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = ty;
-        None
-    }
-}
-
 /// Quantizes a row of `f32` to the bytes of blocks of one type (lengths checked by the
 /// caller).
 pub type FromFloatFn = fn(&[f32], &mut [u8]);
@@ -339,45 +313,6 @@ pub(crate) fn vec_dot_rows_bytes<K: RowKernel>(x: &[u8], y: &[u8], out: &mut [f3
                     3 => out.copy_from_slice(&K::rows(x, [r(0), r(1), r(2)])),
                     4 => out.copy_from_slice(&K::rows(x, [r(0), r(1), r(2), r(3)])),
                     n => panic!("vec_dot_rows: {n} rows (1 to {MAX_ROWS})"),
-                }
-            }
-        })
-    })
-}
-
-/// A [`RowKernel`] that also computes several weight rows against one activation row.
-///
-/// # Safety
-/// As [`RowKernel`].
-#[allow(dead_code)]
-pub(crate) unsafe trait WeightRowsKernel: RowKernel {
-    /// `out[r] = Σ x[r]·y` (each `x[r]` as long as `y`), each with the bits of
-    /// `rows::<1>(x[r], [y])`.
-    ///
-    /// # Safety
-    /// The CPU must have the features the implementation needs.
-    unsafe fn weight_rows<const R: usize>(
-        x: [&[Self::W]; R],
-        y: &[<Self::W as VecDot>::Activation],
-    ) -> [f32; R];
-}
-
-/// [`WeightRowsKernel::weight_rows`] with `out.len()` (1 to 4) weight rows, on bytes.
-#[allow(dead_code)]
-pub(crate) fn vec_dot_weight_rows_bytes<K: WeightRowsKernel>(x: &[u8], y: &[u8], out: &mut [f32]) {
-    formats::with_blocks::<K::W, _>(x, |x| {
-        formats::with_blocks(y, |y| {
-            let nb = y.len();
-            assert_eq!(x.len(), out.len() * nb, "vec_dot_weight_rows: row lengths");
-            let r = |i: usize| &x[i * nb..(i + 1) * nb];
-            // SAFETY: as in `vec_dot_bytes`.
-            unsafe {
-                match out.len() {
-                    1 => out.copy_from_slice(&K::weight_rows([r(0)], y)),
-                    2 => out.copy_from_slice(&K::weight_rows([r(0), r(1)], y)),
-                    3 => out.copy_from_slice(&K::weight_rows([r(0), r(1), r(2)], y)),
-                    4 => out.copy_from_slice(&K::weight_rows([r(0), r(1), r(2), r(3)], y)),
-                    n => panic!("vec_dot_weight_rows: {n} rows (1 to {MAX_ROWS})"),
                 }
             }
         })

@@ -18,10 +18,7 @@ use std::arch::x86_64::*;
 
 use half::f16;
 
-use super::super::{
-    vec_dot_weight_rows_bytes, RowKernel, VecDotFn, VecDotRowsFn, VecDotWeightRowsFn,
-    WeightRowsKernel,
-};
+use super::super::{RowKernel, VecDotFn, VecDotRowsFn};
 use super::avx2::{self, EVEX_VNNI};
 use super::avx2_k::{self, scales_mins_k4};
 use super::{both, find, single, Entry};
@@ -61,18 +58,6 @@ pub(super) fn vec_dot_rows(ty: GgmlType) -> Option<VecDotRowsFn> {
     find(KERNELS, ty).and_then(|e| e.rows)
 }
 
-/// The weight-rows kernel of `ty` (the 32-element types), if this file has one.
-pub(super) fn vec_dot_weight_rows(ty: GgmlType) -> Option<VecDotWeightRowsFn> {
-    Some(match ty {
-        GgmlType::Q4_0 => vec_dot_weight_rows_bytes::<Q4_0Vnni>,
-        GgmlType::Q4_1 => vec_dot_weight_rows_bytes::<Q4_1Vnni>,
-        GgmlType::Q5_0 => vec_dot_weight_rows_bytes::<Q5_0Vnni>,
-        GgmlType::Q5_1 => vec_dot_weight_rows_bytes::<Q5_1Vnni>,
-        GgmlType::Q8_0 => vec_dot_weight_rows_bytes::<Q8_0Vnni>,
-        _ => return None,
-    })
-}
-
 /// The AVX-512 kernels that need no VNNI.
 pub(super) fn vec_dot_no_vnni(ty: GgmlType) -> Option<VecDotFn> {
     find(&[single::<F16Avx512>(GgmlType::F16)], ty).map(|e| e.dot)
@@ -106,12 +91,6 @@ unsafe impl RowKernel for Q4_0Vnni {
         legacy_zmm::<_, R>(x, y)
     }
 }
-unsafe impl WeightRowsKernel for Q4_0Vnni {
-    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-    unsafe fn weight_rows<const R: usize>(x: [&[BlockQ4_0]; R], y: &[BlockQ8_0]) -> [f32; R] {
-        legacy_zmm_w::<_, R>(x, y)
-    }
-}
 
 pub(super) struct Q4_1Vnni;
 unsafe impl RowKernel for Q4_1Vnni {
@@ -119,12 +98,6 @@ unsafe impl RowKernel for Q4_1Vnni {
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     unsafe fn rows<const R: usize>(x: &[BlockQ4_1], y: [&[BlockQ8_1]; R]) -> [f32; R] {
         legacy_zmm::<_, R>(x, y)
-    }
-}
-unsafe impl WeightRowsKernel for Q4_1Vnni {
-    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-    unsafe fn weight_rows<const R: usize>(x: [&[BlockQ4_1]; R], y: &[BlockQ8_1]) -> [f32; R] {
-        legacy_zmm_w::<_, R>(x, y)
     }
 }
 
@@ -136,12 +109,6 @@ unsafe impl RowKernel for Q5_0Vnni {
         legacy_zmm::<_, R>(x, y)
     }
 }
-unsafe impl WeightRowsKernel for Q5_0Vnni {
-    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-    unsafe fn weight_rows<const R: usize>(x: [&[BlockQ5_0]; R], y: &[BlockQ8_0]) -> [f32; R] {
-        legacy_zmm_w::<_, R>(x, y)
-    }
-}
 
 pub(super) struct Q5_1Vnni;
 unsafe impl RowKernel for Q5_1Vnni {
@@ -151,12 +118,6 @@ unsafe impl RowKernel for Q5_1Vnni {
         legacy_zmm::<_, R>(x, y)
     }
 }
-unsafe impl WeightRowsKernel for Q5_1Vnni {
-    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-    unsafe fn weight_rows<const R: usize>(x: [&[BlockQ5_1]; R], y: &[BlockQ8_1]) -> [f32; R] {
-        legacy_zmm_w::<_, R>(x, y)
-    }
-}
 
 pub(super) struct Q8_0Vnni;
 unsafe impl RowKernel for Q8_0Vnni {
@@ -164,12 +125,6 @@ unsafe impl RowKernel for Q8_0Vnni {
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     unsafe fn rows<const R: usize>(x: &[BlockQ8_0], y: [&[BlockQ8_0]; R]) -> [f32; R] {
         legacy_zmm::<_, R>(x, y)
-    }
-}
-unsafe impl WeightRowsKernel for Q8_0Vnni {
-    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-    unsafe fn weight_rows<const R: usize>(x: [&[BlockQ8_0]; R], y: &[BlockQ8_0]) -> [f32; R] {
-        legacy_zmm_w::<_, R>(x, y)
     }
 }
 
@@ -439,83 +394,6 @@ unsafe fn legacy_zmm<W: Zmm32, const R: usize>(x: &[W], y: [&[W::A]; R]) -> [f32
         );
         for r in 0..R {
             out[r] += tail[r];
-        }
-    }
-    out
-}
-
-/// [`legacy_zmm`] for `R` weight rows against one activation row (the decode step): the
-/// activation pair, its scales and its `Σ OFFSET·y` are loaded and computed once for all
-/// rows, and each row is summed exactly as `legacy_zmm::<W, 1>` sums it (same operations,
-/// same order, same tail), so each result has that kernel's bits.
-#[inline(always)]
-unsafe fn legacy_zmm_w<W: Zmm32, const R: usize>(x: [&[W]; R], y: &[W::A]) -> [f32; R] {
-    for x in &x {
-        avx2::same_lengths(x, &[y]);
-    }
-    let bias = _mm512_set1_epi8(W::OFFSET as i8);
-    let zero = _mm512_setzero_si512();
-    let idx01 = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-    let idx23 = _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2);
-    let mut acc = [[_mm512_setzero_ps(); 2]; R];
-    let mut acc_m = [_mm_setzero_ps(); R];
-    let n4 = y.len() / 4 * 4;
-    for i in (0..n4).step_by(4) {
-        // SAFETY: `i + 4 <= n4 <= y.len() == x[r].len()` (`same_lengths`).
-        let yc = y.get_unchecked(i..i + 4);
-        let (y01, y23) = (pair(yc[0].qs(), yc[1].qs()), pair(yc[2].qs(), yc[3].qs()));
-        let (b01, b23) = if W::OFFSET != 0 {
-            (
-                _mm512_dpbusd_epi32(zero, bias, y01),
-                _mm512_dpbusd_epi32(zero, bias, y23),
-            )
-        } else {
-            (zero, zero)
-        };
-        let ds: [(u16, u16); 4] = std::array::from_fn(|b| yc[b].ds());
-        let dy = f16x4(ds.map(|(d, _)| d));
-        for r in 0..R {
-            let xc = x[r].get_unchecked(i..i + 4);
-            avx2::prefetch_ahead(&xc[0]);
-            avx2::prefetch_ahead(&xc[2]);
-            let x01 = W::pair(&xc[0], &xc[1]);
-            let x23 = W::pair(&xc[2], &xc[3]);
-            let dm: [(u16, u16); 4] = std::array::from_fn(|b| xc[b].dm());
-            let dx = f16x4(dm.map(|(d, _)| d));
-            let mut s01 = _mm512_dpbusd_epi32(zero, x01, y01);
-            let mut s23 = _mm512_dpbusd_epi32(zero, x23, y23);
-            if W::OFFSET != 0 {
-                s01 = _mm512_sub_epi32(s01, b01);
-                s23 = _mm512_sub_epi32(s23, b23);
-            }
-            let d = _mm512_castps128_ps512(_mm_mul_ps(dx, dy));
-            let [a0, a1] = &mut acc[r];
-            *a0 = _mm512_fmadd_ps(
-                _mm512_cvtepi32_ps(s01),
-                _mm512_permutexvar_ps(idx01, d),
-                *a0,
-            );
-            *a1 = _mm512_fmadd_ps(
-                _mm512_cvtepi32_ps(s23),
-                _mm512_permutexvar_ps(idx23, d),
-                *a1,
-            );
-            if W::OFFSET == 0 {
-                let (mx, sy) = (dm.map(|(_, m)| m), ds.map(|(_, s)| s));
-                acc_m[r] = _mm_fmadd_ps(f16x4(mx), f16x4(sy), acc_m[r]);
-            }
-        }
-    }
-    let mut out = [0f32; R];
-    for r in 0..R {
-        out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
-        if W::OFFSET == 0 {
-            out[r] += _mm512_reduce_add_ps(_mm512_zextps128_ps512(acc_m[r]));
-        }
-        if n4 < y.len() {
-            // SAFETY: as above.
-            let tail = W::tail::<1>(x[r].get_unchecked(n4..), [y.get_unchecked(n4..)]);
-            out[r] += tail[0];
         }
     }
     out

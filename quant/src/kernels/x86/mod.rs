@@ -84,15 +84,6 @@ pub(super) fn vec_dot_rows(ty: GgmlType, isa: Isa) -> Option<super::VecDotRowsFn
     }
 }
 
-/// The weight-rows kernel of `ty` for `isa` (the caller checked that the CPU has `isa`):
-/// the 512-bit VNNI legacy-type kernels only.
-pub(super) fn vec_dot_weight_rows(ty: GgmlType, isa: Isa) -> Option<super::VecDotWeightRowsFn> {
-    match isa {
-        Isa::Avx512 if super::has_avx512_vnni() => avx512::vec_dot_weight_rows(ty),
-        _ => None,
-    }
-}
-
 /// The GEMM tile function of `ty` for `isa` (the caller checked that the CPU has `isa`):
 /// the 512-bit VNNI kernel where the CPU has AVX512-VNNI, the 256-bit VNNI one for
 /// AVX-VNNI, else the AVX2 one; each for the K-quants and the legacy types.
