@@ -6,10 +6,8 @@
 //! order of the float accumulation: `|simd - scalar| <= 1e-5 · Σ|terms| + 1e-30`, with
 //! `Σ|terms|` from the dequantized values in f64 (the scale and the minimum parts of each
 //! weight counted separately, since the kernels sum them separately). The multi-row kernels
-//! must give, row by row, the bits of the single-row kernel. The 256-bit kernels of the
-//! 32-element types (Q4_0, Q4_1, Q5_0, Q5_1) accumulate in the reference's order and must give
-//! its bits; Q8_0, and every 32-element type with AVX-512 VNNI, sum in several f32 lanes, to
-//! keep up in decode.
+//! must give, row by row, the bits of the single-row kernel. The GEMM tiles of the 32-element
+//! types must give the reference's bits, for every activation pattern (-128 included).
 
 use orcinus_quant::kernels::{self, Isa};
 use orcinus_quant::GgmlType;
@@ -303,6 +301,69 @@ fn multi_row_kernels_equal_single_row() {
                 }
             }
         }
+    }
+}
+
+/// The GEMM tiles of the legacy types give, output by output, the scalar reference's bits,
+/// with activation blocks of every pattern (so -128 quants, which the quantizer never writes
+/// but the tile must take) and rows of 9 and 18 blocks (576 elements, SmolLM2's width), on
+/// every instruction set with a GEMM. (`QMatMul`'s tests run the same tiles on quantized
+/// activations.)
+#[test]
+fn legacy_gemm_tiles_give_the_reference_bits() {
+    use orcinus_quant::kernels::gemm::{activation_sums, GEMM_ROWS};
+    let mut rng = ChaCha8Rng::seed_from_u64(44);
+    let legacy = [
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q5_0,
+        GgmlType::Q5_1,
+        GgmlType::Q8_0,
+    ];
+    let mut tiles = 0;
+    for isa in kernels::available_isas() {
+        for ty in legacy {
+            let Some(tile) = kernels::gemm_tile_for(ty, isa) else {
+                continue;
+            };
+            let at = ty.vec_dot_type();
+            for (nb, rows) in [(9, 20), (18, 16), (18, 32)] {
+                let n = nb * 32;
+                let (rb, arb) = (ty.row_bytes(n).unwrap(), at.row_bytes(n).unwrap());
+                let w: Vec<u8> = (0..rows)
+                    .flat_map(|r| {
+                        let p = [Pattern::Random, Pattern::Max, Pattern::Alternating][r % 3];
+                        weights(ty, nb, p, &mut rng)
+                    })
+                    .collect();
+                let m = PATTERNS.len();
+                let a: Vec<u8> = PATTERNS
+                    .iter()
+                    .flat_map(|&p| activations(at, n, p, &mut rng))
+                    .collect();
+                let aux = activation_sums(ty, &a, m, n);
+                let mut scratch = Vec::new();
+                let mut out = vec![f32::NAN; m * GEMM_ROWS];
+                tile(&w, rows, &a, &aux, m, &mut scratch, &mut out);
+                for t in 0..m {
+                    for i in 0..rows {
+                        let want = ty
+                            .vec_dot(&w[i * rb..(i + 1) * rb], &a[t * arb..(t + 1) * arb], n)
+                            .unwrap();
+                        let got = out[t * GEMM_ROWS + i];
+                        assert!(
+                            got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                            "{ty} {isa} {:?} {nb} blocks, row {i}: {got} vs {want}",
+                            PATTERNS[t]
+                        );
+                    }
+                }
+                tiles += 1;
+            }
+        }
+    }
+    if kernels::available_isas().contains(&Isa::Avx2) {
+        assert!(tiles >= 15, "{tiles}");
     }
 }
 
