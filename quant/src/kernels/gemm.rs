@@ -243,6 +243,9 @@ pub trait LegacyAct: bytemuck::Pod {
     fn d(&self) -> f32;
     /// `d·Σq` (Q8_1), 0 for Q8_0.
     fn s(&self) -> f32;
+    /// `d` and `s` as stored (f16; `s` zero for Q8_0), for kernels that convert them
+    /// themselves.
+    fn ds(&self) -> (half::f16, half::f16);
 }
 
 impl LegacyAct for BlockQ8_0 {
@@ -258,6 +261,10 @@ impl LegacyAct for BlockQ8_0 {
     fn s(&self) -> f32 {
         0.0
     }
+    #[inline(always)]
+    fn ds(&self) -> (half::f16, half::f16) {
+        (self.d, half::f16::ZERO)
+    }
 }
 
 impl LegacyAct for BlockQ8_1 {
@@ -272,6 +279,10 @@ impl LegacyAct for BlockQ8_1 {
     #[inline(always)]
     fn s(&self) -> f32 {
         self.s.to_f32()
+    }
+    #[inline(always)]
+    fn ds(&self) -> (half::f16, half::f16) {
+        (self.d, self.s)
     }
 }
 

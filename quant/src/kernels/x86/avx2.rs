@@ -20,6 +20,7 @@ use std::arch::x86_64::*;
 
 use half::f16;
 
+use super::super::gemm::{LegacyAct, LegacyPack};
 use super::super::{RowKernel, VecDotFn, VecDotRowsFn};
 use super::avx2_k;
 use super::{both, find, single, Entry};
@@ -266,124 +267,132 @@ unsafe fn scaled_add(acc: __m256, sumi: __m256i, d: __m256) -> __m256 {
     _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), d, acc)
 }
 
-/// Q4_0 · Q8_0: `Σ (q - 8)·y` per block, times `d_x·d_y`.
+/// A 32-element weight type of [`legacy_ymm`]: Q4_0, Q4_1, Q5_0, Q5_1.
+trait Ymm32: LegacyPack {
+    /// The 32 unsigned quants in element order.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2.
+    unsafe fn quants(&self) -> __m256i;
+    /// The scale and the minimum (zero where the type has none).
+    fn dm(&self) -> (f16, f16);
+}
+
+impl Ymm32 for BlockQ4_0 {
+    #[inline(always)]
+    unsafe fn quants(&self) -> __m256i {
+        nibbles(&self.qs)
+    }
+    fn dm(&self) -> (f16, f16) {
+        (self.d, f16::ZERO)
+    }
+}
+
+impl Ymm32 for BlockQ4_1 {
+    #[inline(always)]
+    unsafe fn quants(&self) -> __m256i {
+        nibbles(&self.qs)
+    }
+    fn dm(&self) -> (f16, f16) {
+        (self.d, self.m)
+    }
+}
+
+impl Ymm32 for BlockQ5_0 {
+    #[inline(always)]
+    unsafe fn quants(&self) -> __m256i {
+        _mm256_or_si256(nibbles(&self.qs), fifth_bits(self.qh))
+    }
+    fn dm(&self) -> (f16, f16) {
+        (self.d, f16::ZERO)
+    }
+}
+
+impl Ymm32 for BlockQ5_1 {
+    #[inline(always)]
+    unsafe fn quants(&self) -> __m256i {
+        _mm256_or_si256(nibbles(&self.qs), fifth_bits(self.qh))
+    }
+    fn dm(&self) -> (f16, f16) {
+        (self.d, self.m)
+    }
+}
+
+/// Q4_0/Q5_0 · Q8_0 (`Σ (q - OFFSET)·y` per block, times `d_x·d_y`) and Q4_1/Q5_1 · Q8_1
+/// (`Σ q·y` per block times `d_x·d_y`, plus `m_x·s_y`).
+#[inline(always)]
+unsafe fn legacy_ymm<W: Ymm32, const VNNI: u8, const R: usize>(
+    x: &[W],
+    y: [&[W::Act]; R],
+) -> [f32; R] {
+    same_lengths(x, &y);
+    let mut acc = [_mm256_setzero_ps(); R];
+    let mut summs = [0f32; R];
+    let offset = _mm256_set1_epi8(W::OFFSET as i8);
+    for (i, xb) in x.iter().enumerate() {
+        prefetch_ahead(xb);
+        let q = xb.quants();
+        let (d, m) = xb.dm();
+        let (dx, mx) = (f16x8(d), f16_to_f32(m));
+        for r in 0..R {
+            // SAFETY: `same_lengths` checked `i < x.len() == y[r].len()`.
+            let yb = y[r].get_unchecked(i);
+            let (dy, sy) = yb.ds();
+            let d = _mm256_mul_ps(dx, f16x8(dy));
+            let yq = load(yb.qs());
+            if W::OFFSET != 0 {
+                acc[r] = scaled_add(acc[r], dot_offset::<VNNI>(q, offset, yq), d);
+            } else {
+                acc[r] = scaled_add(acc[r], dot_u8i8::<VNNI>(_mm256_setzero_si256(), q, yq), d);
+                // ggml: the m·s terms in a scalar sum beside the lanes.
+                summs[r] += mx * f16_to_f32(sy);
+            }
+        }
+    }
+    let mut out = [0f32; R];
+    for r in 0..R {
+        out[r] = hsum_ps(acc[r]);
+        if W::OFFSET == 0 {
+            out[r] += summs[r];
+        }
+    }
+    out
+}
+
+/// Q4_0 · Q8_0 ([`legacy_ymm`]).
 #[inline(always)]
 pub(super) unsafe fn q4_0<const VNNI: u8, const R: usize>(
     x: &[BlockQ4_0],
     y: [&[BlockQ8_0]; R],
 ) -> [f32; R] {
-    same_lengths(x, &y);
-    let mut acc = [_mm256_setzero_ps(); R];
-    let eight = _mm256_set1_epi8(8);
-    for (i, xb) in x.iter().enumerate() {
-        prefetch_ahead(xb);
-        let q = nibbles(&xb.qs);
-        let dx = f16x8(xb.d);
-        for r in 0..R {
-            // SAFETY: `same_lengths` checked `i < x.len() == y[r].len()`.
-            let yb = y[r].get_unchecked(i);
-            let d = _mm256_mul_ps(dx, f16x8(yb.d));
-            acc[r] = scaled_add(acc[r], dot_offset::<VNNI>(q, eight, load(&yb.qs)), d);
-        }
-    }
-    let mut out = [0f32; R];
-    for r in 0..R {
-        out[r] = hsum_ps(acc[r]);
-    }
-    out
+    legacy_ymm::<_, VNNI, R>(x, y)
 }
 
-/// Q5_0 · Q8_0: `Σ (q - 16)·y` per block, times `d_x·d_y`.
+/// Q5_0 · Q8_0 ([`legacy_ymm`]).
 #[inline(always)]
 pub(super) unsafe fn q5_0<const VNNI: u8, const R: usize>(
     x: &[BlockQ5_0],
     y: [&[BlockQ8_0]; R],
 ) -> [f32; R] {
-    same_lengths(x, &y);
-    let mut acc = [_mm256_setzero_ps(); R];
-    let sixteen = _mm256_set1_epi8(16);
-    for (i, xb) in x.iter().enumerate() {
-        prefetch_ahead(xb);
-        let q = _mm256_or_si256(nibbles(&xb.qs), fifth_bits(xb.qh));
-        let dx = f16x8(xb.d);
-        for r in 0..R {
-            // SAFETY: `same_lengths` checked `i < x.len() == y[r].len()`.
-            let yb = y[r].get_unchecked(i);
-            let d = _mm256_mul_ps(dx, f16x8(yb.d));
-            acc[r] = scaled_add(acc[r], dot_offset::<VNNI>(q, sixteen, load(&yb.qs)), d);
-        }
-    }
-    let mut out = [0f32; R];
-    for r in 0..R {
-        out[r] = hsum_ps(acc[r]);
-    }
-    out
+    legacy_ymm::<_, VNNI, R>(x, y)
 }
 
-/// Q4_1 · Q8_1: `Σ q·y` per block times `d_x·d_y`, plus `m_x·s_y`.
+/// Q4_1 · Q8_1 ([`legacy_ymm`]).
 #[inline(always)]
 pub(super) unsafe fn q4_1<const VNNI: u8, const R: usize>(
     x: &[BlockQ4_1],
     y: [&[BlockQ8_1]; R],
 ) -> [f32; R] {
-    same_lengths(x, &y);
-    let mut acc = [_mm256_setzero_ps(); R];
-    let mut summs = [0f32; R];
-    for (i, xb) in x.iter().enumerate() {
-        prefetch_ahead(xb);
-        let q = nibbles(&xb.qs);
-        let (dx, mx) = (f16x8(xb.d), f16_to_f32(xb.m));
-        for r in 0..R {
-            // SAFETY: `same_lengths` checked `i < x.len() == y[r].len()`.
-            let yb = y[r].get_unchecked(i);
-            let d = _mm256_mul_ps(dx, f16x8(yb.d));
-            acc[r] = scaled_add(
-                acc[r],
-                dot_u8i8::<VNNI>(_mm256_setzero_si256(), q, load(&yb.qs)),
-                d,
-            );
-            // ggml: the m·s terms in a scalar sum beside the lanes.
-            summs[r] += mx * f16_to_f32(yb.s);
-        }
-    }
-    let mut out = [0f32; R];
-    for r in 0..R {
-        out[r] = hsum_ps(acc[r]) + summs[r];
-    }
-    out
+    legacy_ymm::<_, VNNI, R>(x, y)
 }
 
-/// Q5_1 · Q8_1: `Σ q·y` per block times `d_x·d_y`, plus `m_x·s_y`.
+/// Q5_1 · Q8_1 ([`legacy_ymm`]).
 #[inline(always)]
 pub(super) unsafe fn q5_1<const VNNI: u8, const R: usize>(
     x: &[BlockQ5_1],
     y: [&[BlockQ8_1]; R],
 ) -> [f32; R] {
-    same_lengths(x, &y);
-    let mut acc = [_mm256_setzero_ps(); R];
-    let mut summs = [0f32; R];
-    for (i, xb) in x.iter().enumerate() {
-        prefetch_ahead(xb);
-        let q = _mm256_or_si256(nibbles(&xb.qs), fifth_bits(xb.qh));
-        let (dx, mx) = (f16x8(xb.d), f16_to_f32(xb.m));
-        for r in 0..R {
-            // SAFETY: `same_lengths` checked `i < x.len() == y[r].len()`.
-            let yb = y[r].get_unchecked(i);
-            let d = _mm256_mul_ps(dx, f16x8(yb.d));
-            acc[r] = scaled_add(
-                acc[r],
-                dot_u8i8::<VNNI>(_mm256_setzero_si256(), q, load(&yb.qs)),
-                d,
-            );
-            // ggml: the m·s terms in a scalar sum beside the lanes.
-            summs[r] += mx * f16_to_f32(yb.s);
-        }
-    }
-    let mut out = [0f32; R];
-    for r in 0..R {
-        out[r] = hsum_ps(acc[r]) + summs[r];
-    }
-    out
+    legacy_ymm::<_, VNNI, R>(x, y)
 }
 
 /// Q8_0 · Q8_0: `Σ x·y` per block, times `d_x·d_y`, accumulated in four lanes (a slice of
