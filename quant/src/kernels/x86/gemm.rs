@@ -189,10 +189,11 @@ macro_rules! run_legacy {
 
 /// The legacy-type driver, one for every micro-kernel: each [`TILE_ROWS`]-row half of the
 /// call packed ([`pack_tile_legacy`] with `$transpose`), then its super-blocks in chunks of
-/// [`SB_CHUNK`], each chunk run through the tokens in groups of `$group` (at most eight) by
-/// `$tokens::<W, group size>`.
+/// [`SB_CHUNK`], each chunk run through the tokens in groups of `$group` by
+/// `$tokens::<W, group size>`, for the group sizes listed (`$group` must be one of them).
 macro_rules! legacy_kernel {
-    ($kernel:ty, $features:literal, $transpose:path, $group:expr, $tokens:path) => {
+    ($kernel:ty, $features:literal, $transpose:path, $group:expr, $tokens:path;
+     $($k:literal)*) => {
         // SAFETY: `tile` needs the features it enables; see `tile_bytes`.
         unsafe impl LegacyKernel for $kernel {
             #[target_feature(enable = $features)]
@@ -210,7 +211,7 @@ macro_rules! legacy_kernel {
                 out.fill(0.0);
                 let nsb = nb.div_ceil(8);
                 let group: usize = $group;
-                assert!((1..=8).contains(&group));
+                assert!([$($k),*].contains(&group));
                 for_halves(w, rows, nb, nsb, scratch, |w, rows, sbs_all, col| {
                     let mut row_refs: [&[W]; TILE_ROWS] = [&[]; TILE_ROWS];
                     for (i, r) in row_refs.iter_mut().enumerate().take(rows) {
@@ -233,8 +234,7 @@ macro_rules! legacy_kernel {
                         groups(m, group, |t0, n| {
                             let o = &mut out[t0 * GEMM_ROWS + col..];
                             run_legacy!(
-                                n, tokens_fn, W, sbs, row, t0, o;
-                                1 2 3 4 5 6 7 8
+                                n, tokens_fn, W, sbs, row, t0, o; $($k)*
                             )
                         })
                     })
@@ -249,21 +249,24 @@ legacy_kernel!(
     "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c",
     transpose,
     TOKENS,
-    tokens_legacy
+    tokens_legacy;
+    1 2 3 4 5 6 7 8
 );
 legacy_kernel!(
     Avx2,
     "avx2,fma,f16c",
     gemm_avx2::transpose,
     gemm_avx2::legacy_tokens::<W, NO_VNNI>(),
-    gemm_avx2::tokens_legacy_avx2
+    gemm_avx2::tokens_legacy_avx2;
+    1 2 3 4 5
 );
 legacy_kernel!(
     AvxVnni,
     "avx2,fma,f16c,avxvnni",
     gemm_avx2::transpose,
     gemm_avx2::legacy_tokens::<W, VEX_VNNI>(),
-    gemm_avx2::tokens_legacy_avxvnni
+    gemm_avx2::tokens_legacy_avxvnni;
+    1 2 3 4 5 6
 );
 
 /// Runs `run(first token, tokens)` over the `m` tokens in groups of at most `group`.
