@@ -1,5 +1,7 @@
 //! Single-thread timing of the dot-product kernels on a 4096×4096 weight, per instruction
-//! set: `cargo run -p orcinus-quant --release --example kernel_timing [TYPE...]`.
+//! set: `cargo run -p orcinus-quant --release --example kernel_timing [TYPE...]`; `KT_K=16384`
+//! sets the row length (the same 16M weights in all; longer rows make the per-call overhead
+//! smaller).
 //! (The criterion bench `qmatmul_isa` in the root crate measures the whole `QMatMul`.)
 
 use std::time::Instant;
@@ -7,7 +9,11 @@ use std::time::Instant;
 use orcinus_quant::{kernels, GgmlType};
 
 fn main() {
-    let (k, n) = (4096usize, 4096usize);
+    let k: usize = std::env::var("KT_K")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4096);
+    let n = 4096 * 4096 / k;
     let args: Vec<String> = std::env::args().skip(1).collect();
     let types: Vec<GgmlType> = if args.is_empty() {
         vec![GgmlType::Q4K, GgmlType::Q6K, GgmlType::Q8_0, GgmlType::Q5K]

@@ -75,32 +75,38 @@ unsafe fn load_u8(p: &[u8]) -> __m256i {
     _mm256_loadu_si256(p.as_ptr().cast())
 }
 
-/// The eight 6-bit scales (i16 lanes 0-7) and mins (8-15) of a Q4_K/Q5_K super-block, unpacked
-/// with four 32-bit word operations (ggml's `utmp` shuffle; equal to `get_scale_min_k4`).
+/// The first sixteen bytes of a Q4_K/Q5_K super-block (`d`, `dmin`, then the twelve bytes of
+/// packed scales and mins).
 #[inline(always)]
-pub(super) unsafe fn scales_mins_k4(packed: &[u8; 12]) -> __m256i {
-    const KMASK1: u32 = 0x3f3f_3f3f;
-    const KMASK2: u32 = 0x0f0f_0f0f;
-    const KMASK3: u32 = 0x0303_0303;
-    let w = |i: usize| {
-        u32::from_le_bytes([
-            packed[4 * i],
-            packed[4 * i + 1],
-            packed[4 * i + 2],
-            packed[4 * i + 3],
-        ])
-    };
-    let (u0, u1, u2) = (w(0), w(1), w(2));
-    let scales_lo = u0 & KMASK1;
-    let scales_hi = (u2 & KMASK2) | (((u0 >> 6) & KMASK3) << 4);
-    let mins_lo = u1 & KMASK1;
-    let mins_hi = ((u2 >> 4) & KMASK2) | (((u1 >> 6) & KMASK3) << 4);
-    _mm256_cvtepu8_epi16(_mm_set_epi32(
-        mins_hi as i32,
-        mins_lo as i32,
-        scales_hi as i32,
-        scales_lo as i32,
-    ))
+pub(super) fn head_k4<B: bytemuck::Pod>(block: &B) -> &[u8; 16] {
+    // The sizes are constants: the conversion cannot fail for these blocks.
+    bytemuck::bytes_of(block)[..16].try_into().unwrap()
+}
+
+/// The eight 6-bit scales (i16 lanes 0-7) and mins (8-15) of a Q4_K/Q5_K super-block, and its
+/// `d` and `dmin` (f32 lanes 0 and 1), from its first sixteen bytes ([`head_k4`]).
+///
+/// ggml's `utmp` shuffle (equal to `get_scale_min_k4`) on the three packed words
+/// `u0, u1, u2` in one vector, so that no scalar chain and no `vpinsrd` sit between the
+/// block's load and its integer dot products:
+/// `[u0 & K1, (u2 & K2) | (u0 >> 2) & 0x30.., u1 & K1, (u2 >> 4) & K2 | (u1 >> 2) & 0x30..]`.
+#[inline(always)]
+pub(super) unsafe fn scales_mins_k4(head: &[u8; 16]) -> (__m256i, __m128) {
+    const KMASK1: i32 = 0x3f3f_3f3f;
+    const KMASK2: i32 = 0x0f0f_0f0f;
+    const HIGH2: i32 = 0x3030_3030;
+    // Lanes: [d | dmin << 16, u0, u1, u2].
+    let v = _mm_loadu_si128(head.as_ptr().cast());
+    // [u0, u2, u1, u2] and [u0, u0, u1, u1] (lanes 1 3 2 3 and 1 1 2 2 of `v`).
+    let p = _mm_shuffle_epi32::<0b11_10_11_01>(v);
+    let q = _mm_shuffle_epi32::<0b10_10_01_01>(v);
+    let low = _mm_and_si128(
+        _mm_srlv_epi32(p, _mm_set_epi32(4, 0, 0, 0)),
+        _mm_set_epi32(KMASK2, KMASK1, KMASK2, KMASK1),
+    );
+    let high = _mm_and_si128(_mm_srli_epi32::<2>(q), _mm_set_epi32(HIGH2, 0, HIGH2, 0));
+    let sm = _mm256_cvtepu8_epi16(_mm_or_si128(low, high));
+    (sm, _mm_cvtph_ps(v))
 }
 
 /// The `vpshufb` control that broadcasts i16 lane `j` (0 to 7) of each 128-bit half.
@@ -167,7 +173,7 @@ pub(super) unsafe fn q4k<const VNNI: u8, const R: usize>(
     let mut acc_m = [_mm_setzero_ps(); R];
     for (i, xb) in x.iter().enumerate() {
         prefetch_ahead(xb);
-        let (scales, mins) = scale_vectors_k4(scales_mins_k4(&xb.scales));
+        let (scales, mins) = scale_vectors_k4(scales_mins_k4(head_k4(xb)).0);
         // Sub-block 2c: low nibbles of qs[32c..32c + 32]; sub-block 2c + 1: high nibbles.
         let mut q = [_mm256_setzero_si256(); 8];
         for c in 0..4 {
@@ -202,7 +208,7 @@ pub(super) unsafe fn q5k<const VNNI: u8, const R: usize>(
     let mut summs = [0f32; R];
     for (i, xb) in x.iter().enumerate() {
         prefetch_ahead(xb);
-        let (scales, mins) = scale_vectors_k4(scales_mins_k4(&xb.scales));
+        let (scales, mins) = scale_vectors_k4(scales_mins_k4(head_k4(xb)).0);
         let mut q = [_mm256_setzero_si256(); 8];
         // `hb` holds qh shifted right by 2c (16-bit shifts: bits 0 and 1 of each byte still
         // come from that byte).

@@ -399,14 +399,18 @@ unsafe fn legacy_zmm<W: Zmm32, const R: usize>(x: &[W], y: [&[W::A]; R]) -> [f32
     out
 }
 
-/// For chunk `c` of a Q4_K/Q5_K super-block, the permutation that spreads scale `2c` over
-/// the i16 lanes 0-15 and scale `2c + 1` over 16-31 (the low and high nibbles of the chunk).
+/// The `vpermw` index giving, for the chunk pair `2p, 2p + 1` of a Q4_K/Q5_K super-block,
+/// the two scales of each i32 lane of their [`scaled_sums64`] pair: in the low i16 the scale
+/// of chunk `2p`'s element there, in the high one chunk `2p + 1`'s. Chunk `c` holds
+/// sub-block `2c` in lanes 0-7 and `2c + 1` in lanes 8-15.
 #[inline(always)]
-unsafe fn scale_index(c: i16) -> __m512i {
-    _mm512_inserti64x4::<1>(
-        _mm512_castsi256_si512(_mm256_set1_epi16(2 * c)),
-        _mm256_set1_epi16(2 * c + 1),
-    )
+unsafe fn k4_pair_index(p: usize) -> __m512i {
+    let mut idx = [0i16; 32];
+    for (l, v) in idx.iter_mut().enumerate() {
+        let chunk = 2 * p + l % 2;
+        *v = (2 * chunk + usize::from(l / 2 >= 8)) as i16;
+    }
+    _mm512_loadu_si512(idx.as_ptr().cast())
 }
 
 /// A 4-bit chunk of 32 bytes as 64 quants: the low nibbles (sub-block `2c`), then the high
@@ -421,16 +425,27 @@ unsafe fn nibbles64(bits: &[u8], m4: __m512i) -> __m512i {
     )
 }
 
-/// Σ over a super-block's four chunks of `scale · Σ q·y` per pair of bytes, with the two
-/// halves (sub-blocks `2c` and `2c + 1`) added: the eight i32 lanes of the 256-bit kernel
-/// (lane `k`: elements `4k..4k + 4` of every sub-block, exact).
+/// Σ over a super-block's four vectors of 64 quants of `scale · Σ q·y` per four elements,
+/// with the two 256-bit halves added: the eight i32 lanes of the 256-bit kernel (lane `k`:
+/// elements `4k..4k + 4` of every 32 elements, exact).
+///
+/// Each vector's sums of four products come from one `vpdpbusd`. They fit in i16
+/// (`4·63·128 < 2^15`, Q6_K's quants being the largest), so two vectors' sums share one
+/// register, one in each i16 half of a lane, and one `vpmaddwd` against the pair of their
+/// scales (`sp`, low and high halves as [`k4_pair_index`] and [`q6k_pair_index`] place them)
+/// scales and adds both: six multiplies per super-block instead of eight.
 #[inline(always)]
-unsafe fn scaled_sums64(q: &[__m512i; 4], sc: &[__m512i; 4], y: &BlockQ8K) -> __m256i {
-    let mut sumi = _mm512_setzero_si512();
+unsafe fn scaled_sums64(q: &[__m512i; 4], sp: &[__m512i; 2], y: &BlockQ8K) -> __m256i {
+    let mut d = [_mm512_setzero_si512(); 4];
     for c in 0..4 {
         let yv = _mm512_loadu_si512(y.qs.as_ptr().add(64 * c).cast());
-        sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(q[c], yv), sc[c]);
+        d[c] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[c], yv);
     }
+    // Odd i16 lanes from the second vector: its sums moved to the high halves.
+    const HIGH: __mmask32 = 0xaaaa_aaaa;
+    let d01 = _mm512_mask_blend_epi16(HIGH, d[0], _mm512_slli_epi32::<16>(d[1]));
+    let d23 = _mm512_mask_blend_epi16(HIGH, d[2], _mm512_slli_epi32::<16>(d[3]));
+    let sumi = _mm512_dpwssd_epi32(_mm512_madd_epi16(d01, sp[0]), d23, sp[1]);
     _mm256_add_epi32(
         _mm512_castsi512_si256(sumi),
         _mm512_extracti64x4_epi64::<1>(sumi),
@@ -445,12 +460,10 @@ unsafe fn f16_f32(h: f16) -> f32 {
 
 /// A block shaped like Q4_K (Q4_K, Q5_K): 4-bit quants in four 32-byte chunks, each the low
 /// and high nibbles of two sub-blocks, with packed 6-bit scales and mins.
-trait K4Zmm {
+trait K4Zmm: bytemuck::Pod {
     /// Whether the minimum's term is summed as one scalar fused multiply-add per super-block
     /// (llama.cpp's Q5_K) rather than in four f32 lanes (its Q4_K): kept, for the bits.
     const SCALAR_MINS: bool;
-    /// The packed scales and mins, `d` and `dmin`.
-    fn head(&self) -> (&[u8; 12], f16, f16);
     /// The four vectors of 64 quants (chunk `c`: sub-blocks `2c` and `2c + 1`).
     ///
     /// # Safety
@@ -460,9 +473,6 @@ trait K4Zmm {
 
 impl K4Zmm for BlockQ4K {
     const SCALAR_MINS: bool = false;
-    fn head(&self) -> (&[u8; 12], f16, f16) {
-        (&self.scales, self.d, self.dmin)
-    }
     #[inline(always)]
     unsafe fn quants(&self, m4: __m512i) -> [__m512i; 4] {
         let mut q = [_mm512_setzero_si512(); 4];
@@ -475,9 +485,6 @@ impl K4Zmm for BlockQ4K {
 
 impl K4Zmm for BlockQ5K {
     const SCALAR_MINS: bool = true;
-    fn head(&self) -> (&[u8; 12], f16, f16) {
-        (&self.scales, self.d, self.dmin)
-    }
     /// The nibbles with the fifth bit of sub-block `j` (bit `j` of each `qh` byte) in bit 4.
     #[inline(always)]
     unsafe fn quants(&self, m4: __m512i) -> [__m512i; 4] {
@@ -509,27 +516,21 @@ impl K4Zmm for BlockQ5K {
 unsafe fn k4_zmm<B: K4Zmm, const R: usize>(x: &[B], y: [&[BlockQ8K]; R]) -> [f32; R] {
     avx2::same_lengths(x, &y);
     let m4 = _mm512_set1_epi8(0xf);
-    let idx = [
-        scale_index(0),
-        scale_index(1),
-        scale_index(2),
-        scale_index(3),
-    ];
+    let idx = [k4_pair_index(0), k4_pair_index(1)];
     let mut acc = [_mm256_setzero_ps(); R];
     let mut acc_m = [_mm_setzero_ps(); R];
     let mut summs = [0f32; R];
     for (i, xb) in x.iter().enumerate() {
         avx2::prefetch_ahead(xb);
-        let (scales, d, dmin) = xb.head();
-        let sm = scales_mins_k4(scales);
+        let (sm, dm) = scales_mins_k4(avx2_k::head_k4(xb));
         let sm512 = _mm512_castsi256_si512(sm);
         let mins = _mm256_extracti128_si256::<1>(sm);
         let q = xb.quants(m4);
-        let mut sc = [_mm512_setzero_si512(); 4];
-        for c in 0..4 {
-            sc[c] = _mm512_permutexvar_epi16(idx[c], sm512);
-        }
-        let (dx, mx) = (f16_f32(d), f16_f32(dmin));
+        let sp = [
+            _mm512_permutexvar_epi16(idx[0], sm512),
+            _mm512_permutexvar_epi16(idx[1], sm512),
+        ];
+        let (dx, mx) = (_mm_cvtss_f32(dm), _mm_cvtss_f32(_mm_movehdup_ps(dm)));
         for r in 0..R {
             // SAFETY: `same_lengths` checked `i < x.len() == y[r].len()`.
             let yb = y[r].get_unchecked(i);
@@ -540,7 +541,7 @@ unsafe fn k4_zmm<B: K4Zmm, const R: usize>(x: &[B], y: [&[BlockQ8K]; R]) -> [f32
             } else {
                 acc_m[r] = _mm_fmadd_ps(_mm_set1_ps(-yb.d * mx), _mm_cvtepi32_ps(ms), acc_m[r]);
             }
-            let sumi = scaled_sums64(&q, &sc, yb);
+            let sumi = scaled_sums64(&q, &sp, yb);
             let d = _mm256_set1_ps(yb.d * dx);
             acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[r]);
         }
@@ -557,17 +558,17 @@ unsafe fn k4_zmm<B: K4Zmm, const R: usize>(x: &[B], y: [&[BlockQ8K]; R]) -> [f32
     out
 }
 
-/// The permutation spreading Q6_K scales `first..first + 4` over the i16 lanes of one vector,
-/// eight lanes each.
+/// The `vpermw` index giving, for the vector pair `2p, 2p + 1` of a Q6_K super-block (vector
+/// `v` holds sub-blocks `4v..4v + 4`, one per 128-bit lane), the two scales of each i32
+/// lane of their [`scaled_sums64`] pair: vector `2p`'s in the low i16, `2p + 1`'s in the
+/// high one.
 #[inline(always)]
-unsafe fn q6k_scale_index(first: i16) -> __m512i {
-    _mm512_inserti64x4::<1>(
-        _mm512_castsi256_si512(_mm256_set_m128i(
-            _mm_set1_epi16(first + 1),
-            _mm_set1_epi16(first),
-        )),
-        _mm256_set_m128i(_mm_set1_epi16(first + 3), _mm_set1_epi16(first + 2)),
-    )
+unsafe fn q6k_pair_index(p: usize) -> __m512i {
+    let mut idx = [0i16; 32];
+    for (l, v) in idx.iter_mut().enumerate() {
+        *v = (4 * (2 * p + l % 2) + l / 8) as i16;
+    }
+    _mm512_loadu_si512(idx.as_ptr().cast())
 }
 
 /// Q6_K · Q8_K with 512-bit vectors: 64 bytes of `ql` give, by their low and their high
@@ -581,12 +582,7 @@ unsafe fn q6k_zmm<const R: usize>(x: &[BlockQ6K], y: [&[BlockQ8K]; R]) -> [f32; 
     let m4 = _mm512_set1_epi8(0xf);
     let m30 = _mm512_set1_epi8(0x30);
     // Vector `v` (of four) holds sub-blocks `4v..4v + 4`, eight i16 lanes each.
-    let idx = [
-        q6k_scale_index(0),
-        q6k_scale_index(4),
-        q6k_scale_index(8),
-        q6k_scale_index(12),
-    ];
+    let idx = [q6k_pair_index(0), q6k_pair_index(1)];
     let mut acc = [_mm256_setzero_ps(); R];
     for (i, xb) in x.iter().enumerate() {
         avx2::prefetch_ahead(xb);
@@ -607,17 +603,17 @@ unsafe fn q6k_zmm<const R: usize>(x: &[BlockQ6K], y: [&[BlockQ8K]; R]) -> [f32; 
         }
         let sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(xb.scales.as_ptr().cast()));
         let sc512 = _mm512_castsi256_si512(sc16);
-        let mut sc = [_mm512_setzero_si512(); 4];
-        for v in 0..4 {
-            sc[v] = _mm512_permutexvar_epi16(idx[v], sc512);
-        }
+        let sp = [
+            _mm512_permutexvar_epi16(idx[0], sc512),
+            _mm512_permutexvar_epi16(idx[1], sc512),
+        ];
         let dx = f16_f32(xb.d);
         for r in 0..R {
             // SAFETY: `same_lengths` checked `i < x.len() == y[r].len()`.
             let yb = y[r].get_unchecked(i);
             let bs = _mm256_loadu_si256(yb.bsums.as_ptr().cast());
             let offset = _mm256_slli_epi32::<5>(_mm256_madd_epi16(sc16, bs));
-            let sumi = _mm256_sub_epi32(scaled_sums64(&q, &sc, yb), offset);
+            let sumi = _mm256_sub_epi32(scaled_sums64(&q, &sp, yb), offset);
             let d = _mm256_set1_ps(yb.d * dx);
             acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[r]);
         }
