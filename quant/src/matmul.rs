@@ -276,6 +276,20 @@ impl QMatMul {
             }
             return Ok(());
         }
+        if m == 1 {
+            if let Some(many) = kernels::vec_dot_many_for(self.ty, isa) {
+                // Decode: each task's rows in one kernel call (same bits as `vec_dot`).
+                pool.install(|| {
+                    y.par_chunks_mut(ROWS_PER_TASK)
+                        .enumerate()
+                        .for_each(|(c, out)| {
+                            let j0 = c * ROWS_PER_TASK;
+                            many(&data[j0 * rb..(j0 + out.len()) * rb], xq, out);
+                        })
+                });
+                return Ok(());
+            }
+        }
         if let Some(vec_dot_rows) = vec_dot_rows {
             // Tokens in groups of four (the remainder in one smaller group): each weight block
             // unpacked once per group.

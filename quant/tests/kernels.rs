@@ -265,6 +265,54 @@ fn every_kernel_matches_scalar() {
     eprintln!("{checked} dot products checked");
 }
 
+/// The many-weight-rows (decode) kernels give, row by row, the single-row kernel's bits; every
+/// ISA that has a single-row SIMD kernel has one (and the scalar ISA none).
+#[test]
+fn many_row_kernels_equal_single_row() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    for isa in kernels::available_isas() {
+        for ty in tested_types() {
+            let many = kernels::vec_dot_many_for(ty, isa);
+            assert_eq!(
+                many.is_some(),
+                kernels::simd_vec_dot(ty, isa).is_some(),
+                "{ty} {isa}"
+            );
+            let Some(many) = many else {
+                continue;
+            };
+            let single = kernels::vec_dot_for(ty, isa).unwrap();
+            let at = ty.vec_dot_type();
+            for nb in [1, 3, 16] {
+                let n = nb * ty.block_size();
+                let rb = ty.row_bytes(n).unwrap();
+                for p in PATTERNS {
+                    // Five rows of different patterns, against one activation row.
+                    let w: Vec<u8> = (0..5)
+                        .flat_map(|r| {
+                            let p = if r % 2 == 1 { Pattern::Random } else { p };
+                            weights(ty, nb, p, &mut rng)
+                        })
+                        .collect();
+                    let a = activations(at, n, p, &mut rng);
+                    for rows in [1, 2, 5] {
+                        let mut out = vec![f32::NAN; rows];
+                        many(&w[..rows * rb], &a, &mut out);
+                        for (j, &o) in out.iter().enumerate() {
+                            let want = single(&w[j * rb..(j + 1) * rb], &a);
+                            assert_eq!(
+                                o.to_bits(),
+                                want.to_bits(),
+                                "{ty} {isa} {p:?} {nb} blocks, {rows} rows, row {j}: {o} vs {want}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn multi_row_kernels_equal_single_row() {
     let mut rng = ChaCha8Rng::seed_from_u64(42);

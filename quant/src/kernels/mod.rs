@@ -45,6 +45,12 @@ pub use crate::types::VecDotFn;
 /// instruction set. `1 <= out.len() <= 4`; lengths are checked by the caller.
 pub type VecDotRowsFn = fn(w: &[u8], a: &[u8], out: &mut [f32]);
 
+/// `out[j] = w[j] · a` for `out.len()` consecutive weight rows in `w` and one activation
+/// row `a` (decode): the single-row kernel's loop over the rows inside one call, so that
+/// its set-up is hoisted and no call through a pointer sits between rows. Each result has
+/// the bits of [`vec_dot_for`]'s kernel for the same ISA.
+pub type VecDotManyFn = fn(w: &[u8], a: &[u8], out: &mut [f32]);
+
 /// One tile of the quantized GEMM ([`gemm`]): `w` holds `rows` (1 to [`gemm::GEMM_ROWS`])
 /// weight rows, `a` holds `m` activation rows of the weight type's
 /// [`GgmlType::vec_dot_type`] with as many elements; `out` (`[m][GEMM_ROWS]`) receives
@@ -213,6 +219,23 @@ pub fn simd_vec_dot(ty: GgmlType, isa: Isa) -> Option<VecDotFn> {
     }
 }
 
+/// The many-weight-rows kernel of `ty` for `isa` ([`VecDotManyFn`]), where one exists and
+/// the CPU has `isa`.
+pub fn vec_dot_many_for(ty: GgmlType, isa: Isa) -> Option<VecDotManyFn> {
+    if !available_isas().contains(&isa) {
+        return None;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86::vec_dot_many(ty, isa)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = ty;
+        None
+    }
+}
+
 /// The multi-row kernel of `ty` for `isa` (one weight row against up to [`MAX_ROWS`]
 /// activation rows, each result bit-identical to [`vec_dot_for`]`(ty, isa)`), where one
 /// exists and the CPU has `isa`.
@@ -284,6 +307,48 @@ pub(crate) unsafe trait RowKernel {
         x: &[Self::W],
         y: [&[<Self::W as VecDot>::Activation]; R],
     ) -> [f32; R];
+
+    /// `out[j] = x_j · y` for the `out.len()` consecutive rows `x_j` of `x`, each as long as
+    /// `y` (implemented by [`many_rows!`], with the features of `rows`).
+    ///
+    /// # Safety
+    /// As `rows`.
+    unsafe fn many(x: &[Self::W], y: &[<Self::W as VecDot>::Activation], out: &mut [f32]);
+}
+
+/// [`RowKernel::many`] for an implementation whose `rows` needs `$features`: the loop over
+/// the rows compiled with those features, so that `rows` is inlined into it.
+macro_rules! many_rows {
+    ($features:literal) => {
+        #[target_feature(enable = $features)]
+        unsafe fn many(
+            x: &[Self::W],
+            y: &[<Self::W as $crate::formats::VecDot>::Activation],
+            out: &mut [f32],
+        ) {
+            let nb = y.len();
+            assert!(x.len() == nb * out.len(), "kernel row lengths");
+            if nb == 0 {
+                out.fill(0.0);
+                return;
+            }
+            for (o, row) in out.iter_mut().zip(x.chunks_exact(nb)) {
+                *o = Self::rows::<1>(row, [y])[0];
+            }
+        }
+    };
+}
+pub(crate) use many_rows;
+
+/// [`RowKernel::many`] on bytes: `w` holds `out.len()` rows as long as `y`.
+#[allow(dead_code)]
+pub(crate) fn vec_dot_many_bytes<K: RowKernel>(w: &[u8], y: &[u8], out: &mut [f32]) {
+    formats::with_blocks::<K::W, _>(w, |x| {
+        formats::with_blocks(y, |y| {
+            // SAFETY: as in `vec_dot_bytes`.
+            unsafe { K::many(x, y, out) }
+        })
+    })
 }
 
 /// [`RowKernel::rows`] with one activation row, on bytes.

@@ -21,7 +21,7 @@ use std::arch::x86_64::*;
 use half::f16;
 
 use super::super::gemm::{LegacyAct, LegacyPack};
-use super::super::{RowKernel, VecDotFn, VecDotRowsFn};
+use super::super::{many_rows, RowKernel, VecDotFn, VecDotManyFn, VecDotRowsFn};
 use super::avx2_k;
 use super::{both, find, single, Entry};
 use crate::formats::f16_to_f32;
@@ -50,6 +50,13 @@ pub(super) fn vec_dot(ty: GgmlType) -> Option<VecDotFn> {
         .or_else(|| avx2_k::vec_dot(ty))
 }
 
+/// The many-rows kernel of `ty`, if this file (or its fallback) has one.
+pub(super) fn vec_dot_many(ty: GgmlType) -> Option<VecDotManyFn> {
+    find(KERNELS, ty)
+        .map(|e| e.many)
+        .or_else(|| avx2_k::vec_dot_many(ty))
+}
+
 /// The multi-row kernel of `ty`, if this file (or its fallback) has one.
 pub(super) fn vec_dot_rows(ty: GgmlType) -> Option<VecDotRowsFn> {
     find(KERNELS, ty).map_or_else(|| avx2_k::vec_dot_rows(ty), |e| e.rows)
@@ -65,6 +72,7 @@ unsafe impl RowKernel for F16Avx2 {
     unsafe fn rows<const R: usize>(x: &[f16], y: [&[f16]; R]) -> [f32; R] {
         std::array::from_fn(|r| f16_dot(x, y[r]))
     }
+    many_rows!("avx2,fma,f16c");
 }
 
 pub(super) struct Q4_0Avx2;
@@ -74,6 +82,7 @@ unsafe impl RowKernel for Q4_0Avx2 {
     unsafe fn rows<const R: usize>(x: &[BlockQ4_0], y: [&[BlockQ8_0]; R]) -> [f32; R] {
         q4_0::<NO_VNNI, R>(x, y)
     }
+    many_rows!("avx2,fma,f16c");
 }
 
 pub(super) struct Q4_1Avx2;
@@ -83,6 +92,7 @@ unsafe impl RowKernel for Q4_1Avx2 {
     unsafe fn rows<const R: usize>(x: &[BlockQ4_1], y: [&[BlockQ8_1]; R]) -> [f32; R] {
         q4_1::<NO_VNNI, R>(x, y)
     }
+    many_rows!("avx2,fma,f16c");
 }
 
 pub(super) struct Q5_0Avx2;
@@ -92,6 +102,7 @@ unsafe impl RowKernel for Q5_0Avx2 {
     unsafe fn rows<const R: usize>(x: &[BlockQ5_0], y: [&[BlockQ8_0]; R]) -> [f32; R] {
         q5_0::<NO_VNNI, R>(x, y)
     }
+    many_rows!("avx2,fma,f16c");
 }
 
 pub(super) struct Q5_1Avx2;
@@ -101,6 +112,7 @@ unsafe impl RowKernel for Q5_1Avx2 {
     unsafe fn rows<const R: usize>(x: &[BlockQ5_1], y: [&[BlockQ8_1]; R]) -> [f32; R] {
         q5_1::<NO_VNNI, R>(x, y)
     }
+    many_rows!("avx2,fma,f16c");
 }
 
 pub(super) struct Q8_0Avx2;
@@ -110,6 +122,7 @@ unsafe impl RowKernel for Q8_0Avx2 {
     unsafe fn rows<const R: usize>(x: &[BlockQ8_0], y: [&[BlockQ8_0]; R]) -> [f32; R] {
         q8_0::<NO_VNNI, R>(x, y)
     }
+    many_rows!("avx2,fma,f16c");
 }
 
 // ---- shared helpers (inlined into the `#[target_feature]` callers) ----

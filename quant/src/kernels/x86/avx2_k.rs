@@ -7,7 +7,7 @@
 
 use std::arch::x86_64::*;
 
-use super::super::{RowKernel, VecDotFn, VecDotRowsFn};
+use super::super::{many_rows, RowKernel, VecDotFn, VecDotManyFn, VecDotRowsFn};
 use super::avx2::{f16x8, hsum_ps, hsum_ps128, madd_acc, prefetch_ahead, same_lengths, NO_VNNI};
 use super::{both, find, Entry};
 use crate::formats::q4_k::BlockQ4K;
@@ -28,6 +28,11 @@ pub(super) fn vec_dot(ty: GgmlType) -> Option<VecDotFn> {
     find(KERNELS, ty).map(|e| e.dot)
 }
 
+/// The many-rows kernel of `ty`, if this file has one.
+pub(super) fn vec_dot_many(ty: GgmlType) -> Option<VecDotManyFn> {
+    find(KERNELS, ty).map(|e| e.many)
+}
+
 /// The multi-row kernel of `ty`, if this file has one.
 pub(super) fn vec_dot_rows(ty: GgmlType) -> Option<VecDotRowsFn> {
     find(KERNELS, ty).and_then(|e| e.rows)
@@ -43,6 +48,7 @@ unsafe impl RowKernel for Q4KAvx2 {
     unsafe fn rows<const R: usize>(x: &[BlockQ4K], y: [&[BlockQ8K]; R]) -> [f32; R] {
         q4k::<NO_VNNI, R>(x, y)
     }
+    many_rows!("avx2,fma,f16c");
 }
 
 pub(super) struct Q5KAvx2;
@@ -52,6 +58,7 @@ unsafe impl RowKernel for Q5KAvx2 {
     unsafe fn rows<const R: usize>(x: &[BlockQ5K], y: [&[BlockQ8K]; R]) -> [f32; R] {
         q5k::<NO_VNNI, R>(x, y)
     }
+    many_rows!("avx2,fma,f16c");
 }
 
 pub(super) struct Q6KAvx2;
@@ -61,6 +68,7 @@ unsafe impl RowKernel for Q6KAvx2 {
     unsafe fn rows<const R: usize>(x: &[BlockQ6K], y: [&[BlockQ8K]; R]) -> [f32; R] {
         q6k::<NO_VNNI, R>(x, y)
     }
+    many_rows!("avx2,fma,f16c");
 }
 
 #[inline(always)]

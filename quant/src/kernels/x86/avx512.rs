@@ -18,7 +18,7 @@ use std::arch::x86_64::*;
 
 use half::f16;
 
-use super::super::{RowKernel, VecDotFn, VecDotRowsFn};
+use super::super::{many_rows, RowKernel, VecDotFn, VecDotManyFn, VecDotRowsFn};
 use super::avx2::{self, EVEX_VNNI};
 use super::avx2_k::{self, scales_mins_k4};
 use super::{both, find, single, Entry};
@@ -58,6 +58,16 @@ pub(super) fn vec_dot_rows(ty: GgmlType) -> Option<VecDotRowsFn> {
     find(KERNELS, ty).and_then(|e| e.rows)
 }
 
+/// The many-rows kernel of `ty`, if this file has one.
+pub(super) fn vec_dot_many(ty: GgmlType) -> Option<VecDotManyFn> {
+    find(KERNELS, ty).map(|e| e.many)
+}
+
+/// The many-rows form of [`vec_dot_no_vnni`].
+pub(super) fn vec_dot_many_no_vnni(ty: GgmlType) -> Option<VecDotManyFn> {
+    find(&[single::<F16Avx512>(GgmlType::F16)], ty).map(|e| e.many)
+}
+
 /// The AVX-512 kernels that need no VNNI.
 pub(super) fn vec_dot_no_vnni(ty: GgmlType) -> Option<VecDotFn> {
     find(&[single::<F16Avx512>(GgmlType::F16)], ty).map(|e| e.dot)
@@ -81,6 +91,7 @@ unsafe impl RowKernel for F16Avx512 {
         }
         out
     }
+    many_rows!("avx2,fma,f16c,avx512f,avx512bw,avx512vl");
 }
 
 pub(super) struct Q4_0Vnni;
@@ -90,6 +101,7 @@ unsafe impl RowKernel for Q4_0Vnni {
     unsafe fn rows<const R: usize>(x: &[BlockQ4_0], y: [&[BlockQ8_0]; R]) -> [f32; R] {
         legacy_zmm::<_, R>(x, y)
     }
+    many_rows!("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni");
 }
 
 pub(super) struct Q4_1Vnni;
@@ -99,6 +111,7 @@ unsafe impl RowKernel for Q4_1Vnni {
     unsafe fn rows<const R: usize>(x: &[BlockQ4_1], y: [&[BlockQ8_1]; R]) -> [f32; R] {
         legacy_zmm::<_, R>(x, y)
     }
+    many_rows!("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni");
 }
 
 pub(super) struct Q5_0Vnni;
@@ -108,6 +121,7 @@ unsafe impl RowKernel for Q5_0Vnni {
     unsafe fn rows<const R: usize>(x: &[BlockQ5_0], y: [&[BlockQ8_0]; R]) -> [f32; R] {
         legacy_zmm::<_, R>(x, y)
     }
+    many_rows!("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni");
 }
 
 pub(super) struct Q5_1Vnni;
@@ -117,6 +131,7 @@ unsafe impl RowKernel for Q5_1Vnni {
     unsafe fn rows<const R: usize>(x: &[BlockQ5_1], y: [&[BlockQ8_1]; R]) -> [f32; R] {
         legacy_zmm::<_, R>(x, y)
     }
+    many_rows!("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni");
 }
 
 pub(super) struct Q8_0Vnni;
@@ -126,6 +141,7 @@ unsafe impl RowKernel for Q8_0Vnni {
     unsafe fn rows<const R: usize>(x: &[BlockQ8_0], y: [&[BlockQ8_0]; R]) -> [f32; R] {
         legacy_zmm::<_, R>(x, y)
     }
+    many_rows!("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni");
 }
 
 pub(super) struct Q4KVnni;
@@ -135,6 +151,7 @@ unsafe impl RowKernel for Q4KVnni {
     unsafe fn rows<const R: usize>(x: &[BlockQ4K], y: [&[BlockQ8K]; R]) -> [f32; R] {
         k4_zmm::<_, R>(x, y)
     }
+    many_rows!("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni");
 }
 
 pub(super) struct Q5KVnni;
@@ -144,6 +161,7 @@ unsafe impl RowKernel for Q5KVnni {
     unsafe fn rows<const R: usize>(x: &[BlockQ5K], y: [&[BlockQ8K]; R]) -> [f32; R] {
         k4_zmm::<_, R>(x, y)
     }
+    many_rows!("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni");
 }
 
 pub(super) struct Q6KVnni;
@@ -153,6 +171,7 @@ unsafe impl RowKernel for Q6KVnni {
     unsafe fn rows<const R: usize>(x: &[BlockQ6K], y: [&[BlockQ8K]; R]) -> [f32; R] {
         q6k_zmm::<R>(x, y)
     }
+    many_rows!("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni");
 }
 
 /// A 32-element weight type of [`legacy_zmm`].

@@ -3,7 +3,7 @@
 //! [`VEX_VNNI`], so each `vpmaddubsw`/`vpmaddwd`/`vpaddd` chain is one instruction. The same
 //! exact integer sums and the same float order as the AVX2 kernels, so the same results.
 
-use super::super::{RowKernel, VecDotFn, VecDotRowsFn};
+use super::super::{many_rows, RowKernel, VecDotFn, VecDotManyFn, VecDotRowsFn};
 use super::avx2::{self, VEX_VNNI};
 use super::avx2_k;
 use super::{both, find, Entry};
@@ -38,6 +38,13 @@ pub(super) fn vec_dot(ty: GgmlType) -> Option<VecDotFn> {
         .or_else(|| avx2::vec_dot(ty))
 }
 
+/// The many-rows kernel of `ty`, if this file (or its fallback) has one.
+pub(super) fn vec_dot_many(ty: GgmlType) -> Option<VecDotManyFn> {
+    find(KERNELS, ty)
+        .map(|e| e.many)
+        .or_else(|| avx2::vec_dot_many(ty))
+}
+
 /// The multi-row kernel of `ty`, if this file (or its fallback) has one.
 pub(super) fn vec_dot_rows(ty: GgmlType) -> Option<VecDotRowsFn> {
     find(KERNELS, ty).map_or_else(|| avx2::vec_dot_rows(ty), |e| e.rows)
@@ -55,6 +62,7 @@ macro_rules! vex_kernel {
             unsafe fn rows<const R: usize>(x: &[$w], y: [&[$a]; R]) -> [f32; R] {
                 $module::$body::<VEX_VNNI, R>(x, y)
             }
+            many_rows!("avx2,fma,f16c,avxvnni");
         }
     };
 }

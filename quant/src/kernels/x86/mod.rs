@@ -14,7 +14,10 @@ use crate::GgmlType;
 pub(super) use act::act_kernels;
 pub(super) use attn::attn_kernels;
 
-use super::{vec_dot_bytes, vec_dot_rows_bytes, RowKernel, VecDotFn, VecDotRowsFn};
+use super::{
+    vec_dot_bytes, vec_dot_many_bytes, vec_dot_rows_bytes, RowKernel, VecDotFn, VecDotManyFn,
+    VecDotRowsFn,
+};
 
 /// One entry of a kernel file's table: a weight type, its dot product and, where the file
 /// hands one out, its multi-row form (both from the same [`RowKernel`], so with the same bits).
@@ -22,6 +25,7 @@ struct Entry {
     ty: GgmlType,
     dot: VecDotFn,
     rows: Option<VecDotRowsFn>,
+    many: VecDotManyFn,
 }
 
 /// The entry of `ty` for kernel `K`, single-row and multi-row.
@@ -30,6 +34,7 @@ const fn both<K: RowKernel>(ty: GgmlType) -> Entry {
         ty,
         dot: vec_dot_bytes::<K>,
         rows: Some(vec_dot_rows_bytes::<K>),
+        many: vec_dot_many_bytes::<K>,
     }
 }
 
@@ -39,6 +44,7 @@ const fn single<K: RowKernel>(ty: GgmlType) -> Entry {
         ty,
         dot: vec_dot_bytes::<K>,
         rows: None,
+        many: vec_dot_many_bytes::<K>,
     }
 }
 
@@ -66,6 +72,18 @@ pub(super) fn vec_dot(ty: GgmlType, isa: Isa) -> Option<super::VecDotFn> {
         Isa::Avx512 if super::has_avx512_vnni() => avx512::vec_dot(ty),
         // AVX-512 without VNNI: the 512-bit kernels, else the AVX2 ones.
         Isa::Avx512 => avx512::vec_dot_no_vnni(ty).or_else(|| avx2::vec_dot(ty)),
+    }
+}
+
+/// The many-weight-rows kernel of `ty` for `isa` (the caller checked that the CPU has `isa`):
+/// the loop over rows of [`vec_dot`]`(ty, isa)`'s kernel, with its bits.
+pub(super) fn vec_dot_many(ty: GgmlType, isa: Isa) -> Option<super::VecDotManyFn> {
+    match isa {
+        Isa::Scalar => None,
+        Isa::Avx2 => avx2::vec_dot_many(ty),
+        Isa::AvxVnni => avxvnni::vec_dot_many(ty),
+        Isa::Avx512 if super::has_avx512_vnni() => avx512::vec_dot_many(ty),
+        Isa::Avx512 => avx512::vec_dot_many_no_vnni(ty).or_else(|| avx2::vec_dot_many(ty)),
     }
 }
 
