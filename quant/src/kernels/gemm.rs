@@ -12,8 +12,9 @@
 //! sc[g][i]    i32: the integer scale of group g of row i (8 groups of 32 elements for
 //!             Q4_K/Q5_K, 16 groups of 16 for Q6_K)
 //! corr[p][i]  two i16: the weights of the correction term against the activations'
-//!             bsums[2p], bsums[2p+1] (Q4_K/Q5_K: the sub-block's min twice; Q6_K: the
-//!             scales of sub-blocks 2p, 2p+1)
+//!             words [`GemmPack::CORR_STEPS`] of them (Q6_K: the scales of sub-blocks 2p,
+//!             2p + 1, against bsums[2p], bsums[2p+1]; Q4_K/Q5_K: the mins of sub-blocks 2p,
+//!             2p + 1, against the sums of those sub-blocks' activations, p < 4)
 //! da[i], db[i] f32: row i's factors of the two integer sums
 //! ```
 //!
@@ -23,7 +24,7 @@
 //!
 //! ```text
 //! y[t][i] += a.d · (da[i] · Σ_g sc[g][i] · Σ_{p in g} wq[p][i]·a.qs[4p..4p+4]
-//!                   + db[i] · Σ_p corr[p][i]·a.bsums[2p..2p+2])
+//!                   + db[i] · Σ_p corr[p][i]·a.corr_words[p])
 //! ```
 //!
 //! which is the weight row's dot product (`da = d`, `db = -dmin` for Q4_K/Q5_K:
@@ -64,7 +65,8 @@ pub struct PackedSb {
     pub wq: [[u32; TILE_ROWS]; STEPS],
     /// `[16][TILE_ROWS]`: the integer scale of each group (the first [`GemmPack::GROUPS`]).
     pub sc: [[i32; TILE_ROWS]; 16],
-    /// `[8][TILE_ROWS]`: the correction weights, two i16 per lane.
+    /// `[8][TILE_ROWS]`: the correction weights, two i16 per lane (the first
+    /// [`GemmPack::CORR_STEPS`]).
     pub corr: [[i32; TILE_ROWS]; 8],
     /// `[TILE_ROWS]`: the factor of the scaled quant sum.
     pub da: [f32; TILE_ROWS],
@@ -81,6 +83,12 @@ pub(crate) type Square = [[u32; TILE_ROWS]; TILE_ROWS];
 pub trait GemmPack: bytemuck::Pod {
     /// Scale groups per super-block (each `STEPS / GROUPS` steps long).
     const GROUPS: usize;
+    /// Whether the correction term pairs each weight with a whole sub-block of 32 (Q4_K,
+    /// Q5_K: one min per sub-block, so the activations' two bsums of a sub-block are summed
+    /// first, [`corr_words`]) rather than with each bsum of 16 (Q6_K).
+    const SUMMED_MINS: bool;
+    /// `vpdpwssd` steps of the correction term per super-block (two i16 each).
+    const CORR_STEPS: usize = if Self::SUMMED_MINS { 4 } else { 8 };
     /// Steps whose `vpmaddubsw` pairs (two products of a quant and a Q8_K activation in
     /// -128..=127) add up without leaving i16: `STEPS_I16 · 2 · max_q · 128 < 2^15` (the
     /// AVX2 micro-kernel sums that many in i16 before scaling); 0 where no AVX2 kernel
@@ -111,24 +119,29 @@ fn k4_scales(d: half::f16, dmin: half::f16, scales: &[u8; 12], s: &mut [u32; 16]
     (d.to_f32(), -dmin.to_f32())
 }
 
-/// `lanes` for Q4_K/Q5_K: eight scale groups; the correction weight of both bsums of
-/// sub-block `j` is its min.
+/// `lanes` for Q4_K/Q5_K: eight scale groups; the correction weights of step `q` are the
+/// mins of sub-blocks `2q` and `2q + 1` (against their activation sums, [`corr_words`]).
 #[inline(always)]
 fn k4_lanes(t: &Square, sb: &mut PackedSb) {
     // Two simple loops per group: LLVM vectorized the one zipped loop this replaces with
     // gathers and scatters (slow on Zen 4; no speed change measured in the GEMM as a whole).
-    for j in 0..8 {
-        for (sc, &s) in sb.sc[j].iter_mut().zip(&t[j]) {
+    for (sc, tj) in sb.sc.iter_mut().zip(t).take(8) {
+        for (sc, &s) in sc.iter_mut().zip(tj) {
             *sc = s as i32;
         }
-        for (c, &m) in sb.corr[j].iter_mut().zip(&t[8 + j]) {
-            *c = pair(m, m);
+    }
+    for q in 0..4 {
+        let mins = t[8 + 2 * q].iter().zip(&t[8 + 2 * q + 1]);
+        for (c, (&lo, &hi)) in sb.corr[q].iter_mut().zip(mins) {
+            *c = pair(lo, hi);
         }
+        sb.corr[4 + q] = [0; TILE_ROWS];
     }
 }
 
 impl GemmPack for BlockQ4K {
     const GROUPS: usize = 8;
+    const SUMMED_MINS: bool = true;
     const STEPS_I16: usize = 8; // 8 · 2 · 15 · 128 = 30720
     #[inline(always)]
     fn unpack(&self, q: &mut [u8; QK_K], s: &mut [u32; 16]) -> (f32, f32) {
@@ -150,6 +163,7 @@ impl GemmPack for BlockQ4K {
 
 impl GemmPack for BlockQ5K {
     const GROUPS: usize = 8;
+    const SUMMED_MINS: bool = true;
     const STEPS_I16: usize = 4; // 4 · 2 · 31 · 128 = 31744
     #[inline(always)]
     fn unpack(&self, q: &mut [u8; QK_K], s: &mut [u32; 16]) -> (f32, f32) {
@@ -172,6 +186,7 @@ impl GemmPack for BlockQ5K {
 
 impl GemmPack for BlockQ6K {
     const GROUPS: usize = 16;
+    const SUMMED_MINS: bool = false;
     const STEPS_I16: usize = 2; // 2 · 2 · 63 · 128 = 32256
     #[inline(always)]
     fn unpack(&self, q: &mut [u8; QK_K], s: &mut [u32; 16]) -> (f32, f32) {
@@ -204,6 +219,28 @@ impl GemmPack for BlockQ6K {
             }
         }
     }
+}
+
+/// The activation words of a super-block's correction term for `B`: the first
+/// [`GemmPack::CORR_STEPS`] hold two i16 each, paired with `corr[p]`. Q6_K: the bsums
+/// themselves; Q4_K/Q5_K: the sums of the two bsums of each sub-block (at most 32·128 in
+/// magnitude).
+#[inline(always)]
+pub(crate) fn corr_words<B: GemmPack>(y: &crate::formats::q8_k::BlockQ8K) -> [i32; 8] {
+    let b = &y.bsums;
+    let mut w = [0i32; 8];
+    for (p, w) in w.iter_mut().enumerate() {
+        let (lo, hi) = if B::SUMMED_MINS {
+            if p >= 4 {
+                break;
+            }
+            (b[4 * p] + b[4 * p + 1], b[4 * p + 2] + b[4 * p + 3])
+        } else {
+            (b[2 * p], b[2 * p + 1])
+        };
+        *w = pair(lo as u16 as u32, hi as u16 as u32);
+    }
+    w
 }
 
 /// How many super-blocks ahead [`pack_tile`] asks for each row's weights (the rows of a
@@ -552,15 +589,17 @@ mod tests {
                     let q = (sb.wq[p][i] >> (8 * byte)) & 0xff;
                     let group = e / (4 * steps);
                     let sc = sb.sc[group][i];
-                    // The correction weight of this element's bsum (element e is in bsum e / 16).
-                    let c = sb.corr[e / 32][i];
-                    let c = if e % 32 < 16 {
+                    // The correction weight of this element (Q6_K: of its bsum, e / 16;
+                    // Q4_K/Q5_K: of its sub-block, e / 32).
+                    let half = if B::SUMMED_MINS { e / 32 } else { e / 16 };
+                    let c = sb.corr[half / 2][i];
+                    let c = if half % 2 == 0 {
                         c as i16
                     } else {
                         (c >> 16) as i16
                     };
-                    if B::GROUPS == 8 {
-                        assert_eq!(c as i32, sb.corr[e / 32][i] >> 16, "both halves: the min");
+                    if B::SUMMED_MINS {
+                        assert_eq!(sb.corr[4 + half / 4][i], 0, "Q4_K/Q5_K: four steps");
                     } else {
                         assert_eq!(c as i32, sc, "Q6_K: the sub-block's scale");
                     }

@@ -13,8 +13,8 @@
 use std::arch::x86_64::*;
 
 use super::super::gemm::{
-    pack_tile, pack_tile_legacy, GemmPack, LegacyAct, LegacyPack, PackedSb, Square, GEMM_ROWS,
-    STEPS, TILE_ROWS,
+    corr_words, pack_tile, pack_tile_legacy, GemmPack, LegacyAct, LegacyPack, PackedSb, Square,
+    GEMM_ROWS, STEPS, TILE_ROWS,
 };
 use super::super::GemmTileFn;
 use super::avx2::{NO_VNNI, VEX_VNNI};
@@ -556,10 +556,11 @@ unsafe fn tokens<B: GemmPack, const T: usize>(
         let da = _mm512_load_ps(sb.da.as_ptr());
         let db = _mm512_load_ps(sb.db.as_ptr());
         for t in 0..T {
+            let words = corr_words::<B>(ys[t]);
             let mut c = _mm512_setzero_si512();
-            for p in 0..8 {
+            for (p, &w) in words.iter().enumerate().take(B::CORR_STEPS) {
                 let cw = _mm512_load_si512(sb.corr[p].as_ptr().cast());
-                c = _mm512_dpwssd_epi32(c, cw, bcast(ys[t].bsums.as_ptr().add(2 * p)));
+                c = _mm512_dpwssd_epi32(c, cw, _mm512_set1_epi32(w));
             }
             // This float order keeps the SmolLM2 Q5_K_M parity perplexity at 0.215% from
             // llama.cpp's; `acc + a.d·(da·S + db·C)` (one multiply fewer) gave 0.556%, over the
@@ -617,14 +618,15 @@ unsafe fn tokens2<B: GemmPack, const T: usize>(
                 s[t][1] = _mm512_add_epi32(s[t][1], _mm512_mullo_epi32(acc[t][1], sc1));
             }
         }
+        let words: [[i32; 8]; T] = std::array::from_fn(|t| corr_words::<B>(ys[t]));
         for h in 0..2 {
             let da = _mm512_load_ps(sb[h].da.as_ptr());
             let db = _mm512_load_ps(sb[h].db.as_ptr());
             for t in 0..T {
                 let mut c = _mm512_setzero_si512();
-                for p in 0..8 {
+                for (p, &w) in words[t].iter().enumerate().take(B::CORR_STEPS) {
                     let cw = _mm512_load_si512(sb[h].corr[p].as_ptr().cast());
-                    c = _mm512_dpwssd_epi32(c, cw, bcast(ys[t].bsums.as_ptr().add(2 * p)));
+                    c = _mm512_dpwssd_epi32(c, cw, _mm512_set1_epi32(w));
                 }
                 // SAFETY: inside `out` (asserted above).
                 let f = o.add(t * GEMM_ROWS + h * TILE_ROWS);

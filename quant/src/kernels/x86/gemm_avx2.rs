@@ -17,7 +17,7 @@
 use std::arch::x86_64::*;
 
 use super::super::gemm::{
-    GemmPack, LegacyAct, LegacyPack, PackedSb, Square, GEMM_ROWS, STEPS, TILE_ROWS,
+    corr_words, GemmPack, LegacyAct, LegacyPack, PackedSb, Square, GEMM_ROWS, STEPS, TILE_ROWS,
 };
 use super::avx2::{dot_u8i8, NO_VNNI, VEX_VNNI};
 use crate::formats::q8_k::BlockQ8K;
@@ -88,10 +88,11 @@ pub(super) unsafe fn tokens<B: GemmPack, const T: usize>(
             _mm256_loadu_ps(sb.db.as_ptr().add(8)),
         ];
         for t in 0..T {
+            let words = corr_words::<B>(ys[t]);
             let mut c = [_mm256_setzero_si256(); 2];
-            for p in 0..8 {
+            for (p, &w) in words.iter().enumerate().take(B::CORR_STEPS) {
                 let cw = halves(&sb.corr[p]);
-                let bs = bcast(ys[t].bsums.as_ptr().add(2 * p));
+                let bs = _mm256_set1_epi32(w);
                 for h in 0..2 {
                     c[h] = _mm256_add_epi32(c[h], _mm256_madd_epi16(cw[h], bs));
                 }
@@ -191,14 +192,15 @@ pub(super) unsafe fn tokens_vnni<B: GemmPack, const T: usize>(
                 }
             }
         }
+        let words: [[i32; 8]; T] = std::array::from_fn(|t| corr_words::<B>(ys[t]));
         for h in 0..2 {
             let da = _mm256_loadu_ps(sb.da.as_ptr().add(8 * h));
             let db = _mm256_loadu_ps(sb.db.as_ptr().add(8 * h));
             for t in 0..T {
                 let mut c = _mm256_setzero_si256();
-                for p in 0..8 {
+                for (p, &w) in words[t].iter().enumerate().take(B::CORR_STEPS) {
                     let cw = _mm256_loadu_si256(sb.corr[p].as_ptr().add(8 * h).cast());
-                    c = _mm256_dpwssd_avx_epi32(c, cw, bcast(ys[t].bsums.as_ptr().add(2 * p)));
+                    c = _mm256_dpwssd_avx_epi32(c, cw, _mm256_set1_epi32(w));
                 }
                 // SAFETY: inside `out` (asserted above).
                 let f = o.add(t * GEMM_ROWS + 8 * h);
