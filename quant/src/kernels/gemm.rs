@@ -229,11 +229,8 @@ impl GemmPack for BlockQ6K {
 pub(crate) fn corr_words<B: GemmPack>(y: &crate::formats::q8_k::BlockQ8K) -> [i32; 8] {
     let b = &y.bsums;
     let mut w = [0i32; 8];
-    for (p, w) in w.iter_mut().enumerate() {
+    for (p, w) in w.iter_mut().enumerate().take(B::CORR_STEPS) {
         let (lo, hi) = if B::SUMMED_MINS {
-            if p >= 4 {
-                break;
-            }
             (b[4 * p] + b[4 * p + 1], b[4 * p + 2] + b[4 * p + 3])
         } else {
             (b[2 * p], b[2 * p + 1])

@@ -21,7 +21,7 @@ use std::arch::x86_64::*;
 use half::f16;
 
 use super::super::gemm::{LegacyAct, LegacyPack};
-use super::super::{many_rows, RowKernel, VecDotFn, VecDotManyFn, VecDotRowsFn};
+use super::super::{many_rows, RowKernel};
 use super::avx2_k;
 use super::{both, find, single, Entry};
 use crate::formats::f16_to_f32;
@@ -43,23 +43,9 @@ const KERNELS: &[Entry] = &[
     both::<Q8_0Avx2>(GgmlType::Q8_0),
 ];
 
-/// The kernel of `ty`, if this file (or its fallback) has one.
-pub(super) fn vec_dot(ty: GgmlType) -> Option<VecDotFn> {
-    find(KERNELS, ty)
-        .map(|e| e.dot)
-        .or_else(|| avx2_k::vec_dot(ty))
-}
-
-/// The many-rows kernel of `ty`, if this file (or its fallback) has one.
-pub(super) fn vec_dot_many(ty: GgmlType) -> Option<VecDotManyFn> {
-    find(KERNELS, ty)
-        .map(|e| e.many)
-        .or_else(|| avx2_k::vec_dot_many(ty))
-}
-
-/// The multi-row kernel of `ty`, if this file (or its fallback) has one.
-pub(super) fn vec_dot_rows(ty: GgmlType) -> Option<VecDotRowsFn> {
-    find(KERNELS, ty).map_or_else(|| avx2_k::vec_dot_rows(ty), |e| e.rows)
+/// The entry of `ty`, if this file (or its fallback, `avx2_k.rs`) has one.
+pub(super) fn entry(ty: GgmlType) -> Option<&'static Entry> {
+    find(KERNELS, ty).or_else(|| avx2_k::entry(ty))
 }
 
 // The kernels. SAFETY (each `unsafe impl`): `rows` needs AVX2, FMA and F16C, and the tables

@@ -7,7 +7,7 @@
 
 use std::arch::x86_64::*;
 
-use super::super::{many_rows, RowKernel, VecDotFn, VecDotManyFn, VecDotRowsFn};
+use super::super::{many_rows, RowKernel};
 use super::avx2::{f16x8, hsum_ps, hsum_ps128, madd_acc, prefetch_ahead, same_lengths, NO_VNNI};
 use super::{both, find, Entry};
 use crate::formats::q4_k::BlockQ4K;
@@ -23,19 +23,9 @@ const KERNELS: &[Entry] = &[
     both::<Q6KAvx2>(GgmlType::Q6K),
 ];
 
-/// The kernel of `ty`, if this file has one.
-pub(super) fn vec_dot(ty: GgmlType) -> Option<VecDotFn> {
-    find(KERNELS, ty).map(|e| e.dot)
-}
-
-/// The many-rows kernel of `ty`, if this file has one.
-pub(super) fn vec_dot_many(ty: GgmlType) -> Option<VecDotManyFn> {
-    find(KERNELS, ty).map(|e| e.many)
-}
-
-/// The multi-row kernel of `ty`, if this file has one.
-pub(super) fn vec_dot_rows(ty: GgmlType) -> Option<VecDotRowsFn> {
-    find(KERNELS, ty).and_then(|e| e.rows)
+/// The entry of `ty`, if this file has one.
+pub(super) fn entry(ty: GgmlType) -> Option<&'static Entry> {
+    find(KERNELS, ty)
 }
 
 // SAFETY (each `unsafe impl`): `rows` needs AVX2, FMA and F16C, and the tables above are only
@@ -181,7 +171,8 @@ pub(super) unsafe fn q4k<const VNNI: u8, const R: usize>(
     let mut acc_m = [_mm_setzero_ps(); R];
     for (i, xb) in x.iter().enumerate() {
         prefetch_ahead(xb);
-        let (scales, mins) = scale_vectors_k4(scales_mins_k4(head_k4(xb)).0);
+        let (sm, dm) = scales_mins_k4(head_k4(xb));
+        let (scales, mins) = scale_vectors_k4(sm);
         // Sub-block 2c: low nibbles of qs[32c..32c + 32]; sub-block 2c + 1: high nibbles.
         let mut q = [_mm256_setzero_si256(); 8];
         for c in 0..4 {
@@ -189,7 +180,10 @@ pub(super) unsafe fn q4k<const VNNI: u8, const R: usize>(
             q[2 * c] = _mm256_and_si256(bits, m4);
             q[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16::<4>(bits), m4);
         }
-        let (dx, mx) = (f16x8(xb.d), f16x8(xb.dmin));
+        let (dx, mx) = (
+            _mm256_broadcastss_ps(dm),
+            _mm256_broadcastss_ps(_mm_movehdup_ps(dm)),
+        );
         for r in 0..R {
             // SAFETY: `same_lengths` checked `i < x.len() == y[r].len()`.
             let yb = y[r].get_unchecked(i);
@@ -216,7 +210,8 @@ pub(super) unsafe fn q5k<const VNNI: u8, const R: usize>(
     let mut summs = [0f32; R];
     for (i, xb) in x.iter().enumerate() {
         prefetch_ahead(xb);
-        let (scales, mins) = scale_vectors_k4(scales_mins_k4(head_k4(xb)).0);
+        let (sm, dm) = scales_mins_k4(head_k4(xb));
+        let (scales, mins) = scale_vectors_k4(sm);
         let mut q = [_mm256_setzero_si256(); 8];
         // `hb` holds qh shifted right by 2c (16-bit shifts: bits 0 and 1 of each byte still
         // come from that byte).
@@ -229,7 +224,10 @@ pub(super) unsafe fn q5k<const VNNI: u8, const R: usize>(
             q[2 * c + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(bits), m4), h1);
             hb = _mm256_srli_epi16::<2>(hb);
         }
-        let (dx, xdmin) = (f16x8(xb.d), xb.dmin.to_f32());
+        let (dx, xdmin) = (
+            _mm256_broadcastss_ps(dm),
+            _mm_cvtss_f32(_mm_movehdup_ps(dm)),
+        );
         for r in 0..R {
             // SAFETY: `same_lengths` checked `i < x.len() == y[r].len()`.
             let yb = y[r].get_unchecked(i);

@@ -18,7 +18,7 @@ use std::arch::x86_64::*;
 
 use half::f16;
 
-use super::super::{many_rows, RowKernel, VecDotFn, VecDotManyFn, VecDotRowsFn};
+use super::super::{many_rows, RowKernel};
 use super::avx2::{self, EVEX_VNNI};
 use super::avx2_k::{self, scales_mins_k4};
 use super::{both, find, single, Entry};
@@ -48,33 +48,16 @@ const KERNELS: &[Entry] = &[
     both::<Q6KVnni>(GgmlType::Q6K),
 ];
 
-/// The kernel of `ty`, if this file has one.
-pub(super) fn vec_dot(ty: GgmlType) -> Option<VecDotFn> {
-    find(KERNELS, ty).map(|e| e.dot)
-}
-
-/// The multi-row kernel of `ty`, if this file has one.
-pub(super) fn vec_dot_rows(ty: GgmlType) -> Option<VecDotRowsFn> {
-    find(KERNELS, ty).and_then(|e| e.rows)
-}
-
-/// The many-rows kernel of `ty`, if this file has one.
-pub(super) fn vec_dot_many(ty: GgmlType) -> Option<VecDotManyFn> {
-    find(KERNELS, ty).map(|e| e.many)
-}
-
-/// The many-rows form of [`vec_dot_no_vnni`].
-pub(super) fn vec_dot_many_no_vnni(ty: GgmlType) -> Option<VecDotManyFn> {
-    find(&[single::<F16Avx512>(GgmlType::F16)], ty).map(|e| e.many)
-}
-
 /// The AVX-512 kernels that need no VNNI.
-pub(super) fn vec_dot_no_vnni(ty: GgmlType) -> Option<VecDotFn> {
-    find(&[single::<F16Avx512>(GgmlType::F16)], ty).map(|e| e.dot)
+const NO_VNNI_KERNELS: &[Entry] = &[single::<F16Avx512>(GgmlType::F16)];
+
+/// The entry of `ty`, if this file has one (`vnni`: whether the CPU has AVX512-VNNI).
+pub(super) fn entry(ty: GgmlType, vnni: bool) -> Option<&'static Entry> {
+    find(if vnni { KERNELS } else { NO_VNNI_KERNELS }, ty)
 }
 
 // SAFETY (each `unsafe impl`): `rows` needs the features in its `target_feature`; the `*Vnni`
-// kernels are only handed out by `vec_dot`/`vec_dot_rows` above, which `x86::vec_dot` consults
+// kernels are only handed out through `entry` above (with `vnni`), which `x86::entry` consults
 // after `kernels::available_isas` found AVX-512 F+BW+VL (with AVX2, FMA, F16C) and
 // `kernels::has_avx512_vnni` found VNNI; `F16Avx512` needs AVX-512 F+BW+VL only.
 

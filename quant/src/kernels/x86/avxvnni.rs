@@ -3,7 +3,7 @@
 //! [`VEX_VNNI`], so each `vpmaddubsw`/`vpmaddwd`/`vpaddd` chain is one instruction. The same
 //! exact integer sums and the same float order as the AVX2 kernels, so the same results.
 
-use super::super::{many_rows, RowKernel, VecDotFn, VecDotManyFn, VecDotRowsFn};
+use super::super::{many_rows, RowKernel};
 use super::avx2::{self, VEX_VNNI};
 use super::avx2_k;
 use super::{both, find, Entry};
@@ -31,23 +31,9 @@ const KERNELS: &[Entry] = &[
     both::<Q6KVex>(GgmlType::Q6K),
 ];
 
-/// The kernel of `ty`, if this file (or its fallback) has one.
-pub(super) fn vec_dot(ty: GgmlType) -> Option<VecDotFn> {
-    find(KERNELS, ty)
-        .map(|e| e.dot)
-        .or_else(|| avx2::vec_dot(ty))
-}
-
-/// The many-rows kernel of `ty`, if this file (or its fallback) has one.
-pub(super) fn vec_dot_many(ty: GgmlType) -> Option<VecDotManyFn> {
-    find(KERNELS, ty)
-        .map(|e| e.many)
-        .or_else(|| avx2::vec_dot_many(ty))
-}
-
-/// The multi-row kernel of `ty`, if this file (or its fallback) has one.
-pub(super) fn vec_dot_rows(ty: GgmlType) -> Option<VecDotRowsFn> {
-    find(KERNELS, ty).map_or_else(|| avx2::vec_dot_rows(ty), |e| e.rows)
+/// The entry of `ty`, if this file (or its fallback, the AVX2 kernels) has one.
+pub(super) fn entry(ty: GgmlType) -> Option<&'static Entry> {
+    find(KERNELS, ty).or_else(|| avx2::entry(ty))
 }
 
 // SAFETY (each `unsafe impl`): `rows` needs AVX2, FMA, F16C and AVX-VNNI; these kernels are

@@ -63,43 +63,34 @@ mod gemm;
 mod gemm_avx2;
 mod quant;
 
-/// The SIMD kernel of `ty` for `isa` (the caller checked that the CPU has `isa`).
-pub(super) fn vec_dot(ty: GgmlType, isa: Isa) -> Option<super::VecDotFn> {
+/// The kernel entry of `ty` for `isa` (the caller checked that the CPU has `isa`): its
+/// single-row, multi-row and many-rows forms come from one [`RowKernel`], so they have the
+/// same bits. AVX-VNNI falls back to AVX2; AVX-512 without VNNI to its F16 kernel, else AVX2.
+fn entry(ty: GgmlType, isa: Isa) -> Option<&'static Entry> {
     match isa {
         Isa::Scalar => None,
-        Isa::Avx2 => avx2::vec_dot(ty),
-        Isa::AvxVnni => avxvnni::vec_dot(ty),
-        Isa::Avx512 if super::has_avx512_vnni() => avx512::vec_dot(ty),
-        // AVX-512 without VNNI: the 512-bit kernels, else the AVX2 ones.
-        Isa::Avx512 => avx512::vec_dot_no_vnni(ty).or_else(|| avx2::vec_dot(ty)),
+        Isa::Avx2 => avx2::entry(ty),
+        Isa::AvxVnni => avxvnni::entry(ty),
+        Isa::Avx512 if super::has_avx512_vnni() => avx512::entry(ty, true),
+        Isa::Avx512 => avx512::entry(ty, false).or_else(|| avx2::entry(ty)),
     }
+}
+
+/// The SIMD kernel of `ty` for `isa` (the caller checked that the CPU has `isa`).
+pub(super) fn vec_dot(ty: GgmlType, isa: Isa) -> Option<super::VecDotFn> {
+    entry(ty, isa).map(|e| e.dot)
 }
 
 /// The many-weight-rows kernel of `ty` for `isa` (the caller checked that the CPU has `isa`):
 /// the loop over rows of [`vec_dot`]`(ty, isa)`'s kernel, with its bits.
 pub(super) fn vec_dot_many(ty: GgmlType, isa: Isa) -> Option<super::VecDotManyFn> {
-    match isa {
-        Isa::Scalar => None,
-        Isa::Avx2 => avx2::vec_dot_many(ty),
-        Isa::AvxVnni => avxvnni::vec_dot_many(ty),
-        Isa::Avx512 if super::has_avx512_vnni() => avx512::vec_dot_many(ty),
-        Isa::Avx512 => avx512::vec_dot_many_no_vnni(ty).or_else(|| avx2::vec_dot_many(ty)),
-    }
+    entry(ty, isa).map(|e| e.many)
 }
 
 /// The multi-row kernel of `ty` for `isa` (the caller checked that the CPU has `isa`); each
 /// result has the bits of [`vec_dot`]`(ty, isa)`.
 pub(super) fn vec_dot_rows(ty: GgmlType, isa: Isa) -> Option<super::VecDotRowsFn> {
-    match isa {
-        Isa::Scalar => None,
-        Isa::Avx2 => avx2::vec_dot_rows(ty),
-        Isa::AvxVnni => avxvnni::vec_dot_rows(ty),
-        Isa::Avx512 if super::has_avx512_vnni() => avx512::vec_dot_rows(ty),
-        Isa::Avx512 => match avx512::vec_dot_no_vnni(ty) {
-            Some(_) => None,
-            None => avx2::vec_dot_rows(ty),
-        },
-    }
+    entry(ty, isa).and_then(|e| e.rows)
 }
 
 /// The GEMM tile function of `ty` for `isa` (the caller checked that the CPU has `isa`):
