@@ -62,10 +62,35 @@ impl std::fmt::Debug for QMatMul {
 /// instruction set have one) rather than the multi-row dot products.
 pub const GEMM_MIN_M: usize = 8;
 
-/// Most bytes of quantized activations one GEMM pass takes (see [`QMatMul::forward`]): with a
-/// call's weight rows unpacked beside them (up to 32 rows: 2 · 56 · 5760 bytes ≈ 645 KB for
-/// a 14336-wide row), inside a 2 MiB L2 cache.
-const GEMM_CHUNK_BYTES: usize = 1 << 20;
+/// Most bytes of quantized activations one GEMM pass takes (see [`QMatMul::forward`]): 8 MiB,
+/// inside the L3 cache of most CPUs (512 tokens of a 14336-wide row are 8.2 MB, two passes).
+/// Every pass unpacks all the weights again, at about a sixth of the cost of running one
+/// token through them: passes sized for the L2 cache instead (1 MiB, 64 tokens of that row)
+/// made 7B prefill 8% slower, and reading each pass's activations from L3 costs nothing
+/// measurable (each 32-row tile reads them once, a few GB/s per core).
+const GEMM_CHUNK_BYTES: usize = 8 << 20;
+
+/// Tokens per GEMM pass for `m` activation rows of `row_bytes` bytes: as few passes as keep
+/// each within `limit` bytes, the tokens shared evenly among them (a short last pass would
+/// pay a whole unpacking of the weights for a few tokens).
+fn gemm_pass_tokens(m: usize, row_bytes: usize, limit: usize) -> usize {
+    let most = (limit / row_bytes.max(1)).max(GEMM_MIN_M);
+    m.div_ceil(m.div_ceil(most).max(1))
+}
+
+#[cfg(test)]
+thread_local! {
+    /// A smaller [`GEMM_CHUNK_BYTES`] for the tests on this thread (passes of a few tokens).
+    static GEMM_CHUNK_LIMIT: std::cell::Cell<usize> = const { std::cell::Cell::new(GEMM_CHUNK_BYTES) };
+}
+
+/// [`GEMM_CHUNK_BYTES`], or a test's own limit.
+fn gemm_chunk_limit() -> usize {
+    #[cfg(test)]
+    return GEMM_CHUNK_LIMIT.with(|l| l.get());
+    #[cfg(not(test))]
+    GEMM_CHUNK_BYTES
+}
 
 /// A `&mut [f32]` shared by parallel tasks that each write their own disjoint parts of it
 /// (the GEMM's tiles of columns, the attention's rows): `Send` and `Sync`, unlike the borrow.
@@ -266,11 +291,9 @@ impl QMatMul {
         }
         let gemm = kernels::gemm_tile_for(self.ty, isa).filter(|_| m >= GEMM_MIN_M);
         if let Some(gemm) = gemm {
-            // Tokens in chunks whose quantized activations stay in a core's L2 cache while
-            // every weight tile passes over them (each tile reads all of a chunk's
-            // activations; 512 tokens of a 14336-wide row are 8 MB): the weights are then
-            // streamed once per chunk, which costs far less than activations from L3.
-            let chunk = (GEMM_CHUNK_BYTES / arb).max(GEMM_MIN_M);
+            // Tokens in passes whose quantized activations stay in the L3 cache while every
+            // weight tile runs over them (each tile reads all of a pass's activations).
+            let chunk = gemm_pass_tokens(m, arb, gemm_chunk_limit());
             for (xq, y) in xq.chunks(chunk * arb).zip(y.chunks_mut(chunk * self.n)) {
                 self.run_gemm(gemm, xq.len() / arb, xq, y, pool)?;
             }
@@ -585,7 +608,9 @@ mod tests {
     #[test]
     fn gemm_within_rounding_of_vec_dot() {
         let pool = pool();
-        // The 14336-wide rows (Mistral's ffn_down) take the GEMM in token chunks of 64.
+        // Passes of at most 1 MiB of activations: the 14336-wide rows (Mistral's ffn_down)
+        // take the GEMM in two passes of 35 tokens.
+        GEMM_CHUNK_LIMIT.with(|l| l.set(1 << 20));
         let shapes: [(usize, &[(usize, usize)]); 2] = [
             (
                 512,
@@ -610,7 +635,7 @@ mod tests {
             let rb = ty.row_bytes(k).unwrap();
             if k == 14336 {
                 let arb = ty.vec_dot_type().row_bytes(k).unwrap();
-                assert!(GEMM_CHUNK_BYTES / arb < 70, "{ty}: one chunk");
+                assert_eq!(gemm_pass_tokens(70, arb, gemm_chunk_limit()), 35, "{ty}");
             }
             for &(n, m) in shapes {
                 // Random weight bytes (every quant and scale pattern) with sane f16 scales.
@@ -690,6 +715,20 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// GEMM passes: as few as the limit allows, the tokens shared evenly, never fewer than
+    /// [`GEMM_MIN_M`] tokens allowed per pass.
+    #[test]
+    fn gemm_passes_are_even() {
+        assert_eq!(gemm_pass_tokens(512, 16352, GEMM_CHUNK_BYTES), 512);
+        assert_eq!(gemm_pass_tokens(600, 16352, GEMM_CHUNK_BYTES), 300);
+        assert_eq!(gemm_pass_tokens(256, 4672, 1 << 20), 128);
+        assert_eq!(gemm_pass_tokens(225, 4672, 1 << 20), 113);
+        assert_eq!(gemm_pass_tokens(224, 4672, 1 << 20), 224);
+        assert_eq!(gemm_pass_tokens(20, 1 << 20, 1 << 20), GEMM_MIN_M - 1);
+        assert_eq!(gemm_pass_tokens(8, 1 << 30, 1 << 20), GEMM_MIN_M);
+        assert_eq!(gemm_pass_tokens(1, 64, 1 << 20), 1);
     }
 
     /// A weight row's GEMM output does not depend on where it sits in a call: rows 0..16 and
