@@ -1,7 +1,8 @@
 //! Single-thread timing of the dot-product kernels on a 4096×4096 weight, per instruction
 //! set: `cargo run -p orcinus-quant --release --example kernel_timing [TYPE...]`; `KT_K=16384`
 //! sets the row length (the same 16M weights in all; longer rows make the per-call overhead
-//! smaller).
+//! smaller). Each line: one row per call (`m1`), the decode path's 32 rows per call (`many`),
+//! and four activation rows per call (`m4 rows`).
 //! (The criterion bench `qmatmul_isa` in the root crate measures the whole `QMatMul`.)
 
 use std::time::Instant;
@@ -61,6 +62,31 @@ fn main() {
                 w.len() as f64 / dt / 1e9,
                 base / dt
             );
+            if let Some(many) = kernels::vec_dot_many_for(ty, isa) {
+                // The decode path: 32 rows per call, streaming, then 64 rows in cache.
+                let mut out = [0f32; 32];
+                let t = Instant::now();
+                for _ in 0..3 {
+                    for rows in w.chunks_exact(32 * rb) {
+                        many(rows, &a[..arb], &mut out);
+                        s += out[0];
+                    }
+                }
+                let dtm = t.elapsed().as_secs_f64() / 3.0;
+                let t = Instant::now();
+                for _ in 0..3 * n / 64 {
+                    for rows in w[..64 * rb].chunks_exact(32 * rb) {
+                        many(rows, &a[..arb], &mut out);
+                        s += out[0];
+                    }
+                }
+                let dtmc = t.elapsed().as_secs_f64() / 3.0;
+                line += &format!(
+                    "   many {:7.2} ms (in cache {:6.2} ms)",
+                    dtm * 1e3,
+                    dtmc * 1e3
+                );
+            }
             if let Some(rows) = kernels::vec_dot_rows_for(ty, isa) {
                 let mut out = [0f32; 4];
                 let t = Instant::now();
