@@ -63,30 +63,60 @@ fn weighted_sum_avx512(w: &[f32], rows: &[f32], out: &mut [f32]) {
     unsafe { weighted_sum_512(w, rows, out) }
 }
 
-/// [`scores_avx2`] for `d = q.len()` a positive multiple of 8: two accumulators per row.
+/// [`scores_avx2`] for `d = q.len()` a positive multiple of 8: eight rows at a time, one
+/// accumulator each (eight independent FMA chains, each step's slice of `q` loaded once for
+/// the eight), summed across lanes together ([`hsum8_256`]); the last rows one at a time.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn scores_256(q: &[f32], rows: &[f32], scale: f32, out: &mut [f32]) {
     let d = q.len();
     let qp = q.as_ptr();
-    for (r, o) in out.iter_mut().enumerate() {
-        // SAFETY: row `r < out.len()` lies inside `rows` (`check_rows`); `j + 8 <= d`.
-        let k = rows.as_ptr().add(r * d);
-        let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    let sv = _mm256_set1_ps(scale);
+    let mut r0 = 0;
+    // SAFETY (pointer offsets): rows `r0..r0 + 8 <= out.len()` lie inside `rows`
+    // (`check_rows`); `j + 8 <= d`.
+    while r0 + 8 <= out.len() {
+        let k = rows.as_ptr().add(r0 * d);
+        let mut acc = [_mm256_setzero_ps(); 8];
         let mut j = 0;
-        while j + 16 <= d {
-            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(qp.add(j)), _mm256_loadu_ps(k.add(j)), a0);
-            a1 = _mm256_fmadd_ps(
-                _mm256_loadu_ps(qp.add(j + 8)),
-                _mm256_loadu_ps(k.add(j + 8)),
-                a1,
-            );
-            j += 16;
+        while j < d {
+            let qv = _mm256_loadu_ps(qp.add(j));
+            for (r, a) in acc.iter_mut().enumerate() {
+                *a = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k.add(r * d + j)), *a);
+            }
+            j += 8;
         }
-        if j < d {
-            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(qp.add(j)), _mm256_loadu_ps(k.add(j)), a0);
-        }
-        *o = super::avx2::hsum_ps(_mm256_add_ps(a0, a1)) * scale;
+        _mm256_storeu_ps(out.as_mut_ptr().add(r0), _mm256_mul_ps(hsum8_256(&acc), sv));
+        r0 += 8;
     }
+    for (r, o) in out.iter_mut().enumerate().skip(r0) {
+        let k = rows.as_ptr().add(r * d);
+        let mut a = _mm256_setzero_ps();
+        let mut j = 0;
+        while j < d {
+            a = _mm256_fmadd_ps(_mm256_loadu_ps(qp.add(j)), _mm256_loadu_ps(k.add(j)), a);
+            j += 8;
+        }
+        *o = super::avx2::hsum_ps(a) * scale;
+    }
+}
+
+/// The lane sums of eight vectors, in one vector (lane `r`: the sum of `a[r]`).
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn hsum8_256(a: &[__m256; 8]) -> __m256 {
+    // Lanes of `h01`: per 128-bit half, pair sums of a0, a0, a1, a1, and so on.
+    let h01 = _mm256_hadd_ps(a[0], a[1]);
+    let h23 = _mm256_hadd_ps(a[2], a[3]);
+    let h45 = _mm256_hadd_ps(a[4], a[5]);
+    let h67 = _mm256_hadd_ps(a[6], a[7]);
+    // Per 128-bit half: the half-sums of a0, a1, a2, a3 (and a4..a7).
+    let h0123 = _mm256_hadd_ps(h01, h23);
+    let h4567 = _mm256_hadd_ps(h45, h67);
+    // Low halves plus high halves.
+    _mm256_add_ps(
+        _mm256_permute2f128_ps::<0x20>(h0123, h4567),
+        _mm256_permute2f128_ps::<0x31>(h0123, h4567),
+    )
 }
 
 /// [`weighted_sum_avx2`] for `d = out.len()` a positive multiple of 8: 64 output columns at a
@@ -121,29 +151,49 @@ unsafe fn weighted_sum_256(w: &[f32], rows: &[f32], out: &mut [f32]) {
     }
 }
 
-/// [`scores_avx512`] for `d = q.len()` a positive multiple of 16: two accumulators per row.
-#[target_feature(enable = "avx512f")]
+/// [`scores_avx512`] for `d = q.len()` a positive multiple of 16: as [`scores_256`], eight
+/// rows at a time with one accumulator each, each folded to 256 bits before the lane sums.
+#[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn scores_512(q: &[f32], rows: &[f32], scale: f32, out: &mut [f32]) {
     let d = q.len();
     let qp = q.as_ptr();
-    for (r, o) in out.iter_mut().enumerate() {
-        // SAFETY: row `r < out.len()` lies inside `rows` (`check_rows`); `j + 16 <= d`.
-        let k = rows.as_ptr().add(r * d);
-        let (mut a0, mut a1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+    let sv = _mm256_set1_ps(scale);
+    let mut r0 = 0;
+    // SAFETY (pointer offsets): rows `r0..r0 + 8 <= out.len()` lie inside `rows`
+    // (`check_rows`); `j + 16 <= d`.
+    while r0 + 8 <= out.len() {
+        let k = rows.as_ptr().add(r0 * d);
+        let mut acc = [_mm512_setzero_ps(); 8];
         let mut j = 0;
-        while j + 32 <= d {
-            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(qp.add(j)), _mm512_loadu_ps(k.add(j)), a0);
-            a1 = _mm512_fmadd_ps(
-                _mm512_loadu_ps(qp.add(j + 16)),
-                _mm512_loadu_ps(k.add(j + 16)),
-                a1,
+        while j < d {
+            let qv = _mm512_loadu_ps(qp.add(j));
+            for (r, a) in acc.iter_mut().enumerate() {
+                *a = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k.add(r * d + j)), *a);
+            }
+            j += 16;
+        }
+        let mut half = [_mm256_setzero_ps(); 8];
+        for (h, a) in half.iter_mut().zip(&acc) {
+            *h = _mm256_add_ps(
+                _mm512_castps512_ps256(*a),
+                _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(*a))),
             );
-            j += 32;
         }
-        if j < d {
-            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(qp.add(j)), _mm512_loadu_ps(k.add(j)), a0);
+        _mm256_storeu_ps(
+            out.as_mut_ptr().add(r0),
+            _mm256_mul_ps(hsum8_256(&half), sv),
+        );
+        r0 += 8;
+    }
+    for (r, o) in out.iter_mut().enumerate().skip(r0) {
+        let k = rows.as_ptr().add(r * d);
+        let mut a = _mm512_setzero_ps();
+        let mut j = 0;
+        while j < d {
+            a = _mm512_fmadd_ps(_mm512_loadu_ps(qp.add(j)), _mm512_loadu_ps(k.add(j)), a);
+            j += 16;
         }
-        *o = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) * scale;
+        *o = _mm512_reduce_add_ps(a) * scale;
     }
 }
 
