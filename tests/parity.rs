@@ -314,10 +314,12 @@ fn tiny_mistral_q8_0_matches_llama_cpp() {
         Bounds {
             // Float order alone moves this one (random weights, Q8_0 activations turning small
             // differences into whole quantization steps): 0.12 with the scalar kernels, 0.13
-            // with AVX2, 0.13 -> 0.17 with AVX-512 when the attention scores' lane sums changed
-            // order (each within 1e-5 of the scalar one). llama.cpp's own settings move its
-            // logits on this file by up to 0.36 (tests/data/reference/README.md).
-            max_abs_logit: 0.25,
+            // with AVX2 (before and after the attention scores' lane sums changed order),
+            // 0.13 -> 0.17 with AVX-512 (every kernel within 1e-5 of the scalar one).
+            // llama.cpp's own settings move its logits on this file by up to 0.36
+            // (tests/data/reference/README.md). The greedy check's margin, twice this, went
+            // from 0.3 to 0.4 with it.
+            max_abs_logit: 0.2,
             margin: 0.1,
             ppl_rel: 0.005,
             own_flips: false,

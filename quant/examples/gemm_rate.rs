@@ -5,27 +5,16 @@
 //! ```text
 //! cargo run --release -p orcinus-quant --example gemm_rate [-- THREADS [M,M,...]]
 //! ```
-//! Prints the best of three runs per shape and token count; a measurement to read, nothing
-//! is asserted. One core of the development machine (Zen 4, 3.6 GHz) peaks at 230 G/s
+//! Prints the best of several runs per shape and token count; a measurement to read,
+//! nothing is asserted. One core of the development machine (Zen 4, 3.6 GHz) peaks at 230 G/s
 //! (64 `vpdpbusd` multiply-adds per cycle).
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use orcinus_quant::{GgmlType, QMatMul};
 
-/// Deterministic weight-like values (a cheap hash mapped to [-1, 1)).
-fn values(len: usize, seed: u64) -> Vec<f32> {
-    (0..len as u64)
-        .map(|i| {
-            let h = (i ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15))
-                .wrapping_mul(0xbf58_476d_1ce4_e5b9)
-                .rotate_left(31)
-                .wrapping_mul(0x94d0_49bb_1331_11eb);
-            (h >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect()
-}
+mod common;
+use common::{best_of, values};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -45,7 +34,7 @@ fn main() {
         .num_threads(threads)
         .build()
         .expect("thread pool");
-    println!("{threads} thread(s); G multiply-adds per second, best of 3");
+    println!("{threads} thread(s); G multiply-adds per second, best of several runs");
     // (type, k = row length, n = rows): attention, ffn_down, a Q6_K tensor of Q4_K_M.
     let shapes = [
         (GgmlType::Q4K, 4096, 4096),
@@ -61,19 +50,12 @@ fn main() {
         for &m in &ms {
             let x = values(k * m, 2);
             let mut y = vec![0f32; m * n];
-            mm.forward(&x, m, &mut y, &pool).expect("forward"); // warm-up
-            let best = (0..3)
-                .map(|_| {
-                    let t = Instant::now();
-                    mm.forward(&x, m, &mut y, &pool).expect("forward");
-                    t.elapsed().as_secs_f64()
-                })
-                .fold(f64::MAX, f64::min);
+            let best = best_of(|| mm.forward(&x, m, &mut y, &pool).expect("forward"));
             println!(
                 "{:<5} {:>11} m={m:<4} {:>7.1} G/s",
                 ty.name(),
                 format!("{k}x{n}"),
-                (k * n * m) as f64 / best / 1e9
+                (k * n * m) as f64 / best.as_secs_f64() / 1e9
             );
         }
     }

@@ -63,32 +63,43 @@ impl std::fmt::Debug for QMatMul {
 pub const GEMM_MIN_M: usize = 8;
 
 /// Most bytes of quantized activations one GEMM pass takes (see [`QMatMul::forward`]): 8 MiB,
-/// inside the L3 cache of most CPUs (512 tokens of a 14336-wide row are 8.2 MB, two passes).
-/// Every pass unpacks all the weights again, at about a sixth of the cost of running one
-/// token through them: passes sized for the L2 cache instead (1 MiB, 64 tokens of that row)
-/// made 7B prefill 8% slower, and reading each pass's activations from L3 costs nothing
+/// inside the L3 cache of most CPUs (512 tokens of a 14336-wide Q8_K row are 8.37 MB: one
+/// pass; 600 take two). Every pass unpacks all the weights again, which costs about as much
+/// as running 8 to 16 tokens through them (50-100 cycles per row and super-block against
+/// about 6 per token): passes sized for the L2 cache instead (1 MiB, 64 tokens of that row)
+/// made 7B pp512 6% slower, and reading each pass's activations from L3 costs nothing
 /// measurable (each 32-row tile reads them once, a few GB/s per core).
 const GEMM_CHUNK_BYTES: usize = 8 << 20;
 
 /// Tokens per GEMM pass for `m` activation rows of `row_bytes` bytes: as few passes as keep
 /// each within `limit` bytes, the tokens shared evenly among them (a short last pass would
-/// pay a whole unpacking of the weights for a few tokens).
+/// pay a whole unpacking of the weights for a few tokens). A pass may take up to
+/// [`GEMM_MIN_M`] rows whatever their size, so rows longer than `limit / GEMM_MIN_M` bytes
+/// go over `limit` (and evenly shared passes may then hold fewer than [`GEMM_MIN_M`]).
 fn gemm_pass_tokens(m: usize, row_bytes: usize, limit: usize) -> usize {
+    debug_assert!(m > 0, "no tokens");
     let most = (limit / row_bytes.max(1)).max(GEMM_MIN_M);
     m.div_ceil(m.div_ceil(most).max(1))
 }
 
 #[cfg(test)]
 thread_local! {
-    /// A smaller [`GEMM_CHUNK_BYTES`] for the tests on this thread (passes of a few tokens).
-    static GEMM_CHUNK_LIMIT: std::cell::Cell<usize> = const { std::cell::Cell::new(GEMM_CHUNK_BYTES) };
+    /// A smaller [`GEMM_CHUNK_BYTES`] for the tests on this thread (passes of a few
+    /// tokens).
+    static GEMM_CHUNK_LIMIT: std::cell::Cell<usize> =
+        const { std::cell::Cell::new(GEMM_CHUNK_BYTES) };
 }
 
-/// [`GEMM_CHUNK_BYTES`], or a test's own limit.
+/// [`GEMM_CHUNK_BYTES`], or the calling test's own limit (read on the calling thread, before
+/// any work goes to the pool).
+#[cfg(test)]
 fn gemm_chunk_limit() -> usize {
-    #[cfg(test)]
-    return GEMM_CHUNK_LIMIT.with(|l| l.get());
-    #[cfg(not(test))]
+    GEMM_CHUNK_LIMIT.with(|l| l.get())
+}
+
+/// [`GEMM_CHUNK_BYTES`].
+#[cfg(not(test))]
+fn gemm_chunk_limit() -> usize {
     GEMM_CHUNK_BYTES
 }
 
@@ -251,7 +262,7 @@ impl QMatMul {
         };
         let vec_dot_rows = kernels::vec_dot_rows_for(self.ty, isa).filter(|_| m > 1);
         let k = self.k;
-        if k == 0 {
+        if k == 0 || self.n == 0 {
             y.fill(0.0);
             return Ok(());
         }
@@ -609,14 +620,14 @@ mod tests {
     fn gemm_within_rounding_of_vec_dot() {
         let pool = pool();
         // Passes of at most 1 MiB of activations: the 14336-wide rows (Mistral's ffn_down)
-        // take the GEMM in two passes of 35 tokens.
+        // take the GEMM in two passes (70 tokens: 35 + 35; 71: 36 + 35).
         GEMM_CHUNK_LIMIT.with(|l| l.set(1 << 20));
         let shapes: [(usize, &[(usize, usize)]); 2] = [
             (
                 512,
                 &[(37, GEMM_MIN_M), (16, 13), (5, 21), (40, 9), (50, 11)],
             ),
-            (14336, &[(16, 70), (50, 70)]),
+            (14336, &[(16, 70), (50, 70), (16, 71)]),
         ];
         let legacy = [
             GgmlType::Q4_0,
@@ -717,8 +728,8 @@ mod tests {
         }
     }
 
-    /// GEMM passes: as few as the limit allows, the tokens shared evenly, never fewer than
-    /// [`GEMM_MIN_M`] tokens allowed per pass.
+    /// GEMM passes: as few as the limit allows, the tokens shared evenly; at least
+    /// [`GEMM_MIN_M`] tokens allowed per pass, however long the rows (then over the limit).
     #[test]
     fn gemm_passes_are_even() {
         assert_eq!(gemm_pass_tokens(512, 16352, GEMM_CHUNK_BYTES), 512);
@@ -835,6 +846,10 @@ mod tests {
         mm.forward(&[], 0, &mut [], &pool).unwrap();
         let empty = QMatMul::new(Arc::new(Vec::new()), 0..0, GgmlType::Q4K, 256, 0).unwrap();
         empty.forward(&x, 2, &mut [], &pool).unwrap();
+        // No rows and enough tokens for the GEMM (whose passes split the output by rows).
+        empty
+            .forward(&values(256 * GEMM_MIN_M, 9), GEMM_MIN_M, &mut [], &pool)
+            .unwrap();
         let zero_k = QMatMul::new(Arc::new(Vec::new()), 0..0, GgmlType::Q8_0, 0, 3).unwrap();
         let mut y = [1f32; 6];
         zero_k.forward(&[], 2, &mut y, &pool).unwrap();

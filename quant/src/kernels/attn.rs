@@ -134,6 +134,29 @@ mod tests {
         }
     }
 
+    /// A row's score has the same bits wherever it sits among the rows (the SIMD kernels
+    /// take rows in groups; a last, partial group is summed in the same order).
+    #[test]
+    fn scores_do_not_depend_on_the_row_position() {
+        let mut rng = ChaCha8Rng::seed_from_u64(8);
+        for isa in available_isas() {
+            let k = attn_kernels_for(isa);
+            for d in [16usize, 64, 128] {
+                let q: Vec<f32> = (0..d).map(|_| rng.gen_range(-2.0..2.0)).collect();
+                let rows: Vec<f32> = (0..13 * d).map(|_| rng.gen_range(-2.0..2.0)).collect();
+                let mut all = vec![0f32; 13];
+                (k.scores)(&q, &rows, 0.3, &mut all);
+                for r0 in [0, 3, 8, 12] {
+                    let mut part = vec![0f32; 13 - r0];
+                    (k.scores)(&q, &rows[r0 * d..], 0.3, &mut part);
+                    for (r, (a, p)) in all[r0..].iter().zip(&part).enumerate() {
+                        assert_eq!(a.to_bits(), p.to_bits(), "{isa} d={d} from {r0}, row {r}");
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     #[should_panic(expected = "attention kernel")]
     fn wrong_row_count_panics() {

@@ -65,39 +65,45 @@ fn weighted_sum_avx512(w: &[f32], rows: &[f32], out: &mut [f32]) {
 
 /// [`scores_avx2`] for `d = q.len()` a positive multiple of 8: eight rows at a time, one
 /// accumulator each (eight independent FMA chains, each step's slice of `q` loaded once for
-/// the eight), summed across lanes together ([`hsum8_256`]); the last rows one at a time.
+/// the eight), summed across lanes together ([`hsum8_256`]). The last group of fewer than
+/// eight rows runs the same code on its last row repeated ([`group_rows`]), so every row's
+/// score is summed in the same order wherever it sits.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn scores_256(q: &[f32], rows: &[f32], scale: f32, out: &mut [f32]) {
     let d = q.len();
     let qp = q.as_ptr();
     let sv = _mm256_set1_ps(scale);
-    let mut r0 = 0;
-    // SAFETY (pointer offsets): rows `r0..r0 + 8 <= out.len()` lie inside `rows`
-    // (`check_rows`); `j + 8 <= d`.
-    while r0 + 8 <= out.len() {
-        let k = rows.as_ptr().add(r0 * d);
+    for (g, o) in out.chunks_mut(8).enumerate() {
+        let k = group_rows(rows, d, 8 * g, o.len());
         let mut acc = [_mm256_setzero_ps(); 8];
         let mut j = 0;
+        // SAFETY: every `k[r]` starts a row of `d` floats inside `rows`; `j + 8 <= d`.
         while j < d {
             let qv = _mm256_loadu_ps(qp.add(j));
-            for (r, a) in acc.iter_mut().enumerate() {
-                *a = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k.add(r * d + j)), *a);
+            for (a, kr) in acc.iter_mut().zip(k) {
+                *a = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kr.add(j)), *a);
             }
             j += 8;
         }
-        _mm256_storeu_ps(out.as_mut_ptr().add(r0), _mm256_mul_ps(hsum8_256(&acc), sv));
-        r0 += 8;
+        store_first(_mm256_mul_ps(hsum8_256(&acc), sv), o);
     }
-    for (r, o) in out.iter_mut().enumerate().skip(r0) {
-        let k = rows.as_ptr().add(r * d);
-        let mut a = _mm256_setzero_ps();
-        let mut j = 0;
-        while j < d {
-            a = _mm256_fmadd_ps(_mm256_loadu_ps(qp.add(j)), _mm256_loadu_ps(k.add(j)), a);
-            j += 8;
-        }
-        *o = super::avx2::hsum_ps(a) * scale;
-    }
+}
+
+/// Pointers to the eight rows (of `d` floats) from row `r0` of `rows`, the last of the `n`
+/// (1 to 8) that exist standing in for the missing ones.
+#[inline(always)]
+fn group_rows(rows: &[f32], d: usize, r0: usize, n: usize) -> [*const f32; 8] {
+    debug_assert!(n >= 1 && n <= 8 && (r0 + n) * d <= rows.len());
+    std::array::from_fn(|r| rows[(r0 + r.min(n - 1)) * d..].as_ptr())
+}
+
+/// The first `o.len()` (at most 8) lanes of `v` into `o`.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn store_first(v: __m256, o: &mut [f32]) {
+    let mut lanes = [0f32; 8];
+    _mm256_storeu_ps(lanes.as_mut_ptr(), v);
+    o.copy_from_slice(&lanes[..o.len()]);
 }
 
 /// The lane sums of eight vectors, in one vector (lane `r`: the sum of `a[r]`).
@@ -153,22 +159,20 @@ unsafe fn weighted_sum_256(w: &[f32], rows: &[f32], out: &mut [f32]) {
 
 /// [`scores_avx512`] for `d = q.len()` a positive multiple of 16: as [`scores_256`], eight
 /// rows at a time with one accumulator each, each folded to 256 bits before the lane sums.
-#[target_feature(enable = "avx512f,avx2,fma")]
+#[target_feature(enable = "avx512f,avx2")]
 unsafe fn scores_512(q: &[f32], rows: &[f32], scale: f32, out: &mut [f32]) {
     let d = q.len();
     let qp = q.as_ptr();
     let sv = _mm256_set1_ps(scale);
-    let mut r0 = 0;
-    // SAFETY (pointer offsets): rows `r0..r0 + 8 <= out.len()` lie inside `rows`
-    // (`check_rows`); `j + 16 <= d`.
-    while r0 + 8 <= out.len() {
-        let k = rows.as_ptr().add(r0 * d);
+    for (g, o) in out.chunks_mut(8).enumerate() {
+        let k = group_rows(rows, d, 8 * g, o.len());
         let mut acc = [_mm512_setzero_ps(); 8];
         let mut j = 0;
+        // SAFETY: every `k[r]` starts a row of `d` floats inside `rows`; `j + 16 <= d`.
         while j < d {
             let qv = _mm512_loadu_ps(qp.add(j));
-            for (r, a) in acc.iter_mut().enumerate() {
-                *a = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k.add(r * d + j)), *a);
+            for (a, kr) in acc.iter_mut().zip(k) {
+                *a = _mm512_fmadd_ps(qv, _mm512_loadu_ps(kr.add(j)), *a);
             }
             j += 16;
         }
@@ -179,21 +183,7 @@ unsafe fn scores_512(q: &[f32], rows: &[f32], scale: f32, out: &mut [f32]) {
                 _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(*a))),
             );
         }
-        _mm256_storeu_ps(
-            out.as_mut_ptr().add(r0),
-            _mm256_mul_ps(hsum8_256(&half), sv),
-        );
-        r0 += 8;
-    }
-    for (r, o) in out.iter_mut().enumerate().skip(r0) {
-        let k = rows.as_ptr().add(r * d);
-        let mut a = _mm512_setzero_ps();
-        let mut j = 0;
-        while j < d {
-            a = _mm512_fmadd_ps(_mm512_loadu_ps(qp.add(j)), _mm512_loadu_ps(k.add(j)), a);
-            j += 16;
-        }
-        *o = _mm512_reduce_add_ps(a) * scale;
+        store_first(_mm256_mul_ps(hsum8_256(&half), sv), o);
     }
 }
 
