@@ -93,7 +93,7 @@ unsafe fn scores_256(q: &[f32], rows: &[f32], scale: f32, out: &mut [f32]) {
 /// (1 to 8) that exist standing in for the missing ones.
 #[inline(always)]
 fn group_rows(rows: &[f32], d: usize, r0: usize, n: usize) -> [*const f32; 8] {
-    debug_assert!(n >= 1 && n <= 8 && (r0 + n) * d <= rows.len());
+    debug_assert!((1..=8).contains(&n) && (r0 + n) * d <= rows.len());
     std::array::from_fn(|r| rows[(r0 + r.min(n - 1)) * d..].as_ptr())
 }
 
