@@ -1,12 +1,13 @@
 //! Single-thread timing of the dot-product kernels on a 4096×4096 weight, per instruction
 //! set: `cargo run -p orcinus-quant --release --example kernel_timing [TYPE...]`; `KT_K=16384`
 //! sets the row length (the same 16M weights in all; longer rows make the per-call overhead
-//! smaller). Each line: one row per call (`m1`), the decode path's 32 rows per call (`many`),
+//! smaller). Each line: one row per call (`m1`), the decode path's `ROWS_PER_TASK` rows per call (`many`),
 //! and four activation rows per call (`m4 rows`).
 //! (The criterion bench `qmatmul_isa` in the root crate measures the whole `QMatMul`.)
 
 use std::time::Instant;
 
+use orcinus_quant::matmul::ROWS_PER_TASK;
 use orcinus_quant::{kernels, GgmlType};
 
 fn main() {
@@ -63,11 +64,12 @@ fn main() {
                 base / dt
             );
             if let Some(many) = kernels::vec_dot_many_for(ty, isa) {
-                // The decode path: 32 rows per call, streaming, then 64 rows in cache.
-                let mut out = [0f32; 32];
+                // The decode path: `ROWS_PER_TASK` rows per call, streaming, then 64 rows in
+                // cache.
+                let mut out = [0f32; ROWS_PER_TASK];
                 let t = Instant::now();
                 for _ in 0..3 {
-                    for rows in w.chunks_exact(32 * rb) {
+                    for rows in w.chunks_exact(ROWS_PER_TASK * rb) {
                         many(rows, &a[..arb], &mut out);
                         s += out[0];
                     }
@@ -75,7 +77,7 @@ fn main() {
                 let dtm = t.elapsed().as_secs_f64() / 3.0;
                 let t = Instant::now();
                 for _ in 0..3 * n / 64 {
-                    for rows in w[..64 * rb].chunks_exact(32 * rb) {
+                    for rows in w[..64 * rb].chunks_exact(ROWS_PER_TASK * rb) {
                         many(rows, &a[..arb], &mut out);
                         s += out[0];
                     }

@@ -143,8 +143,9 @@ impl<'a> SharedMut<'a> {
 }
 
 /// Rows of `W` handled by one task: enough work to amortise scheduling, small enough to
-/// balance across threads.
-const ROWS_PER_TASK: usize = 32;
+/// balance across threads. In decode (one activation row) also the rows of one many-rows
+/// kernel call ([`crate::kernels::vec_dot_many_for`]).
+pub const ROWS_PER_TASK: usize = 32;
 
 impl QMatMul {
     /// A matrix over `storage.bytes()[range]`, which must hold exactly `n` rows of `k`
