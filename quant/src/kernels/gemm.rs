@@ -85,7 +85,7 @@ pub trait GemmPack: bytemuck::Pod {
     const GROUPS: usize;
     /// Whether the correction term pairs each weight with a whole sub-block of 32 (Q4_K,
     /// Q5_K: one min per sub-block, so the activations' two bsums of a sub-block are summed
-    /// first, [`corr_words`]) rather than with each bsum of 16 (Q6_K).
+    /// first, `corr_words`) rather than with each bsum of 16 (Q6_K).
     const SUMMED_MINS: bool;
     /// `vpdpwssd` steps of the correction term per super-block (two i16 each).
     const CORR_STEPS: usize = if Self::SUMMED_MINS { 4 } else { 8 };
