@@ -420,20 +420,23 @@ unsafe impl Kernel for Avx2 {
         out: &mut [f32],
     ) {
         out.fill(0.0);
-        // Not in chunks of super-blocks: `gemm_avx2::tokens` keeps its float sums in
-        // registers and writes them once (its two tokens' accumulators fill the registers).
-        for_halves(w, rows, nb, nb, scratch, |w, rows, sbs, col| {
-            pack(w, rows, nb, sbs, |src, dst| gemm_avx2::transpose(src, dst));
-            let sbs = &sbs[..];
-            let row = |t: usize| &a[t * nb..(t + 1) * nb];
-            groups(m, gemm_avx2::TOKENS, |t0, n| {
-                let o = &mut out[t0 * GEMM_ROWS + col..];
-                match n {
-                    1 => gemm_avx2::tokens::<B, 1>(sbs, [row(t0)], o),
-                    2 => gemm_avx2::tokens::<B, 2>(sbs, [row(t0), row(t0 + 1)], o),
-                    _ => unreachable!(),
-                }
+        for_halves(w, rows, nb, nb, scratch, |w, rows, sbs_all, col| {
+            pack(w, rows, nb, sbs_all, |src, dst| {
+                gemm_avx2::transpose(src, dst)
             });
+            sb_chunks(nb, SB_CHUNK, |bs| {
+                let sbs = &sbs_all[bs.clone()];
+                let row = |t: usize| &a[t * nb + bs.start..t * nb + bs.end];
+                groups(m, gemm_avx2::TOKENS, |t0, n| {
+                    let o = &mut out[t0 * GEMM_ROWS + col..];
+                    match n {
+                        1 => gemm_avx2::tokens::<B, 1>(sbs, [row(t0)], o),
+                        2 => gemm_avx2::tokens::<B, 2>(sbs, [row(t0), row(t0 + 1)], o),
+                        3 => gemm_avx2::tokens::<B, 3>(sbs, [row(t0), row(t0 + 1), row(t0 + 2)], o),
+                        _ => unreachable!(),
+                    }
+                })
+            })
         });
     }
 }
