@@ -35,11 +35,14 @@ fn main() {
         .build()
         .expect("thread pool");
     println!("{threads} thread(s); G multiply-adds per second, best of several runs");
-    // (type, k = row length, n = rows): attention, ffn_down, a Q6_K tensor of Q4_K_M.
+    // (type, k = row length, n = rows): attention, ffn_down, a Q6_K tensor of Q4_K_M, and
+    // the main types of the Q5_K_M and Q8_0 files.
     let shapes = [
         (GgmlType::Q4K, 4096, 4096),
         (GgmlType::Q4K, 14336, 1024),
         (GgmlType::Q6K, 4096, 1024),
+        (GgmlType::Q5K, 4096, 1024),
+        (GgmlType::Q8_0, 4096, 1024),
     ];
     for (ty, k, n) in shapes {
         let w = values(k * n, 1);

@@ -424,6 +424,7 @@ unsafe impl Kernel for Avx2 {
             pack(w, rows, nb, sbs_all, |src, dst| {
                 gemm_avx2::transpose(src, dst)
             });
+            gemm_avx2::pair_scales::<B>(sbs_all);
             sb_chunks(nb, SB_CHUNK, |bs| {
                 let sbs = &sbs_all[bs.clone()];
                 let row = |t: usize| &a[t * nb + bs.start..t * nb + bs.end];

@@ -23,9 +23,9 @@ use super::avx2::{dot_u8i8, NO_VNNI, VEX_VNNI};
 use crate::formats::q8_k::BlockQ8K;
 
 /// Tokens per call of [`tokens`]: per token two i16 sums and two i32 sums, besides the two
-/// weight vectors, the broadcast word and the two scale vectors (one more than the sixteen
-/// registers, which the compiler spills; two tokens, or four, measured 10-20% slower on the
-/// Q4_K GEMM of a 4096-wide matrix, Zen 4).
+/// weight vectors and the broadcast word (fifteen of the sixteen registers; the scales are
+/// read from memory). Two tokens, or four, measured 10-20% slower on the Q4_K GEMM of a
+/// 4096-wide matrix (Zen 4).
 pub(super) const TOKENS: usize = 3;
 
 /// The two halves (rows 0..8, 8..16) of a lane array.
@@ -64,11 +64,9 @@ pub(super) unsafe fn tokens<B: GemmPack, const T: usize>(
         let ys: [&BlockQ8K; T] = std::array::from_fn(|t| y[t].get_unchecked(b));
         let mut s = [[_mm256_setzero_si256(); 2]; T];
         for g in 0..B::GROUPS {
-            // The group's scale in both i16 halves of each lane (|scale| <= 128).
-            let mut sc = halves(&sb.sc[g]);
-            for v in &mut sc {
-                *v = _mm256_blend_epi16::<0xaa>(*v, _mm256_slli_epi32::<16>(*v));
-            }
+            // The group's scale in both i16 halves of each lane ([`pair_scales`]), read
+            // by `vpmaddwd` from memory: no registers held.
+            let sc = sb.sc[g].as_ptr().cast::<__m256i>();
             for c0 in (g * steps..(g + 1) * steps).step_by(B::STEPS_I16) {
                 let mut p16 = [[_mm256_setzero_si256(); 2]; T];
                 for p in c0..c0 + B::STEPS_I16 {
@@ -83,7 +81,8 @@ pub(super) unsafe fn tokens<B: GemmPack, const T: usize>(
                 }
                 for t in 0..T {
                     for h in 0..2 {
-                        s[t][h] = _mm256_add_epi32(s[t][h], _mm256_madd_epi16(p16[t][h], sc[h]));
+                        let sc = _mm256_loadu_si256(sc.add(h));
+                        s[t][h] = _mm256_add_epi32(s[t][h], _mm256_madd_epi16(p16[t][h], sc));
                     }
                 }
             }
@@ -106,6 +105,17 @@ pub(super) unsafe fn tokens<B: GemmPack, const T: usize>(
                 facc = _mm256_fmadd_ps(_mm256_mul_ps(yd, db), _mm256_cvtepi32_ps(c), facc);
                 _mm256_storeu_ps(f, facc);
             }
+        }
+    }
+}
+
+/// Rewrites the group scales of packed super-blocks for [`tokens`]: each (|scale| <= 128)
+/// in both i16 halves of its lane, the operand of `vpmaddwd`.
+pub(super) fn pair_scales<B: GemmPack>(sbs: &mut [PackedSb]) {
+    for sb in sbs {
+        for v in sb.sc[..B::GROUPS].iter_mut().flatten() {
+            debug_assert!((-128..=128).contains(v));
+            *v = (*v & 0xffff) | (*v << 16);
         }
     }
 }
