@@ -9,8 +9,9 @@
 //! block's eight i32 partial sums are converted to f32 and added with one fused multiply-add
 //! by the block's combined scale into eight f32 lanes, summed at the end (a horizontal integer
 //! sum and a scalar multiply-add per block, the reference's order, held the decode at half
-//! the memory speed). Q8_0 accumulates four blocks' sums in four f32 lanes, and in sixteen in
-//! `avx512.rs`. F16 accumulates in eight f32 lanes, unlike the reference's f64. So results
+//! the memory speed); Q4_1 and Q5_1 also sum their `m_x·s_y` terms in four f32 lanes, four
+//! blocks at a time, where ggml keeps a scalar sum. Q8_0 accumulates four blocks' sums in four
+//! f32 lanes, and in sixteen in `avx512.rs`. F16 accumulates in eight f32 lanes, unlike the reference's f64. So results
 //! are within float rounding of the scalar reference, not its bits.
 //!
 //! Matches the scalar `VecDot::vec_dot` of each format (ggml b2757's generic C), and follows
@@ -244,6 +245,13 @@ pub(super) unsafe fn f16x8(h: f16) -> __m256 {
     _mm256_cvtph_ps(_mm_set1_epi16(h.to_bits() as i16))
 }
 
+/// Four f16 (bits) as four f32 lanes (F16C: exact, as `f16_to_f32`).
+#[inline(always)]
+pub(super) unsafe fn f16x4(h: [u16; 4]) -> __m128 {
+    let v = h[0] as u64 | (h[1] as u64) << 16 | (h[2] as u64) << 32 | (h[3] as u64) << 48;
+    _mm_cvtph_ps(_mm_cvtsi64_si128(v as i64))
+}
+
 /// The kernels' precondition: every activation row as long as the weight row (the bodies
 /// then index them without bounds checks).
 #[inline(always)]
@@ -358,6 +366,68 @@ unsafe fn legacy_ymm<W: Ymm32, const VNNI: u8, const R: usize>(
     out
 }
 
+/// Q4_1/Q5_1 · Q8_1 four blocks at a time, for the decode step: each block's exact `Σ q·y`
+/// times its `d_x·d_y` into f32 lanes as in [`legacy_ymm`], but the four blocks' scales are
+/// converted and multiplied together (F16C on four lanes), and their `m_x·s_y` summed in four
+/// f32 lanes instead of ggml's scalar sum (a software f16 conversion and a dependent add per
+/// block). So not the reference's float order: within rounding of it. Blocks past the last
+/// four go to [`legacy_ymm`].
+#[inline(always)]
+unsafe fn legacy_ymm_min4<W: Ymm32, const VNNI: u8, const R: usize>(
+    x: &[W],
+    y: [&[W::Act]; R],
+) -> [f32; R] {
+    debug_assert_eq!(W::OFFSET, 0);
+    same_lengths(x, &y);
+    let zero = _mm256_setzero_si256();
+    let mut acc = [[_mm256_setzero_ps(); 2]; R];
+    let mut acc_m = [_mm_setzero_ps(); R];
+    let n4 = x.len() / 4 * 4;
+    for i in (0..n4).step_by(4) {
+        // SAFETY: `i + 4 <= n4 <= x.len() == y[r].len()` (`same_lengths`).
+        let xc = x.get_unchecked(i..i + 4);
+        prefetch_ahead(&xc[0]);
+        prefetch_ahead(&xc[3]);
+        let q = [
+            xc[0].quants(),
+            xc[1].quants(),
+            xc[2].quants(),
+            xc[3].quants(),
+        ];
+        let dm = [xc[0].dm(), xc[1].dm(), xc[2].dm(), xc[3].dm()];
+        let dx = f16x4(dm.map(|(d, _)| d.to_bits()));
+        let mx = f16x4(dm.map(|(_, m)| m.to_bits()));
+        for r in 0..R {
+            let yc = y[r].get_unchecked(i..i + 4);
+            let ds = [yc[0].ds(), yc[1].ds(), yc[2].ds(), yc[3].ds()];
+            let d = _mm_mul_ps(dx, f16x4(ds.map(|(d, _)| d.to_bits())));
+            let d = _mm256_castps128_ps256(d);
+            for b in 0..4 {
+                let sumi = dot_u8i8::<VNNI>(zero, q[b], load(yc[b].qs()));
+                let db = _mm256_permutevar8x32_ps(d, _mm256_set1_epi32(b as i32));
+                acc[r][b % 2] = scaled_add(acc[r][b % 2], sumi, db);
+            }
+            acc_m[r] = _mm_fmadd_ps(mx, f16x4(ds.map(|(_, s)| s.to_bits())), acc_m[r]);
+        }
+    }
+    let mut out = [0f32; R];
+    for r in 0..R {
+        out[r] = hsum_ps(_mm256_add_ps(acc[r][0], acc[r][1])) + hsum_ps128(acc_m[r]);
+    }
+    if n4 < x.len() {
+        // SAFETY: as above; the tail has the same length in every row.
+        let mut yt = y;
+        for r in 0..R {
+            yt[r] = y[r].get_unchecked(n4..);
+        }
+        let tail = legacy_ymm::<W, VNNI, R>(x.get_unchecked(n4..), yt);
+        for r in 0..R {
+            out[r] += tail[r];
+        }
+    }
+    out
+}
+
 /// Q4_0 · Q8_0 ([`legacy_ymm`]).
 #[inline(always)]
 pub(super) unsafe fn q4_0<const VNNI: u8, const R: usize>(
@@ -376,22 +446,22 @@ pub(super) unsafe fn q5_0<const VNNI: u8, const R: usize>(
     legacy_ymm::<_, VNNI, R>(x, y)
 }
 
-/// Q4_1 · Q8_1 ([`legacy_ymm`]).
+/// Q4_1 · Q8_1 ([`legacy_ymm_min4`]).
 #[inline(always)]
 pub(super) unsafe fn q4_1<const VNNI: u8, const R: usize>(
     x: &[BlockQ4_1],
     y: [&[BlockQ8_1]; R],
 ) -> [f32; R] {
-    legacy_ymm::<_, VNNI, R>(x, y)
+    legacy_ymm_min4::<_, VNNI, R>(x, y)
 }
 
-/// Q5_1 · Q8_1 ([`legacy_ymm`]).
+/// Q5_1 · Q8_1 ([`legacy_ymm_min4`]).
 #[inline(always)]
 pub(super) unsafe fn q5_1<const VNNI: u8, const R: usize>(
     x: &[BlockQ5_1],
     y: [&[BlockQ8_1]; R],
 ) -> [f32; R] {
-    legacy_ymm::<_, VNNI, R>(x, y)
+    legacy_ymm_min4::<_, VNNI, R>(x, y)
 }
 
 /// Q8_0 · Q8_0: `Σ x·y` per block, times `d_x·d_y`, accumulated in four lanes (a slice of

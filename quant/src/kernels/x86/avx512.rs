@@ -19,7 +19,7 @@ use std::arch::x86_64::*;
 use half::f16;
 
 use super::super::{many_rows, RowKernel};
-use super::avx2::{self, EVEX_VNNI};
+use super::avx2::{self, f16x4, EVEX_VNNI};
 use super::avx2_k::{self, scales_mins_k4};
 use super::{both, find, single, Entry};
 use crate::formats::f16_to_f32;
@@ -315,13 +315,6 @@ impl Zmm32 for BlockQ8_0 {
     unsafe fn tail<const R: usize>(x: &[Self], y: [&[BlockQ8_0]; R]) -> [f32; R] {
         avx2::q8_0::<EVEX_VNNI, R>(x, y)
     }
-}
-
-/// Four f16 (bits) as four f32 lanes (F16C: exact, as `f16_to_f32`).
-#[inline(always)]
-unsafe fn f16x4(h: [u16; 4]) -> __m128 {
-    let v = h[0] as u64 | (h[1] as u64) << 16 | (h[2] as u64) << 32 | (h[3] as u64) << 48;
-    _mm_cvtph_ps(_mm_cvtsi64_si128(v as i64))
 }
 
 /// The 32-element types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) with 512-bit vectors, for the decode
