@@ -610,7 +610,8 @@ mod tests {
     /// From [`GEMM_MIN_M`] rows on, the types with a GEMM go through it where the CPU has
     /// one: every output within float rounding (1e-6 of the sum of |products|) of the
     /// kernel's dot product of the weight row with the quantized activation row, for token
-    /// counts around the micro-kernels' groups of six and eight, and row counts around the
+    /// counts around the micro-kernels' groups of three, six and eight, row lengths of 2, 9
+    /// and 56 super-blocks (the tiles run in chunks of four), and row counts around the
     /// packed tile of sixteen and the call's two (37, 40: one full call and a part of a
     /// half; 50: a full call and a call with a partial second half);
     /// with weights of every quant value (random bytes) and activations at the extremes of
@@ -623,11 +624,13 @@ mod tests {
         // Passes of at most 1 MiB of activations: the 14336-wide rows (Mistral's ffn_down)
         // take the GEMM in two passes (70 tokens: 35 + 35; 71: 36 + 35).
         GEMM_CHUNK_LIMIT.with(|l| l.set(1 << 20));
-        let shapes: [(usize, &[(usize, usize)]); 2] = [
+        let shapes: [(usize, &[(usize, usize)]); 3] = [
             (
                 512,
                 &[(37, GEMM_MIN_M), (16, 13), (5, 21), (40, 9), (50, 11)],
             ),
+            // Nine super-blocks: full chunks of them, then a partial one.
+            (2304, &[(16, 13)]),
             (14336, &[(16, 70), (50, 70), (16, 71)]),
         ];
         let legacy = [

@@ -283,7 +283,7 @@ fn many_row_kernels_equal_single_row() {
             };
             let single = kernels::vec_dot_for(ty, isa).unwrap();
             let at = ty.vec_dot_type();
-            for nb in [1, 3, 16] {
+            for nb in [1, 3, 7, 16] {
                 let n = nb * ty.block_size();
                 let rb = ty.row_bytes(n).unwrap();
                 for p in PATTERNS {
@@ -323,7 +323,7 @@ fn multi_row_kernels_equal_single_row() {
             };
             let single = kernels::vec_dot_for(ty, isa).unwrap();
             let at = ty.vec_dot_type();
-            for nb in [1, 3, 16] {
+            for nb in [1, 3, 7, 16] {
                 let n = nb * ty.block_size();
                 for p in PATTERNS {
                     let w = weights(ty, nb, p, &mut rng);

@@ -10,7 +10,8 @@
 //! ```text
 //! wq[p][i]    4 bytes: the unsigned quants of elements 4p..4p+4 of tile row i (p < 64)
 //! sc[g][i]    i32: the integer scale of group g of row i (8 groups of 32 elements for
-//!             Q4_K/Q5_K, 16 groups of 16 for Q6_K)
+//!             Q4_K/Q5_K, 16 groups of 16 for Q6_K); the AVX2 tile rewrites it after
+//!             packing as the same i16 in both halves (`pair_scales`)
 //! corr[p][i]  two i16: the weights of the correction term against the activations'
 //!             words [`GemmPack::CORR_STEPS`] of them (Q6_K: the scales of sub-blocks 2p,
 //!             2p + 1, against bsums[2p], bsums[2p+1]; Q4_K/Q5_K: the mins of sub-blocks 2p,
@@ -63,7 +64,8 @@ pub(crate) const STEPS: usize = QK_K / 4;
 pub struct PackedSb {
     /// `[STEPS][TILE_ROWS]`: four unsigned quants per row and step, little-endian.
     pub wq: [[u32; TILE_ROWS]; STEPS],
-    /// `[16][TILE_ROWS]`: the integer scale of each group (the first [`GemmPack::GROUPS`]).
+    /// `[16][TILE_ROWS]`: the integer scale of each group (the first [`GemmPack::GROUPS`]);
+    /// the AVX2 micro-kernel rewrites it in place as that i16 in both halves of the lane.
     pub sc: [[i32; TILE_ROWS]; 16],
     /// `[8][TILE_ROWS]`: the correction weights, two i16 per lane (the first
     /// [`GemmPack::CORR_STEPS`]).

@@ -5,14 +5,15 @@
 //! rows dotted with one weight row: the weight block is unpacked once, then dotted with the
 //! `R` activation blocks, each row with its own accumulators in the same order, so every row's
 //! result has the bits of `R = 1`. Integer sums are exact for every block content (including
-//! `-128` activation quants). Q4_0 ... Q5_1 then accumulate as ggml's AVX2 code does: each
+//! `-128` activation quants). Q4_0 and Q5_0 then accumulate as ggml's AVX2 code does: each
 //! block's eight i32 partial sums are converted to f32 and added with one fused multiply-add
 //! by the block's combined scale into eight f32 lanes, summed at the end (a horizontal integer
 //! sum and a scalar multiply-add per block, the reference's order, held the decode at half
-//! the memory speed); Q4_1 and Q5_1 also sum their `m_x·s_y` terms in four f32 lanes, four
-//! blocks at a time, where ggml keeps a scalar sum. Q8_0 accumulates four blocks' sums in four
-//! f32 lanes, and in sixteen in `avx512.rs`. F16 accumulates in eight f32 lanes, unlike the reference's f64. So results
-//! are within float rounding of the scalar reference, not its bits.
+//! the memory speed). Q4_1 and Q5_1 do the same into two sets of eight lanes (even and odd
+//! blocks), four blocks at a time, and sum their `m_x·s_y` terms in four f32 lanes where
+//! ggml keeps a scalar sum. Q8_0 accumulates four blocks' sums in four f32 lanes, and in
+//! sixteen in `avx512.rs`. F16 accumulates in eight f32 lanes, unlike the reference's f64. So
+//! results are within float rounding of the scalar reference, not its bits.
 //!
 //! Matches the scalar `VecDot::vec_dot` of each format (ggml b2757's generic C), and follows
 //! the x86 branches of ggml's `ggml_vec_dot_*` (llama.cpp `ggml-quants.c`).
@@ -367,7 +368,8 @@ unsafe fn legacy_ymm<W: Ymm32, const VNNI: u8, const R: usize>(
 }
 
 /// Q4_1/Q5_1 · Q8_1 four blocks at a time, for the decode step: each block's exact `Σ q·y`
-/// times its `d_x·d_y` into f32 lanes as in [`legacy_ymm`], but the four blocks' scales are
+/// times its `d_x·d_y` into eight f32 lanes as in [`legacy_ymm`] (here two sets of eight, for
+/// the even and the odd blocks, summed at the end), but the four blocks' scales are
 /// converted and multiplied together (F16C on four lanes), and their `m_x·s_y` summed in four
 /// f32 lanes instead of ggml's scalar sum (a software f16 conversion and a dependent add per
 /// block). So not the reference's float order: within rounding of it. Blocks past the last

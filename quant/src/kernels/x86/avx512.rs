@@ -322,9 +322,9 @@ impl Zmm32 for BlockQ8_0 {
 /// `Σ (q - OFFSET)·y = Σ q·y - Σ OFFSET·y` by `vpdpbusd` (exact for every quant, Q8_0's -128
 /// included: its quants are taken plus 128), each lane's sum times its block's `d_x·d_y`
 /// added into sixteen f32 lanes (two accumulators per row), and for the types with a
-/// minimum `m_x·s_y` into four more, reduced once at the end. So, unlike the 256-bit
-/// kernels, not the reference's float order: within rounding of it (the integer sums are
-/// exact). Remainder blocks (fewer than four) go to the 256-bit kernel.
+/// minimum `m_x·s_y` into four more, reduced once at the end. So, unlike the 256-bit Q4_0
+/// and Q5_0 kernels, not the reference's float order: within rounding of it (the integer sums
+/// are exact). Remainder blocks (fewer than four) go to the 256-bit kernel.
 #[inline(always)]
 unsafe fn legacy_zmm<W: Zmm32, const R: usize>(x: &[W], y: [&[W::A]; R]) -> [f32; R] {
     avx2::same_lengths(x, &y);
