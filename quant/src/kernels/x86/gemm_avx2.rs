@@ -19,7 +19,7 @@ use std::arch::x86_64::*;
 use super::super::gemm::{
     corr_words, GemmPack, LegacyAct, LegacyPack, PackedSb, Square, GEMM_ROWS, STEPS, TILE_ROWS,
 };
-use super::avx2::{dot_u8i8, NO_VNNI, VEX_VNNI};
+use super::avx2::{dot_u8i8, madd_acc, NO_VNNI, VEX_VNNI};
 use crate::formats::q8_k::BlockQ8K;
 
 /// Tokens per call of [`tokens`]: per token two i16 sums and two i32 sums, besides the two
@@ -87,24 +87,43 @@ pub(super) unsafe fn tokens<B: GemmPack, const T: usize>(
                 }
             }
         }
-        let words: [[i32; 8]; T] = std::array::from_fn(|t| corr_words::<B>(ys[t]));
-        for h in 0..2 {
-            let da = _mm256_loadu_ps(sb.da.as_ptr().add(8 * h));
-            let db = _mm256_loadu_ps(sb.db.as_ptr().add(8 * h));
-            for t in 0..T {
-                let mut c = _mm256_setzero_si256();
-                for (p, &w) in words[t].iter().enumerate().take(B::CORR_STEPS) {
-                    let cw = _mm256_loadu_si256(sb.corr[p].as_ptr().add(8 * h).cast());
-                    c = _mm256_add_epi32(c, _mm256_madd_epi16(cw, _mm256_set1_epi32(w)));
-                }
-                // SAFETY: inside `out` (asserted above).
-                let f = o.add(t * GEMM_ROWS + 8 * h);
-                let yd = _mm256_set1_ps(ys[t].d);
-                let mut facc = _mm256_loadu_ps(f);
-                facc = _mm256_fmadd_ps(_mm256_mul_ps(yd, da), _mm256_cvtepi32_ps(s[t][h]), facc);
-                facc = _mm256_fmadd_ps(_mm256_mul_ps(yd, db), _mm256_cvtepi32_ps(c), facc);
-                _mm256_storeu_ps(f, facc);
+        // SAFETY: `out` holds `T` rows from `o` (asserted above).
+        add_super_block::<B, NO_VNNI, T>(sb, &ys, &s, o);
+    }
+}
+
+/// The end of super-block `sb` for `T` tokens, shared by [`tokens`] and [`tokens_vnni`]:
+/// each token's correction sum (`corr` against its [`corr_words`], exact), then its scaled
+/// sums `s[t]` and the correction added to its float sums at `o` (rows [`GEMM_ROWS`] apart)
+/// by two fused multiply-adds, half by half.
+///
+/// # Safety
+/// `o` must hold `(T - 1) * GEMM_ROWS + TILE_ROWS` floats; the CPU must have AVX2 and FMA, and
+/// AVX-VNNI where `VNNI` says so (the caller's `target_feature`).
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // `h` picks a half of `sb`'s lanes and of each `s[t]`
+unsafe fn add_super_block<B: GemmPack, const VNNI: u8, const T: usize>(
+    sb: &PackedSb,
+    ys: &[&BlockQ8K; T],
+    s: &[[__m256i; 2]; T],
+    o: *mut f32,
+) {
+    let words: [[i32; 8]; T] = std::array::from_fn(|t| corr_words::<B>(ys[t]));
+    for h in 0..2 {
+        let da = _mm256_loadu_ps(sb.da.as_ptr().add(8 * h));
+        let db = _mm256_loadu_ps(sb.db.as_ptr().add(8 * h));
+        for t in 0..T {
+            let mut c = _mm256_setzero_si256();
+            for (p, &w) in words[t].iter().enumerate().take(B::CORR_STEPS) {
+                let cw = _mm256_loadu_si256(sb.corr[p].as_ptr().add(8 * h).cast());
+                c = madd_acc::<VNNI>(c, cw, _mm256_set1_epi32(w));
             }
+            let f = o.add(t * GEMM_ROWS + 8 * h);
+            let yd = _mm256_set1_ps(ys[t].d);
+            let mut facc = _mm256_loadu_ps(f);
+            facc = _mm256_fmadd_ps(_mm256_mul_ps(yd, da), _mm256_cvtepi32_ps(s[t][h]), facc);
+            facc = _mm256_fmadd_ps(_mm256_mul_ps(yd, db), _mm256_cvtepi32_ps(c), facc);
+            _mm256_storeu_ps(f, facc);
         }
     }
 }
@@ -197,25 +216,8 @@ pub(super) unsafe fn tokens_vnni<B: GemmPack, const T: usize>(
                 }
             }
         }
-        let words: [[i32; 8]; T] = std::array::from_fn(|t| corr_words::<B>(ys[t]));
-        for h in 0..2 {
-            let da = _mm256_loadu_ps(sb.da.as_ptr().add(8 * h));
-            let db = _mm256_loadu_ps(sb.db.as_ptr().add(8 * h));
-            for t in 0..T {
-                let mut c = _mm256_setzero_si256();
-                for (p, &w) in words[t].iter().enumerate().take(B::CORR_STEPS) {
-                    let cw = _mm256_loadu_si256(sb.corr[p].as_ptr().add(8 * h).cast());
-                    c = _mm256_dpwssd_avx_epi32(c, cw, _mm256_set1_epi32(w));
-                }
-                // SAFETY: inside `out` (asserted above).
-                let f = o.add(t * GEMM_ROWS + 8 * h);
-                let yd = _mm256_set1_ps(ys[t].d);
-                let mut facc = _mm256_loadu_ps(f);
-                facc = _mm256_fmadd_ps(_mm256_mul_ps(yd, da), _mm256_cvtepi32_ps(s[t][h]), facc);
-                facc = _mm256_fmadd_ps(_mm256_mul_ps(yd, db), _mm256_cvtepi32_ps(c), facc);
-                _mm256_storeu_ps(f, facc);
-            }
-        }
+        // SAFETY: `out` holds `T` rows from `o` (asserted above).
+        add_super_block::<B, VEX_VNNI, T>(sb, &ys, &s, o);
     }
 }
 
