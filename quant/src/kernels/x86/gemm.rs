@@ -407,78 +407,62 @@ unsafe impl Kernel for Vnni {
     }
 }
 
-// SAFETY: `tile` needs the features it enables; see `tile_bytes`.
-unsafe impl Kernel for Avx2 {
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn tile<B: GemmPack>(
-        w: &[B],
-        rows: usize,
-        nb: usize,
-        a: &[BlockQ8K],
-        m: usize,
-        scratch: &mut Vec<PackedSb>,
-        out: &mut [f32],
-    ) {
-        out.fill(0.0);
-        for_halves(w, rows, nb, nb, scratch, |w, rows, sbs_all, col| {
-            pack(w, rows, nb, sbs_all, |src, dst| {
-                gemm_avx2::transpose(src, dst)
-            });
-            gemm_avx2::pair_scales::<B>(sbs_all);
-            sb_chunks(nb, SB_CHUNK, |bs| {
-                let sbs = &sbs_all[bs.clone()];
-                let row = |t: usize| &a[t * nb + bs.start..t * nb + bs.end];
-                groups(m, gemm_avx2::TOKENS, |t0, n| {
-                    let o = &mut out[t0 * GEMM_ROWS + col..];
-                    match n {
-                        1 => gemm_avx2::tokens::<B, 1>(sbs, [row(t0)], o),
-                        2 => gemm_avx2::tokens::<B, 2>(sbs, [row(t0), row(t0 + 1)], o),
-                        3 => gemm_avx2::tokens::<B, 3>(sbs, [row(t0), row(t0 + 1), row(t0 + 2)], o),
-                        _ => unreachable!(),
-                    }
-                })
-            })
-        });
-    }
+/// The 256-bit K-quant driver, one for each micro-kernel: each [`TILE_ROWS`]-row half of the
+/// call packed (then `gemm_avx2::$prepare`d), its super-blocks in chunks of [`SB_CHUNK`], each
+/// chunk run through the tokens in groups of `gemm_avx2::$group` (at most three) by
+/// `gemm_avx2::$tokens::<B, group size>`.
+macro_rules! kernel_256 {
+    ($kernel:ty, $features:literal, $prepare:ident, $group:ident, $tokens:ident) => {
+        // SAFETY: `tile` needs the features it enables; see `tile_bytes`.
+        unsafe impl Kernel for $kernel {
+            #[target_feature(enable = $features)]
+            unsafe fn tile<B: GemmPack>(
+                w: &[B],
+                rows: usize,
+                nb: usize,
+                a: &[BlockQ8K],
+                m: usize,
+                scratch: &mut Vec<PackedSb>,
+                out: &mut [f32],
+            ) {
+                const { assert!(gemm_avx2::$group <= 3) };
+                out.fill(0.0);
+                for_halves(w, rows, nb, nb, scratch, |w, rows, sbs_all, col| {
+                    pack(w, rows, nb, sbs_all, |src, dst| {
+                        gemm_avx2::transpose(src, dst)
+                    });
+                    gemm_avx2::$prepare::<B>(sbs_all);
+                    sb_chunks(nb, SB_CHUNK, |bs| {
+                        let sbs = &sbs_all[bs.clone()];
+                        let row = |t: usize| &a[t * nb + bs.start..t * nb + bs.end];
+                        groups(m, gemm_avx2::$group, |t0, n| {
+                            let o = &mut out[t0 * GEMM_ROWS + col..];
+                            match n {
+                                1 => gemm_avx2::$tokens::<B, 1>(sbs, [row(t0)], o),
+                                2 => gemm_avx2::$tokens::<B, 2>(sbs, [row(t0), row(t0 + 1)], o),
+                                3 => gemm_avx2::$tokens::<B, 3>(
+                                    sbs,
+                                    [row(t0), row(t0 + 1), row(t0 + 2)],
+                                    o,
+                                ),
+                                _ => unreachable!(),
+                            }
+                        })
+                    })
+                });
+            }
+        }
+    };
 }
 
-// SAFETY: `tile` needs the features it enables; see `tile_bytes`.
-unsafe impl Kernel for AvxVnni {
-    #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
-    unsafe fn tile<B: GemmPack>(
-        w: &[B],
-        rows: usize,
-        nb: usize,
-        a: &[BlockQ8K],
-        m: usize,
-        scratch: &mut Vec<PackedSb>,
-        out: &mut [f32],
-    ) {
-        out.fill(0.0);
-        for_halves(w, rows, nb, nb, scratch, |w, rows, sbs_all, col| {
-            pack(w, rows, nb, sbs_all, |src, dst| {
-                gemm_avx2::transpose(src, dst)
-            });
-            sb_chunks(nb, SB_CHUNK, |bs| {
-                let sbs = &sbs_all[bs.clone()];
-                let row = |t: usize| &a[t * nb + bs.start..t * nb + bs.end];
-                groups(m, gemm_avx2::TOKENS_VNNI, |t0, n| {
-                    let o = &mut out[t0 * GEMM_ROWS + col..];
-                    match n {
-                        1 => gemm_avx2::tokens_vnni::<B, 1>(sbs, [row(t0)], o),
-                        2 => gemm_avx2::tokens_vnni::<B, 2>(sbs, [row(t0), row(t0 + 1)], o),
-                        3 => gemm_avx2::tokens_vnni::<B, 3>(
-                            sbs,
-                            [row(t0), row(t0 + 1), row(t0 + 2)],
-                            o,
-                        ),
-                        _ => unreachable!(),
-                    }
-                })
-            })
-        });
-    }
-}
+kernel_256!(Avx2, "avx2,fma,f16c", pair_scales, TOKENS, tokens);
+kernel_256!(
+    AvxVnni,
+    "avx2,fma,f16c,avxvnni",
+    keep_scales,
+    TOKENS_VNNI,
+    tokens_vnni
+);
 
 /// `dst[c][r] = src[r][c]` for a 16 x 16 matrix of words: 32-bit, 64-bit and 128-bit
 /// interleaves (64 shuffles).

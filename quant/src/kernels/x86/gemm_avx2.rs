@@ -139,6 +139,10 @@ pub(super) fn pair_scales<B: GemmPack>(sbs: &mut [PackedSb]) {
     }
 }
 
+/// The AVX-VNNI kernel's preparation of packed super-blocks: none (it scales by `vpmulld`
+/// against the packed i32 scales as they are).
+pub(super) fn keep_scales<B: GemmPack>(_sbs: &mut [PackedSb]) {}
+
 /// `dst[c][r] = src[r][c]` for a 16 x 16 matrix of words, as four 8 x 8 transposes (32-bit,
 /// 64-bit and 128-bit interleaves).
 #[inline(always)]
