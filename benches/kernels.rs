@@ -102,7 +102,7 @@ fn bench(c: &mut Criterion) {
             let x: Vec<f32> = (0..m * K).map(|i| (i % 97) as f32 / 97.0 - 0.5).collect();
             let mut y = vec![0f32; m * N];
             g.throughput(Throughput::Elements((m * K * N) as u64));
-            for isa in kernels::available_isas() {
+            for &isa in kernels::available_isas() {
                 let id = BenchmarkId::new(ty.name(), format!("{isa}/m{m}"));
                 g.bench_function(id, |b| {
                     b.iter(|| {

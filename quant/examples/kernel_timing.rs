@@ -37,7 +37,7 @@ fn main() {
         }
         let rb = ty.row_bytes(k).unwrap();
         let mut scalar_t = None;
-        for isa in kernels::available_isas() {
+        for &isa in kernels::available_isas() {
             let f = kernels::vec_dot_for(ty, isa).unwrap();
             let mut s = 0f32;
             let t = Instant::now();

@@ -235,7 +235,7 @@ fn tested_types() -> impl Iterator<Item = GgmlType> {
 fn every_kernel_matches_scalar() {
     let mut rng = ChaCha8Rng::seed_from_u64(0x5eed);
     let mut checked = 0;
-    for isa in kernels::available_isas() {
+    for &isa in kernels::available_isas() {
         for ty in tested_types() {
             let Some(simd) = kernels::vec_dot_for(ty, isa) else {
                 continue;
@@ -270,7 +270,7 @@ fn every_kernel_matches_scalar() {
 #[test]
 fn many_row_kernels_equal_single_row() {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    for isa in kernels::available_isas() {
+    for &isa in kernels::available_isas() {
         for ty in tested_types() {
             let many = kernels::vec_dot_many_for(ty, isa);
             assert_eq!(
@@ -316,7 +316,7 @@ fn many_row_kernels_equal_single_row() {
 #[test]
 fn multi_row_kernels_equal_single_row() {
     let mut rng = ChaCha8Rng::seed_from_u64(42);
-    for isa in kernels::available_isas() {
+    for &isa in kernels::available_isas() {
         for ty in tested_types() {
             let Some(rows) = kernels::vec_dot_rows_for(ty, isa) else {
                 continue;
@@ -369,7 +369,7 @@ fn legacy_gemm_tiles_give_the_reference_bits() {
         GgmlType::Q8_0,
     ];
     let mut tiles = 0;
-    for isa in kernels::available_isas() {
+    for &isa in kernels::available_isas() {
         for ty in legacy {
             let Some(tile) = kernels::gemm_tile_for(ty, isa) else {
                 continue;
@@ -419,7 +419,7 @@ fn legacy_gemm_tiles_give_the_reference_bits() {
 /// x86 instruction set.
 #[test]
 fn main_types_have_simd_kernels() {
-    for isa in kernels::available_isas() {
+    for &isa in kernels::available_isas() {
         if isa == Isa::Scalar {
             continue;
         }
@@ -514,7 +514,8 @@ fn activation_quantizers_equal_reference() {
         .into_iter()
         .flat_map(|at| {
             kernels::available_isas()
-                .into_iter()
+                .iter()
+                .copied()
                 .map(move |isa| (at, isa))
         })
     {

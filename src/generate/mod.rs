@@ -270,7 +270,9 @@ impl Generation<'_> {
         } else if self.cancel.is_cancelled() {
             self.finished = Some(FinishReason::Cancelled);
         } else {
-            self.logits = Some(self.session.decode_step(id)?);
+            // The sampled vector is reused for the next step's logits (no allocation).
+            self.session.decode_step_into(id, &mut logits)?;
+            self.logits = Some(logits);
         }
         self.stats.generation_time += t0.elapsed();
         Ok(Some(Piece { id, text }))

@@ -100,7 +100,8 @@ impl Session {
             pool: Arc::new(pool),
             n_ctx,
             batch,
-            tokens: Vec::new(),
+            // The whole context's ids (4 bytes each): no reallocation while decoding.
+            tokens: Vec::with_capacity(n_ctx.min(1 << 20)),
             cancel: Default::default(),
         })
     }
@@ -163,6 +164,15 @@ impl Session {
     }
 
     fn eval(&mut self, tokens: &[u32], which: Logits) -> Result<Vec<f32>> {
+        let mut out = Vec::new();
+        self.eval_into(tokens, which, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Session::eval`] into `out` (resized), which also holds each batch's logits on the
+    /// way when only the last token's are wanted: decoding into the same vector allocates
+    /// nothing once the session's buffers have grown.
+    fn eval_into(&mut self, tokens: &[u32], which: Logits, out: &mut Vec<f32>) -> Result<()> {
         if tokens.is_empty() {
             return Err(Error::Unsupported("evaluating zero tokens".into()));
         }
@@ -180,13 +190,18 @@ impl Session {
             )));
         }
         let step = self.batch.min(self.cache.max_batch());
-        let mut out = Vec::new();
+        out.clear();
+        let mut batch_logits = Vec::new();
         for chunk in tokens.chunks(step) {
+            let logits = match which {
+                Logits::Last => &mut *out,
+                Logits::All => &mut batch_logits,
+            };
             // The whole pass on the pool: its matmuls and attention then fork and join among
             // the pool's threads, instead of this thread handing each of them (~8 per layer)
             // to the pool and sleeping until it is done.
             let pool = &self.pool;
-            let logits = pool.install(|| {
+            pool.install(|| {
                 llama::forward(
                     &self.model.hparams,
                     &self.model.weights,
@@ -197,15 +212,15 @@ impl Session {
                     self.model.hparams.sliding_window,
                     which,
                     pool,
+                    logits,
                 )
             })?;
             self.tokens.extend_from_slice(chunk);
-            match which {
-                Logits::All => out.extend_from_slice(&logits),
-                Logits::Last => out = logits,
+            if which == Logits::All {
+                out.extend_from_slice(&batch_logits);
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Evaluates a prompt (in batches) and returns the logits of its last token (`n_vocab`).
@@ -216,6 +231,12 @@ impl Session {
     /// Evaluates one token and returns its logits (`n_vocab`).
     pub fn decode_step(&mut self, token: u32) -> Result<Vec<f32>> {
         self.eval(&[token], Logits::Last)
+    }
+
+    /// [`Session::decode_step`] into `logits` (resized to `n_vocab`): a decoding loop that
+    /// passes the same vector every step allocates nothing after the first step.
+    pub fn decode_step_into(&mut self, token: u32, logits: &mut Vec<f32>) -> Result<()> {
+        self.eval_into(&[token], Logits::Last, logits)
     }
 
     /// Evaluates `tokens` and returns the logits at every position (`tokens.len() × n_vocab`).

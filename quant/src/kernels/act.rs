@@ -212,7 +212,7 @@ mod tests {
     #[test]
     fn every_isa_equals_scalar_bit_for_bit() {
         let mut rng = ChaCha8Rng::seed_from_u64(11);
-        for isa in available_isas() {
+        for &isa in available_isas() {
             let k = act_kernels_for(isa);
             for n in [0usize, 1, 5, 8, 15, 16, 17, 31, 64, 100, 513] {
                 let mut x: Vec<f32> = (0..n).map(|_| rng.gen_range(-40.0..40.0)).collect();

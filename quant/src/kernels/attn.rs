@@ -100,7 +100,7 @@ mod tests {
     #[test]
     fn every_isa_equals_scalar() {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
-        for isa in available_isas() {
+        for &isa in available_isas() {
             let k = attn_kernels_for(isa);
             for d in [1usize, 8, 16, 24, 64, 128, 144, 256] {
                 for n in [0usize, 1, 2, 5, 77] {
@@ -139,7 +139,7 @@ mod tests {
     #[test]
     fn scores_do_not_depend_on_the_row_position() {
         let mut rng = ChaCha8Rng::seed_from_u64(8);
-        for isa in available_isas() {
+        for &isa in available_isas() {
             let k = attn_kernels_for(isa);
             for d in [16usize, 64, 128] {
                 let q: Vec<f32> = (0..d).map(|_| rng.gen_range(-2.0..2.0)).collect();

@@ -113,9 +113,9 @@ impl std::fmt::Display for Isa {
 }
 
 /// The instruction sets this CPU runs, worst first (always starting with [`Isa::Scalar`]).
-pub fn available_isas() -> Vec<Isa> {
+pub fn available_isas() -> &'static [Isa] {
     static AVAILABLE: OnceLock<Vec<Isa>> = OnceLock::new();
-    AVAILABLE.get_or_init(detect).clone()
+    AVAILABLE.get_or_init(detect)
 }
 
 fn detect() -> Vec<Isa> {
@@ -187,7 +187,7 @@ pub fn isa() -> Isa {
     static ISA: OnceLock<Isa> = OnceLock::new();
     *ISA.get_or_init(|| {
         let requested = std::env::var("ORCINUS_ISA").ok();
-        let (isa, warning) = choose_isa(requested.as_deref(), &available_isas());
+        let (isa, warning) = choose_isa(requested.as_deref(), available_isas());
         if let Some(w) = warning {
             eprintln!("{w}");
         }

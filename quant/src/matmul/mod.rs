@@ -19,6 +19,11 @@
 //! [`QMatMul::forward_f32`] keeps the earlier reference: weight rows dequantized to f32 and
 //! dotted with the unrounded f32 activations.
 //!
+//! A model's pass uses [`QMatMul::forward_with`] and [`forward_shared`] with a
+//! [`MatMulScratch`] it keeps: the same bits, with the quantized activations in reused buffers
+//! (no allocation per call), and one quantization and, in decode, one parallel loop for the
+//! matrices that share an input.
+//!
 //! Preconditions (lengths, block multiples) are checked here, once per call; the kernels behind
 //! them assume them.
 
@@ -142,6 +147,156 @@ impl<'a> SharedMut<'a> {
     }
 }
 
+/// Buffers for [`QMatMul::forward_with`] and [`forward_shared`]: the quantized activations,
+/// one buffer per activation type, kept between calls (a session owns one, so its decode
+/// loop allocates nothing here once the buffers have grown to the largest batch).
+#[derive(Debug, Default)]
+pub struct MatMulScratch {
+    /// Per activation type: `m` quantized rows, in u64s so that every block type's alignment
+    /// holds (the kernels view them as blocks without a copy); `.2` is their length in bytes.
+    bufs: Vec<(GgmlType, Vec<u64>, usize)>,
+}
+
+impl MatMulScratch {
+    /// Empty buffers (they grow on first use).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Quantizes the `m` rows of `k` values `x` to `at` by `isa`'s quantizer into the buffer
+    /// for `at` (on `pool` when there are several rows).
+    fn quantize(
+        &mut self,
+        at: GgmlType,
+        isa: kernels::Isa,
+        x: &[f32],
+        m: usize,
+        k: usize,
+        pool: &rayon::ThreadPool,
+    ) -> Result<(), QuantError> {
+        let arb = at.row_bytes(k)?;
+        let len = m.checked_mul(arb).ok_or(QuantError::Overflow)?;
+        let slot = match self.bufs.iter().position(|b| b.0 == at) {
+            Some(i) => i,
+            None => {
+                self.bufs.push((at, Vec::new(), 0));
+                self.bufs.len() - 1
+            }
+        };
+        let (_, words, used) = &mut self.bufs[slot];
+        if words.len() * 8 < len {
+            words.resize(len.div_ceil(8), 0);
+        }
+        *used = len;
+        let xq = &mut bytemuck::cast_slice_mut::<u64, u8>(words)[..len];
+        let from_float = kernels::from_float_for(at, isa);
+        if m == 1 {
+            from_float(x, xq);
+        } else {
+            pool.install(|| {
+                xq.par_chunks_mut(arb)
+                    .zip(x.par_chunks(k))
+                    .for_each(|(q, x)| from_float(x, q))
+            });
+        }
+        Ok(())
+    }
+
+    /// The activations last quantized to `at`.
+    fn get(&self, at: GgmlType) -> &[u8] {
+        let (_, words, used) = self
+            .bufs
+            .iter()
+            .find(|b| b.0 == at)
+            .expect("activations quantized before use");
+        &bytemuck::cast_slice::<u64, u8>(words)[..*used]
+    }
+}
+
+/// `ys[i] = x · mats[i]ᵀ` for matrices that take the same input (a layer's query, key and
+/// value projections; its gate and up projections), each exactly as [`QMatMul::forward`]
+/// computes it (the same bits), with `x` quantized once per activation type rather than
+/// once per matrix. In decode (`m == 1`) the rows of all the matrices run in one parallel
+/// loop, so the group costs one fork and join instead of one per matrix, and the small
+/// matrices (a 7B model's key and value projections are 1024 rows) share the threads with
+/// the large ones.
+pub fn forward_shared<const N: usize>(
+    mats: [&QMatMul; N],
+    x: &[f32],
+    m: usize,
+    ys: [&mut [f32]; N],
+    pool: &rayon::ThreadPool,
+    scratch: &mut MatMulScratch,
+) -> Result<(), QuantError> {
+    forward_shared_isa(kernels::isa(), mats, x, m, ys, pool, scratch)
+}
+
+/// [`forward_shared`] with the kernels of `isa` (as [`QMatMul::forward_isa`]).
+pub fn forward_shared_isa<const N: usize>(
+    isa: kernels::Isa,
+    mats: [&QMatMul; N],
+    x: &[f32],
+    m: usize,
+    ys: [&mut [f32]; N],
+    pool: &rayon::ThreadPool,
+    scratch: &mut MatMulScratch,
+) -> Result<(), QuantError> {
+    for (mm, y) in mats.iter().zip(&ys) {
+        mm.check_shapes(x, m, y)?;
+    }
+    // Each activation type once (shapes checked: every matrix has x's row length).
+    for (i, mm) in mats.iter().enumerate() {
+        let at = mm.ty.vec_dot_type();
+        let seen = mats[..i]
+            .iter()
+            .any(|o| o.ty.vec_dot_type() == at && !o.needs_f32(isa));
+        if !seen && !mm.needs_f32(isa) && mm.k > 0 && mm.n > 0 {
+            scratch.quantize(at, isa, x, m, mm.k, pool)?;
+        }
+    }
+    let many: [Option<kernels::VecDotManyFn>; N] =
+        mats.map(|mm| kernels::vec_dot_many_for(mm.ty, isa).filter(|_| mm.k > 0));
+    if m == 1 && many.iter().all(Option::is_some) {
+        // One loop over every matrix's tasks of ROWS_PER_TASK rows, in order.
+        let tasks = mats.map(|mm| mm.n.div_ceil(ROWS_PER_TASK));
+        let total: usize = tasks.iter().sum();
+        let outs = ys.map(SharedMut::new);
+        let scratch = &*scratch;
+        pool.install(|| {
+            (0..total).into_par_iter().for_each(|mut c| {
+                let mut i = 0;
+                while c >= tasks[i] {
+                    c -= tasks[i];
+                    i += 1;
+                }
+                let mm = mats[i];
+                let rb = mm.ty.row_bytes(mm.k).expect("checked by QMatMul::new");
+                let j0 = c * ROWS_PER_TASK;
+                let j1 = (j0 + ROWS_PER_TASK).min(mm.n);
+                // SAFETY: task `c` of matrix `i` alone writes its rows `j0..j1`.
+                let out = unsafe { outs[i].part(j0..j1) };
+                let many = many[i].expect("checked above");
+                many(
+                    &mm.data()[j0 * rb..j1 * rb],
+                    scratch.get(mm.ty.vec_dot_type()),
+                    out,
+                );
+            })
+        });
+        return Ok(());
+    }
+    for (mm, y) in mats.into_iter().zip(ys) {
+        if mm.needs_f32(isa) {
+            mm.forward_f32(x, m, y, pool)?;
+        } else if mm.k == 0 || mm.n == 0 {
+            y.fill(0.0);
+        } else {
+            mm.forward_quantized(isa, scratch.get(mm.ty.vec_dot_type()), m, y, pool)?;
+        }
+    }
+    Ok(())
+}
+
 /// Rows of `W` handled by one task: enough work to amortise scheduling, small enough to
 /// balance across threads. In decode (one activation row) also the rows of one many-rows
 /// kernel call ([`crate::kernels::vec_dot_many_for`]).
@@ -257,30 +412,69 @@ impl QMatMul {
         y: &mut [f32],
         pool: &rayon::ThreadPool,
     ) -> Result<(), QuantError> {
+        self.forward_in(isa, x, m, y, pool, &mut MatMulScratch::new())
+    }
+
+    /// [`QMatMul::forward`] with the quantized activations in `scratch`'s buffers, which
+    /// grow to the largest call and are then reused: no allocation per call in a decode loop.
+    pub fn forward_with(
+        &self,
+        x: &[f32],
+        m: usize,
+        y: &mut [f32],
+        pool: &rayon::ThreadPool,
+        scratch: &mut MatMulScratch,
+    ) -> Result<(), QuantError> {
+        self.forward_in(kernels::isa(), x, m, y, pool, scratch)
+    }
+
+    fn forward_in(
+        &self,
+        isa: kernels::Isa,
+        x: &[f32],
+        m: usize,
+        y: &mut [f32],
+        pool: &rayon::ThreadPool,
+        scratch: &mut MatMulScratch,
+    ) -> Result<(), QuantError> {
         self.check_shapes(x, m, y)?;
-        let Some(vec_dot) = kernels::vec_dot_for(self.ty, isa) else {
+        if self.needs_f32(isa) {
             return self.forward_f32(x, m, y, pool);
-        };
-        let vec_dot_rows = kernels::vec_dot_rows_for(self.ty, isa).filter(|_| m > 1);
-        let k = self.k;
-        if k == 0 || self.n == 0 {
+        }
+        if self.k == 0 || self.n == 0 {
             y.fill(0.0);
             return Ok(());
         }
+        let at = self.ty.vec_dot_type();
+        scratch.quantize(at, isa, x, m, self.k, pool)?;
+        self.forward_quantized(isa, scratch.get(at), m, y, pool)
+    }
+
+    /// Whether this type has no dot product (Q8_1, Q8_K weights, nor in ggml), so that
+    /// [`QMatMul::forward`] is [`QMatMul::forward_f32`].
+    fn needs_f32(&self, isa: kernels::Isa) -> bool {
+        kernels::vec_dot_for(self.ty, isa).is_none()
+    }
+
+    /// [`QMatMul::forward`] from the activations already quantized (`xq`: `m` rows of the
+    /// activation type), shapes checked, `k` and `n` not zero, and a dot product for the type.
+    fn forward_quantized(
+        &self,
+        isa: kernels::Isa,
+        xq: &[u8],
+        m: usize,
+        y: &mut [f32],
+        pool: &rayon::ThreadPool,
+    ) -> Result<(), QuantError> {
+        let Some(vec_dot) = kernels::vec_dot_for(self.ty, isa) else {
+            unreachable!("checked by the callers (needs_f32)");
+        };
+        let vec_dot_rows = kernels::vec_dot_rows_for(self.ty, isa).filter(|_| m > 1);
+        let k = self.k;
         let rb = self.ty.row_bytes(k)?;
         let at = self.ty.vec_dot_type();
-        let from_float = kernels::from_float_for(at, isa);
         let arb = at.row_bytes(k)?;
-        // The quantized activations, `[m][arb]` bytes, in u64s so that every block type's
-        // alignment holds (the kernels then view them as blocks without a copy).
-        let mut xq_words = vec![0u64; (m * arb).div_ceil(8)];
-        let xq = &mut bytemuck::cast_slice_mut::<u64, u8>(&mut xq_words)[..m * arb];
-        pool.install(|| {
-            xq.par_chunks_mut(arb)
-                .zip(x.par_chunks(k))
-                .for_each(|(q, x)| from_float(x, q))
-        });
-        let xq = &*xq;
+        debug_assert_eq!(xq.len(), m * arb);
         let data = self.data();
         if !self.ty.is_quantized() && m > 1 && kernels::simd_vec_dot(self.ty, isa).is_none() {
             // F32/F16/BF16 without a SIMD kernel: the scalar reference's dot products,

@@ -187,7 +187,8 @@ fn gemm_within_rounding_of_vec_dot() {
                 }
             }
             let isas: Vec<kernels::Isa> = kernels::available_isas()
-                .into_iter()
+                .iter()
+                .copied()
                 .filter(|&isa| kernels::gemm_tile_for(ty, isa).is_some())
                 .collect();
             #[cfg(target_arch = "x86_64")]
@@ -263,7 +264,7 @@ fn gemm_row_bits_do_not_depend_on_the_call() {
         ty.from_float(&values(n * k, 5), &mut w).unwrap();
         let x = values(m * k, 6);
         let whole = QMatMul::new(Arc::new(w.clone()), 0..w.len(), ty, k, n).unwrap();
-        for isa in kernels::available_isas() {
+        for &isa in kernels::available_isas() {
             if kernels::gemm_tile_for(ty, isa).is_none() {
                 continue;
             }
@@ -359,4 +360,86 @@ fn shape_errors_and_empty() {
     let mut y = [1f32; 6];
     zero_k.forward(&[], 2, &mut y, &pool).unwrap();
     assert_eq!(y, [0.0; 6]);
+}
+
+/// `forward_shared` gives each matrix `forward`'s bits, for a group mixing activation types
+/// (Q8_K, Q8_0, F32's own) and a type with no dot product (Q8_K weights: `forward_f32`), on
+/// every instruction set, in decode (one loop over all rows) and with several tokens (the
+/// multi-row kernels, the GEMM); one scratch reused across calls of different sizes.
+#[test]
+fn forward_shared_is_forward_per_matrix() {
+    let pool = pool();
+    let k = 512;
+    let types = [
+        GgmlType::Q4K,
+        GgmlType::Q8_0,
+        GgmlType::Q6K,
+        GgmlType::F32,
+        GgmlType::Q8K,
+    ];
+    let rows = [70, 33, 5, 40, 9];
+    let mats: Vec<QMatMul> = types
+        .iter()
+        .zip(rows)
+        .enumerate()
+        .map(|(i, (&ty, n))| matrix(ty, &values(k * n, 10 + i), k, n).0)
+        .collect();
+    let mut scratch = MatMulScratch::new();
+    for &isa in kernels::available_isas() {
+        for m in [1, 3, 12, 1] {
+            let x = values(m * k, 20 + m);
+            let mut want: Vec<Vec<f32>> = rows.iter().map(|&n| vec![0f32; m * n]).collect();
+            for (mm, y) in mats.iter().zip(&mut want) {
+                mm.forward_isa(isa, &x, m, y, &pool).unwrap();
+            }
+            let mut got: Vec<Vec<f32>> = rows.iter().map(|&n| vec![f32::NAN; m * n]).collect();
+            let [a, b, c, d, e] = &mut got[..] else {
+                unreachable!()
+            };
+            let group = [&mats[0], &mats[1], &mats[2], &mats[3], &mats[4]];
+            forward_shared_isa(isa, group, &x, m, [a, b, c, d, e], &pool, &mut scratch).unwrap();
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                let same = g.iter().zip(w).all(|(p, q)| p.to_bits() == q.to_bits());
+                assert!(same, "{isa} m{m} matrix {i} ({})", types[i]);
+            }
+            // The first three alone: in decode, all rows in one loop where each type has a
+            // many-rows kernel (the five above fall back to one matrix after the other).
+            let mut got3: Vec<Vec<f32>> =
+                rows[..3].iter().map(|&n| vec![f32::NAN; m * n]).collect();
+            let [a, b, c] = &mut got3[..] else {
+                unreachable!()
+            };
+            let group = [&mats[0], &mats[1], &mats[2]];
+            forward_shared_isa(isa, group, &x, m, [a, b, c], &pool, &mut scratch).unwrap();
+            assert_eq!(got3, want[..3], "{isa} m{m}: three matrices");
+            // The same bits through one matrix's `forward_with` and the shared scratch.
+            let mut y = vec![f32::NAN; m * rows[2]];
+            if isa == kernels::isa() {
+                mats[2]
+                    .forward_with(&x, m, &mut y, &pool, &mut scratch)
+                    .unwrap();
+                assert_eq!(y, want[2], "{isa} m{m} forward_with");
+            }
+        }
+    }
+    let best = kernels::isa();
+    assert!(
+        best == kernels::Isa::Scalar
+            || types[..3]
+                .iter()
+                .all(|&t| kernels::vec_dot_many_for(t, best).is_some()),
+        "the one-loop decode path ran"
+    );
+    // A wrong output length is an error, before anything runs.
+    let (mut y0, mut y1) = (vec![0f32; 70], vec![0f32; 32]);
+    let x = values(k, 1);
+    let r = forward_shared(
+        [&mats[0], &mats[1]],
+        &x,
+        1,
+        [&mut y0, &mut y1],
+        &pool,
+        &mut scratch,
+    );
+    assert!(r.is_err());
 }

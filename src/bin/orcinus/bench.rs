@@ -206,8 +206,9 @@ fn run_test(
         }
         let t0 = Instant::now();
         let mut token = first(rng);
+        let mut logits = Vec::new();
         for _ in 0..n_gen {
-            session.decode_step(token)?;
+            session.decode_step_into(token, &mut logits)?;
             token = rng.next_token(n_vocab);
         }
         Ok(t0.elapsed().as_nanos() as u64)

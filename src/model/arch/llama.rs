@@ -12,6 +12,7 @@
 //! ```
 
 use orcinus_quant::matmul::SharedMut;
+use orcinus_quant::{forward_shared, MatMulScratch};
 use rayon::prelude::*;
 use rayon::ThreadPool;
 
@@ -52,6 +53,13 @@ pub struct Scratch {
     gate: Vec<f32>,
     /// `(t, n_ff)`
     up: Vec<f32>,
+    /// `(t, rope_dim / 2)` RoPE cosines and sines of the batch's positions.
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+    /// `(rows, n_embd)` final-normed rows whose logits are wanted.
+    normed: Vec<f32>,
+    /// The matmuls' quantized activations.
+    mm: MatMulScratch,
 }
 
 impl Scratch {
@@ -74,11 +82,15 @@ impl Scratch {
         self.o = vec![0.0; t * e];
         self.gate = vec![0.0; t * hp.n_ff];
         self.up = vec![0.0; t * hp.n_ff];
+        self.cos = vec![0.0; t * (hp.rope_dim / 2)];
+        self.sin = vec![0.0; t * (hp.rope_dim / 2)];
     }
 }
 
 /// Runs `tokens` (at positions `pos0..`) through the model, appending their keys/values to
-/// `cache`, and returns logits (`(1, n_vocab)` or `(tokens.len(), n_vocab)`).
+/// `cache`, and writes logits to `logits` (resized to `(1, n_vocab)` or
+/// `(tokens.len(), n_vocab)`). With the same batch size as the previous call (decoding: one
+/// token) nothing is allocated: every buffer is `scratch`'s or `logits`'s.
 ///
 /// `window`: attend only to the last `window` positions (sliding-window attention).
 /// The caller guarantees the cache can hold the batch (see [`KvCache::max_batch`]).
@@ -93,7 +105,8 @@ pub fn forward(
     window: Option<usize>,
     which: Logits,
     pool: &ThreadPool,
-) -> Result<Vec<f32>> {
+    logits: &mut Vec<f32>,
+) -> Result<()> {
     let t = tokens.len();
     let (e, hd) = (hp.n_embd, hp.head_dim);
     let (qd, kvd) = (hp.n_head * hd, hp.n_head_kv * hd);
@@ -107,12 +120,10 @@ pub fn forward(
 
     // RoPE angles per token, shared by every layer.
     let half = hp.rope_dim / 2;
-    let mut cos = vec![0f32; t * half];
-    let mut sin = vec![0f32; t * half];
     for i in 0..t {
         let (c, sn) = (
-            &mut cos[i * half..(i + 1) * half],
-            &mut sin[i * half..(i + 1) * half],
+            &mut s.cos[i * half..(i + 1) * half],
+            &mut s.sin[i * half..(i + 1) * half],
         );
         rope_cache(
             pos0 + i,
@@ -134,13 +145,18 @@ pub fn forward(
                 &mut s.h[i * e..(i + 1) * e],
             );
         }
-        lw.wq.forward(&s.h, t, &mut s.q, pool)?;
-        lw.wk.forward(&s.h, t, &mut s.k, pool)?;
-        lw.wv.forward(&s.h, t, &mut s.v, pool)?;
+        forward_shared(
+            [&lw.wq, &lw.wk, &lw.wv],
+            &s.h,
+            t,
+            [&mut s.q, &mut s.k, &mut s.v],
+            pool,
+            &mut s.mm,
+        )?;
         for i in 0..t {
             let (c, sn) = (
-                &cos[i * half..(i + 1) * half],
-                &sin[i * half..(i + 1) * half],
+                &s.cos[i * half..(i + 1) * half],
+                &s.sin[i * half..(i + 1) * half],
             );
             for head in s.q[i * qd..(i + 1) * qd].chunks_exact_mut(hd) {
                 rope_apply(head, c, sn);
@@ -156,7 +172,7 @@ pub fn forward(
             );
         }
         attention(hp, cache, l, &s.q, &mut s.att, pos0, window, pool);
-        lw.wo.forward(&s.att, t, &mut s.o, pool)?;
+        lw.wo.forward_with(&s.att, t, &mut s.o, pool, &mut s.mm)?;
         add(&mut s.x, &s.o);
 
         // Feed-forward block.
@@ -168,29 +184,37 @@ pub fn forward(
                 &mut s.h[i * e..(i + 1) * e],
             );
         }
-        lw.w_gate.forward(&s.h, t, &mut s.gate, pool)?;
-        lw.w_up.forward(&s.h, t, &mut s.up, pool)?;
+        forward_shared(
+            [&lw.w_gate, &lw.w_up],
+            &s.h,
+            t,
+            [&mut s.gate, &mut s.up],
+            pool,
+            &mut s.mm,
+        )?;
         swiglu(&mut s.gate, &s.up);
-        lw.w_down.forward(&s.gate, t, &mut s.o, pool)?;
+        lw.w_down
+            .forward_with(&s.gate, t, &mut s.o, pool, &mut s.mm)?;
         add(&mut s.x, &s.o);
     }
 
-    let rows: Vec<usize> = match which {
-        Logits::Last => vec![t - 1],
-        Logits::All => (0..t).collect(),
+    let rows = match which {
+        Logits::Last => t - 1..t,
+        Logits::All => 0..t,
     };
-    let mut normed = vec![0f32; rows.len() * e];
-    for (r, &i) in rows.iter().enumerate() {
+    s.normed.resize(rows.len() * e, 0.0);
+    for (r, i) in rows.clone().enumerate() {
         rms_norm(
             &s.x[i * e..(i + 1) * e],
             &w.output_norm,
             hp.rms_eps,
-            &mut normed[r * e..(r + 1) * e],
+            &mut s.normed[r * e..(r + 1) * e],
         );
     }
-    let mut logits = vec![0f32; rows.len() * hp.n_vocab];
-    w.output.forward(&normed, rows.len(), &mut logits, pool)?;
-    Ok(logits)
+    logits.resize(rows.len() * hp.n_vocab, 0.0);
+    w.output
+        .forward_with(&s.normed, rows.len(), logits, pool, &mut s.mm)?;
+    Ok(())
 }
 
 fn add(x: &mut [f32], y: &[f32]) {
@@ -229,9 +253,8 @@ fn attention(
     let kern = orcinus_quant::kernels::attn::attn_kernels();
     let first = |pos: usize| window.map_or(0, |w| (pos + 1).saturating_sub(w));
     pool.install(|| {
-        (0..n_kv * t.div_ceil(tc)).into_par_iter().for_each_init(
-            || (Vec::new(), Vec::new(), Vec::new()),
-            |(keys, vals, scores): &mut (Vec<f32>, Vec<f32>, Vec<f32>), u| {
+        (0..n_kv * t.div_ceil(tc)).into_par_iter().for_each(|u| {
+            ATTENTION_BUFFERS.with_borrow_mut(|(keys, vals, scores)| {
                 let (g, c) = (u % n_kv, u / n_kv);
                 let (i0, i1) = (c * tc, ((c + 1) * tc).min(t));
                 // Positions the chunk's queries attend to: from the first one's window start
@@ -262,7 +285,15 @@ fn attention(
                         (kern.weighted_sum)(scores, &vals[span.start * hd..span.end * hd], out);
                     }
                 }
-            },
-        );
+            })
+        });
     });
+}
+
+thread_local! {
+    /// Each pool thread's attention buffers (keys and values converted from the cache, the
+    /// scores), kept between calls so that decoding allocates nothing once they have grown
+    /// to the longest context seen.
+    static ATTENTION_BUFFERS: std::cell::RefCell<(Vec<f32>, Vec<f32>, Vec<f32>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
 }

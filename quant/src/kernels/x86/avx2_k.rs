@@ -416,7 +416,8 @@ mod llama_cpp_order {
     #[test]
     fn q4_k_and_q5_k_follow_llama_cpp() {
         let isas: Vec<Isa> = available_isas()
-            .into_iter()
+            .iter()
+            .copied()
             .filter(|&i| i != Isa::Scalar)
             .collect();
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
