@@ -249,8 +249,8 @@ pub fn forward_shared_isa<const N: usize>(
         let at = mm.ty.vec_dot_type();
         let seen = mats[..i]
             .iter()
-            .any(|o| o.ty.vec_dot_type() == at && !o.needs_f32(isa));
-        if !seen && !mm.needs_f32(isa) && mm.k > 0 && mm.n > 0 {
+            .any(|o| o.quantizes(isa) && o.ty.vec_dot_type() == at);
+        if mm.quantizes(isa) && !seen {
             scratch.quantize(at, isa, x, m, mm.k, pool)?;
         }
     }
@@ -286,13 +286,7 @@ pub fn forward_shared_isa<const N: usize>(
         return Ok(());
     }
     for (mm, y) in mats.into_iter().zip(ys) {
-        if mm.needs_f32(isa) {
-            mm.forward_f32(x, m, y, pool)?;
-        } else if mm.k == 0 || mm.n == 0 {
-            y.fill(0.0);
-        } else {
-            mm.forward_quantized(isa, scratch.get(mm.ty.vec_dot_type()), m, y, pool)?;
-        }
+        mm.forward_quantized_or_not(isa, x, m, y, pool, scratch)?;
     }
     Ok(())
 }
@@ -438,16 +432,38 @@ impl QMatMul {
         scratch: &mut MatMulScratch,
     ) -> Result<(), QuantError> {
         self.check_shapes(x, m, y)?;
+        if self.quantizes(isa) {
+            scratch.quantize(self.ty.vec_dot_type(), isa, x, m, self.k, pool)?;
+        }
+        self.forward_quantized_or_not(isa, x, m, y, pool, scratch)
+    }
+
+    /// Whether [`QMatMul::forward`] quantizes the activations for this matrix: it has a dot
+    /// product and is not empty.
+    fn quantizes(&self, isa: kernels::Isa) -> bool {
+        !self.needs_f32(isa) && self.k > 0 && self.n > 0
+    }
+
+    /// The rest of [`QMatMul::forward`] once `scratch` holds `x` quantized where
+    /// [`QMatMul::quantizes`]: [`QMatMul::forward_f32`], zeros for an empty matrix, or the
+    /// dot products of the quantized activations.
+    fn forward_quantized_or_not(
+        &self,
+        isa: kernels::Isa,
+        x: &[f32],
+        m: usize,
+        y: &mut [f32],
+        pool: &rayon::ThreadPool,
+        scratch: &MatMulScratch,
+    ) -> Result<(), QuantError> {
         if self.needs_f32(isa) {
-            return self.forward_f32(x, m, y, pool);
-        }
-        if self.k == 0 || self.n == 0 {
+            self.forward_f32(x, m, y, pool)
+        } else if !self.quantizes(isa) {
             y.fill(0.0);
-            return Ok(());
+            Ok(())
+        } else {
+            self.forward_quantized(isa, scratch.get(self.ty.vec_dot_type()), m, y, pool)
         }
-        let at = self.ty.vec_dot_type();
-        scratch.quantize(at, isa, x, m, self.k, pool)?;
-        self.forward_quantized(isa, scratch.get(at), m, y, pool)
     }
 
     /// Whether this type has no dot product (Q8_1, Q8_K weights, nor in ggml), so that

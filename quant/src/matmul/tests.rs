@@ -422,6 +422,17 @@ fn forward_shared_is_forward_per_matrix() {
             }
         }
     }
+    // An empty matrix first does not stand in for the quantization of the next one of its
+    // activation type (a fresh scratch: nothing left from the calls above).
+    let empty = matrix(GgmlType::Q4K, &[], k, 0).0;
+    let x = values(k, 30);
+    let mut want = vec![0f32; rows[0]];
+    mats[0].forward(&x, 1, &mut want, &pool).unwrap();
+    let mut got = vec![f32::NAN; rows[0]];
+    let group = [&empty, &mats[0]];
+    let mut fresh = MatMulScratch::new();
+    forward_shared(group, &x, 1, [&mut [], &mut got], &pool, &mut fresh).unwrap();
+    assert_eq!(got, want, "after an empty matrix");
     let best = kernels::isa();
     assert!(
         best == kernels::Isa::Scalar
