@@ -4,46 +4,13 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
 
 use common::tiny::{write_tiny, TinySpec};
+use counting_alloc::Counting;
 use orcinus::model::{KvType, LoadOptions, Model, SessionOptions};
 use orcinus_quant::GgmlType;
-
-struct Counting;
-
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-static WATCHING: AtomicBool = AtomicBool::new(false);
-
-fn note() {
-    if WATCHING.load(Ordering::Relaxed) {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: forwards every call to the system allocator unchanged; it only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -77,13 +44,11 @@ fn decoding_allocates_nothing_per_token() {
         for t in 0..steps {
             s.decode_step_into(100 + t, &mut logits).unwrap();
         }
-        ALLOCS.store(0, Ordering::Relaxed);
-        WATCHING.store(true, Ordering::Relaxed);
-        for t in 0..steps {
-            s.decode_step_into(1000 + t, &mut logits).unwrap();
-        }
-        WATCHING.store(false, Ordering::Relaxed);
-        let n = ALLOCS.load(Ordering::Relaxed);
+        let n = counting_alloc::on_every_thread(|| {
+            for t in 0..steps {
+                s.decode_step_into(1000 + t, &mut logits).unwrap();
+            }
+        });
         eprintln!("{kv_type:?}: {n} allocations in {steps} decoding steps");
         // Not one per step (128): what remains is amortized, each pool thread's attention
         // buffers doubling as the context grows (a few times in all) and rayon's queue of
