@@ -417,6 +417,7 @@ fn bench_json_table_and_errors() {
     );
     let pct = tests[1]["roofline_pct"].as_f64().unwrap();
     assert!(pct > 0.0, "{pct}");
+    assert_eq!(tests[0]["use_mmap"], true);
 
     let o = orcinus(&[
         "bench",
@@ -431,6 +432,7 @@ fn bench_json_table_and_errors() {
         "-t",
         "2",
         "--no-bandwidth",
+        "--no-mmap",
     ]);
     let table = stdout(&o);
     let lines: Vec<&str> = table.lines().collect();
@@ -454,6 +456,11 @@ fn bench_json_table_and_errors() {
         "{table}"
     );
     assert!(!table.contains("roofline"), "--no-bandwidth: {table}");
+    #[cfg(target_os = "linux")]
+    assert!(
+        table.contains("model read into memory in 2 MiB pages: "),
+        "--no-mmap: {table}"
+    );
 
     let bad: [(&[&str], &str); 3] = [
         (&["bench", "-m", "/nonexistent/model.gguf"], "No such file"),

@@ -126,6 +126,95 @@ fn batching_and_incremental_decoding_agree() {
     assert!(max_abs_diff(&all, &half) < 0.05);
 }
 
+/// `--no-mmap` and `--mlock` load the same bytes and give the same logits as the mapped file;
+/// reading reports its progress up to 1; bad paths and truncated files are typed errors.
+#[test]
+fn read_into_memory_and_locked_loads_agree_with_the_mapping() {
+    use std::sync::Mutex;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiny.gguf");
+    write_tiny(&path, &TinySpec::default(), &common::smollm2());
+    let toks = tokens(9);
+    let eval = |m: &Arc<Model>| {
+        m.session(&opts(64, 512, true))
+            .unwrap()
+            .eval_all(&toks)
+            .unwrap()
+    };
+    let mapped = Model::load(&path, LoadOptions::default()).unwrap();
+    let want = eval(&mapped);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let read = Model::load(
+        &path,
+        LoadOptions {
+            no_mmap: true,
+            progress: Some(Box::new(move |f| log.lock().unwrap().push(f))),
+            ..LoadOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(read.file().bytes(), mapped.file().bytes());
+    assert_eq!(eval(&read), want, "the same bytes give the same logits");
+    let seen = seen.lock().unwrap();
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+    assert_eq!(seen.last().copied(), Some(1.0), "{seen:?}");
+    #[cfg(target_os = "linux")]
+    for m in [&mapped, &read] {
+        let share = m.file().huge_page_share().expect("resident bytes");
+        assert!((0.0..=1.0).contains(&share), "{share}");
+    }
+    for no_mmap in [false, true] {
+        match Model::load(
+            &path,
+            LoadOptions {
+                no_mmap,
+                mlock: true,
+                ..LoadOptions::default()
+            },
+        ) {
+            Ok(locked) => {
+                assert_eq!(eval(&locked), want);
+                #[cfg(target_os = "linux")]
+                {
+                    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+                    let kib: u64 = status
+                        .lines()
+                        .find_map(|l| l.strip_prefix("VmLck:"))
+                        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+                        .unwrap();
+                    let len = locked.file().bytes().len() as u64;
+                    assert!(kib * 1024 >= len, "{kib} kB locked for {len} bytes");
+                }
+            }
+            // A locked-memory limit below the file (unprivileged, small `ulimit -l`).
+            Err(e @ Error::Io { .. }) => assert!(e.to_string().contains("ulimit -l"), "{e}"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let missing = dir.path().join("missing.gguf");
+    let no_mmap = || LoadOptions {
+        no_mmap: true,
+        ..LoadOptions::default()
+    };
+    assert!(matches!(
+        Model::load(&missing, no_mmap()),
+        Err(Error::Io { .. })
+    ));
+    let bytes = std::fs::read(&path).unwrap();
+    let cut = dir.path().join("cut.gguf");
+    std::fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
+    assert!(matches!(
+        Model::load(&cut, no_mmap()),
+        Err(Error::Gguf { .. })
+    ));
+    std::fs::write(&cut, b"").unwrap();
+    assert!(matches!(
+        Model::load(&cut, no_mmap()),
+        Err(Error::Gguf { .. })
+    ));
+}
+
 #[test]
 fn context_overflow_is_a_clear_error() {
     let (_d, m) = tiny(TinySpec::default());

@@ -31,12 +31,20 @@ pub struct LoadOptions {
     pub sliding_window: Option<usize>,
     /// Called with the fraction loaded (0.0..=1.0) as loading progresses.
     pub progress: Option<Box<dyn FnMut(f32) + Send>>,
+    /// Read the file into the process's memory instead of mapping it ([`File::read`]:
+    /// `--no-mmap`): the whole file is read at load time and counted in the resident set, in
+    /// huge pages whatever the page cache holds.
+    pub no_mmap: bool,
+    /// Lock the weights in RAM ([`File::lock`]: `--mlock`); loading fails if the OS refuses.
+    pub mlock: bool,
 }
 
 impl std::fmt::Debug for LoadOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoadOptions")
             .field("sliding_window", &self.sliding_window)
+            .field("no_mmap", &self.no_mmap)
+            .field("mlock", &self.mlock)
             .finish_non_exhaustive()
     }
 }
@@ -57,10 +65,29 @@ pub struct Model {
 }
 
 impl Model {
-    /// Memory-maps `path` and binds the model's weights (no weight is copied).
-    pub fn load(path: impl AsRef<Path>, opts: LoadOptions) -> Result<Arc<Self>> {
-        let file = Arc::new(File::open(path)?);
-        Ok(Arc::new(Self::from_file(file, opts)?))
+    /// Memory-maps `path` (or reads it, with [`LoadOptions::no_mmap`]) and binds the model's
+    /// weights (no weight is copied out of the file's bytes).
+    pub fn load(path: impl AsRef<Path>, mut opts: LoadOptions) -> Result<Arc<Self>> {
+        // Reading the file is most of a --no-mmap load: it gets this share of the progress.
+        const READ_SHARE: f32 = 0.9;
+        let file = if opts.no_mmap {
+            let mut report = |done: u64, total: u64| {
+                if let Some(p) = opts.progress.as_mut() {
+                    p(READ_SHARE * done as f32 / total.max(1) as f32);
+                }
+            };
+            let file = File::read(path, &mut report)?;
+            if let Some(mut p) = opts.progress.take() {
+                opts.progress = Some(Box::new(move |f| p(READ_SHARE + (1.0 - READ_SHARE) * f)));
+            }
+            file
+        } else {
+            File::open(path)?
+        };
+        if opts.mlock {
+            file.lock()?;
+        }
+        Ok(Arc::new(Self::from_file(Arc::new(file), opts)?))
     }
 
     /// Binds a model to an open GGUF file.

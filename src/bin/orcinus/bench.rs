@@ -63,6 +63,12 @@ pub struct BenchArgs {
     /// KV cache type: f16 or f32.
     #[arg(long, default_value = "f16", value_parser = ["f16", "f32"])]
     kv_type: String,
+    /// Read the model into memory instead of mapping it (as `run --no-mmap`).
+    #[arg(long)]
+    no_mmap: bool,
+    /// Lock the model's weights in RAM (as `run --mlock`).
+    #[arg(long)]
+    mlock: bool,
     /// Print a JSON array, one object per test, with llama-bench's field names.
     #[arg(long)]
     json: bool,
@@ -232,42 +238,6 @@ fn peak_rss_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// The share of the model file's resident bytes that this process maps with 2 MiB pages
-/// (`FilePmdMapped` / `Rss` of its mappings in `/proc/self/smaps`, Linux), or `None` where
-/// the OS does not say. Generation streams every weight per token: with 4 KiB pages (a page
-/// cache filled by the writer of a freshly written file, or a file system without large folios)
-/// the TLB misses and the prefetchers' stops at each page cost a 7B model ~10% of its tg
-/// speed on the development machine; read through this mapping into a fresh cache, the file is
-/// all in 2 MiB pages (the loader asks for them with `MADV_HUGEPAGE`).
-fn huge_page_share(path: &std::path::Path) -> Option<f64> {
-    let path = std::fs::canonicalize(path).ok()?;
-    let want = path.to_str()?;
-    let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
-    let (mut rss, mut pmd, mut inside) = (0u64, 0u64, false);
-    for line in smaps.lines() {
-        let mut words = line.split_whitespace();
-        let Some(first) = words.next() else { continue };
-        if first.contains('-') && !first.ends_with(':') {
-            // A mapping's header: `start-end perms offset dev inode [path]`.
-            inside = line.ends_with(want);
-            continue;
-        }
-        if !inside {
-            continue;
-        }
-        let kib = words
-            .next()
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
-        match first {
-            "Rss:" => rss += kib,
-            "FilePmdMapped:" => pmd += kib,
-            _ => {}
-        }
-    }
-    (rss > 0).then(|| pmd as f64 / rss as f64)
-}
-
 /// Best read bandwidth in bytes/s over `reps` passes of `threads` threads summing a `bytes`-long
 /// buffer (written once before timing). The buffer is an anonymous mapping with transparent
 /// huge pages asked for (Linux), like the page cache's large folios that back a cached model
@@ -377,6 +347,8 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<String> {
         sliding_window: None,
         kv_type: a.kv_type.clone(),
         batch: 512,
+        no_mmap: a.no_mmap,
+        mlock: a.mlock,
     };
     let t0 = Instant::now();
     let model = margs.load(true)?;
@@ -395,7 +367,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<String> {
     }
     // Read before the probe, whose buffer would dominate it.
     let rss = peak_rss_bytes();
-    let huge = huge_page_share(&path);
+    let huge = model.file().huge_page_share();
     let has_tg = results.iter().any(|r| r.n_gen > 0);
     let bandwidth = if !a.no_bandwidth && (has_tg || a.bandwidth) {
         Some(read_bandwidth(probe_bytes, threads, a.repetitions)?)
@@ -441,6 +413,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<String> {
                     "bandwidth_bytes_per_s": bandwidth,
                     "roofline_pct": roofline(r),
                     "weights_huge_page_pct": huge.map(|h| 100.0 * h),
+                    "use_mmap": !a.no_mmap,
                 })
             })
             .collect();
@@ -476,7 +449,12 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<String> {
     out.push_str(&format!("load time: {load_s:.2} s\n"));
     if let Some(h) = huge {
         out.push_str(&format!(
-            "model file mapped in 2 MiB pages: {:.0}% of its resident bytes\n",
+            "model {} in 2 MiB pages: {:.0}% of its resident bytes\n",
+            if margs.no_mmap {
+                "read into memory"
+            } else {
+                "file mapped"
+            },
             100.0 * h
         ));
     }
@@ -535,22 +513,5 @@ mod tests {
     fn bandwidth_probe_runs() {
         let bw = read_bandwidth(8 << 20, 2, 2).unwrap();
         assert!(bw > 1e8, "{bw}");
-    }
-
-    /// The smaps reader finds a mapped file's resident bytes (and none for an unmapped one).
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn huge_page_share_finds_the_mapping() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("weights.bin");
-        std::fs::write(&path, vec![7u8; 4 << 20]).unwrap();
-        assert_eq!(huge_page_share(&path), None, "not mapped yet");
-        let f = std::fs::File::open(&path).unwrap();
-        // SAFETY: the file is this test's own and is not modified while mapped.
-        let map = unsafe { memmap2::Mmap::map(&f) }.unwrap();
-        let sum: u64 = map.iter().step_by(4096).map(|&b| u64::from(b)).sum();
-        assert_eq!(sum, 7 * 1024);
-        let share = huge_page_share(&path).expect("the mapping is resident");
-        assert!((0.0..=1.0).contains(&share), "{share}");
     }
 }

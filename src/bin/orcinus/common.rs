@@ -29,6 +29,15 @@ pub struct ModelArgs {
     /// Prompt tokens per forward pass.
     #[arg(short = 'b', long = "batch-size", default_value_t = 512)]
     pub batch: usize,
+    /// Read the model into memory instead of mapping it: a slower start, the whole file in
+    /// this process's memory (in huge pages where the OS gives them, whatever the page cache
+    /// holds).
+    #[arg(long)]
+    pub no_mmap: bool,
+    /// Lock the model's weights in RAM so that the OS never pages them out (needs a
+    /// locked-memory limit, `ulimit -l`, above the file's size).
+    #[arg(long)]
+    pub mlock: bool,
 }
 
 impl ModelArgs {
@@ -49,6 +58,8 @@ impl ModelArgs {
         let opts = LoadOptions {
             sliding_window: self.sliding_window,
             progress: Some(Box::new(move |f| b.set_position((f * 1000.0) as u64))),
+            no_mmap: self.no_mmap,
+            mlock: self.mlock,
         };
         let model = Model::load(&self.model, opts)
             .with_context(|| format!("cannot load {}", self.model.display()))?;
