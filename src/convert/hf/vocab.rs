@@ -16,7 +16,7 @@
 //! Special ids come from the SentencePiece model (bos/eos/unk/pad), overridden by
 //! `config.json`'s `{bos,eos,unk,pad}_token_id`, with `generation_config.json`'s `eos_token_id`
 //! used when neither names an end-of-sequence token. Without `tokenizer.model`, a
-//! `tokenizer.json` byte-level BPE vocabulary is converted by [`super::bpe`].
+//! `tokenizer.json` byte-level BPE vocabulary is converted by `super::bpe`.
 
 use std::path::Path;
 
