@@ -491,7 +491,8 @@ impl File {
     /// page in first, so this takes as long as reading the file once.
     ///
     /// Fails with [`Error::Io`] where the OS refuses (on Linux, a locked-memory limit below
-    /// the file's size: `ulimit -l`).
+    /// the file's size: `ulimit -l`). Bytes given to [`File::from_bytes`] are the caller's
+    /// own buffer and are left as they are (`Ok`).
     pub fn lock(&self) -> Result<()> {
         let res = match &self.storage {
             Storage::Mmap(m) | Storage::Anon(m) => m.lock(),
