@@ -553,9 +553,9 @@ impl File {
 
     /// Drops the pages of `data`, a slice of this file (e.g. a tensor's `data`), from the
     /// process's resident set (best effort; nothing for a file read into memory, whose pages
-    /// are its only copy, or a slice of something else). A pass that reads each tensor once, as the quantizer does, then keeps
-    /// about one tensor resident whatever the file's size. Reading the bytes again re-reads
-    /// them from the file.
+    /// are its only copy, or a slice of something else). A pass that reads each tensor once,
+    /// as the quantizer does, then keeps about one tensor resident whatever the file's size.
+    /// Reading the bytes again re-reads them from the file.
     pub fn release(&self, data: &[u8]) {
         #[cfg(unix)]
         if let Storage::Mmap(m) = &self.storage {
@@ -664,11 +664,14 @@ fn read_chunks(
         std::thread::scope(|s| {
             let workers: Vec<_> = parts.map(|p| s.spawn(|| read(p, &mut |_| {}))).collect();
             let first = read(mine, progress);
-            let rest = workers
-                .into_iter()
-                .map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
             // Every thread is joined before an error is returned.
-            let rest: Vec<_> = rest.collect();
+            let rest: Vec<std::io::Result<()>> = workers
+                .into_iter()
+                .map(|w| match w.join() {
+                    Ok(r) => r,
+                    Err(e) => std::panic::resume_unwind(e),
+                })
+                .collect();
             first.and(rest.into_iter().collect::<std::io::Result<()>>())
         })?;
         progress(buf.len());
