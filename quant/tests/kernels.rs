@@ -359,7 +359,7 @@ fn multi_row_kernels_equal_single_row() {
 /// activations.)
 #[test]
 fn legacy_gemm_tiles_give_the_reference_bits() {
-    use orcinus_quant::kernels::gemm::{activation_sums, GEMM_ROWS};
+    use orcinus_quant::kernels::gemm::GEMM_ROWS;
     let mut rng = ChaCha8Rng::seed_from_u64(44);
     let legacy = [
         GgmlType::Q4_0,
@@ -389,7 +389,7 @@ fn legacy_gemm_tiles_give_the_reference_bits() {
                     .iter()
                     .flat_map(|&p| activations(at, n, p, &mut rng))
                     .collect();
-                let aux = activation_sums(ty, &a, m, n);
+                let aux = kernels::gemm_aux_for(ty, isa, &a, m, n);
                 let mut scratch = Vec::new();
                 let mut out = vec![f32::NAN; m * GEMM_ROWS];
                 tile(&w, rows, &a, &aux, m, &mut scratch, &mut out);

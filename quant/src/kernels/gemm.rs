@@ -266,8 +266,8 @@ pub trait LegacyPack: bytemuck::Pod {
     const LEFT_TO_RIGHT: bool = false;
     /// Steps (of four quants, eight per block) whose `vpmaddubsw` pairs add up in i16 without
     /// leaving it: `STEPS_I16 · 2 · max_q · 128 < 2^15` (the AVX2 micro-kernel sums that many
-    /// in i16). 0 for Q8_0, whose unsigned quants (up to 255) overflow a single pair; that
-    /// kernel splits them (`q = 2·(q >> 1) + (q & 1)`).
+    /// in i16). 0 for Q8_0, whose unsigned quants (up to 255) overflow a single pair: its
+    /// AVX2 kernel multiplies quants widened to i16 instead (`x86/gemm_i16.rs`).
     const STEPS_I16: usize;
     /// Writes the block's 32 unsigned quants in element order; returns its `(d, m)` (`m` 0
     /// where the type has none).
@@ -635,9 +635,6 @@ mod tests {
             (15, BlockQ4_1::STEPS_I16),
             (31, BlockQ5_0::STEPS_I16),
             (31, BlockQ5_1::STEPS_I16),
-            // Q8_0's split halves: `q >> 1` one step at a time, `q & 1` over all eight.
-            (127, 1),
-            (1, 8),
         ] {
             assert!(steps * 2 * max_q * 128 < 1 << 15);
             assert_eq!(8 % steps, 0);

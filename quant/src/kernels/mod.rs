@@ -55,7 +55,7 @@ pub type VecDotManyFn = fn(w: &[u8], a: &[u8], out: &mut [f32]);
 /// weight rows, `a` holds `m` activation rows of the weight type's
 /// [`GgmlType::vec_dot_type`] with as many elements; `out` (`[m][GEMM_ROWS]`) receives
 /// `out[t][i] = w[i] · a[t]` (lanes past `rows` are zero), `aux` being
-/// [`gemm::activation_sums`] of `a`. `scratch` holds the unpacked tile between calls (any
+/// [`gemm_aux_for`] of `a`. `scratch` holds the unpacked tile between calls (any
 /// contents). Each result is within float rounding of [`vec_dot_for`]'s (the legacy types
 /// Q4_0 ... Q8_0: the scalar reference's bits).
 pub type GemmTileFn = fn(
@@ -287,6 +287,20 @@ pub fn gemm_tile_for(ty: GgmlType, isa: Isa) -> Option<GemmTileFn> {
         let _ = ty;
         None
     }
+}
+
+/// What [`gemm_tile_for`]`(ty, isa)` takes as its `aux`, for the quantized activations `xq`
+/// (`m` rows of `k` elements of [`GgmlType::vec_dot_type`]): [`gemm::activation_sums`], or
+/// where the tile reads its activations in another form (Q8_0 on AVX2 without VNNI: widened
+/// to i16), that form.
+pub fn gemm_aux_for(ty: GgmlType, isa: Isa, xq: &[u8], m: usize, k: usize) -> Vec<i32> {
+    #[cfg(target_arch = "x86_64")]
+    if available_isas().contains(&isa) {
+        if let Some(aux) = x86::gemm_aux(ty, isa) {
+            return aux(xq, m, k);
+        }
+    }
+    gemm::activation_sums(ty, xq, m, k)
 }
 
 /// A kernel over typed blocks, computing one weight row against `R` activation rows. The

@@ -517,7 +517,7 @@ impl QMatMul {
             // weight tile runs over them (each tile reads all of a pass's activations).
             let chunk = gemm_pass_tokens(m, arb, gemm_chunk_limit());
             for (xq, y) in xq.chunks(chunk * arb).zip(y.chunks_mut(chunk * self.n)) {
-                self.run_gemm(gemm, xq.len() / arb, xq, y, pool)?;
+                self.run_gemm(gemm, isa, xq.len() / arb, xq, y, pool)?;
             }
             return Ok(());
         }
@@ -574,6 +574,7 @@ impl QMatMul {
     fn run_gemm(
         &self,
         gemm: kernels::GemmTileFn,
+        isa: kernels::Isa,
         m: usize,
         xq: &[u8],
         y: &mut [f32],
@@ -582,7 +583,7 @@ impl QMatMul {
         use kernels::gemm::GEMM_ROWS;
         let (n, rb) = (self.n, self.ty.row_bytes(self.k)?);
         let data = self.data();
-        let aux = kernels::gemm::activation_sums(self.ty, xq, m, self.k);
+        let aux = kernels::gemm_aux_for(self.ty, isa, xq, m, self.k);
         let out = SharedMut::new(y);
         pool.install(|| {
             (0..n.div_ceil(GEMM_ROWS)).into_par_iter().for_each_init(

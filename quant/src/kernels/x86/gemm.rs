@@ -62,7 +62,7 @@ pub(super) fn gemm_tile(ty: GgmlType, kind: GemmKind) -> Option<GemmTileFn> {
         (GgmlType::Q4_1, GemmKind::Avx2) => tile_bytes_legacy::<BlockQ4_1, Avx2>,
         (GgmlType::Q5_0, GemmKind::Avx2) => tile_bytes_legacy::<BlockQ5_0, Avx2>,
         (GgmlType::Q5_1, GemmKind::Avx2) => tile_bytes_legacy::<BlockQ5_1, Avx2>,
-        (GgmlType::Q8_0, GemmKind::Avx2) => tile_bytes_legacy::<BlockQ8_0, Avx2>,
+        (GgmlType::Q8_0, GemmKind::Avx2) => super::gemm_i16::tile,
         (GgmlType::Q4K, GemmKind::AvxVnni) => tile_bytes::<BlockQ4K, AvxVnni>,
         (GgmlType::Q5K, GemmKind::AvxVnni) => tile_bytes::<BlockQ5K, AvxVnni>,
         (GgmlType::Q6K, GemmKind::AvxVnni) => tile_bytes::<BlockQ6K, AvxVnni>,
@@ -271,7 +271,7 @@ legacy_kernel!(
 
 /// Runs `run(first token, tokens)` over the `m` tokens in groups of at most `group`.
 #[inline(always)]
-fn groups(m: usize, group: usize, mut run: impl FnMut(usize, usize)) {
+pub(super) fn groups(m: usize, group: usize, mut run: impl FnMut(usize, usize)) {
     let mut t0 = 0;
     while t0 < m {
         let n = (m - t0).min(group);
@@ -297,7 +297,7 @@ fn sb_chunks(nb: usize, chunk: usize, mut run: impl FnMut(std::ops::Range<usize>
 /// [`TILE_ROWS`]-row half of a [`GEMM_ROWS`]-row call (rows of `nb` blocks), one after the
 /// other, each half packed into the same `packed` super-blocks of `scratch`.
 #[inline(always)]
-fn for_halves<B>(
+pub(super) fn for_halves<B>(
     w: &[B],
     rows: usize,
     nb: usize,
@@ -332,7 +332,7 @@ unsafe fn pack<B: GemmPack>(
 
 /// Asks for the cache lines of `blocks`.
 #[inline(always)]
-fn prefetch<B>(blocks: &[B]) {
+pub(super) fn prefetch<B>(blocks: &[B]) {
     let p = blocks.as_ptr().cast::<i8>();
     for off in (0..std::mem::size_of_val(blocks)).step_by(64) {
         // SAFETY: SSE is part of x86-64; a prefetch never faults.

@@ -10,9 +10,8 @@
 //! The legacy types (Q4_0 ... Q8_0, [`tokens_legacy`]) take the same packed tile, eight
 //! blocks of 32 per super-block: each block's exact integer sum (AVX-VNNI `vpdpbusd`; AVX2
 //! `vpmaddubsw` pairs summed in i16 over [`LegacyPack::STEPS_I16`] steps and widened by
-//! `vpmaddwd`; Q8_0 as `|x|·(y·sign x)`, or where an activation is -128 its quants split in two
-//! halves that fit a pair), then the block's term
-//! added to the f32 sums in the scalar reference's order, so the results have its bits.
+//! `vpmaddwd`; Q8_0 on AVX2 has its own kernel, `gemm_i16.rs`), then the block's term added
+//! to the f32 sums in the scalar reference's order, so the results have its bits.
 
 use std::arch::x86_64::*;
 
@@ -227,18 +226,15 @@ pub(super) unsafe fn tokens_vnni<B: GemmPack, const T: usize>(
 
 /// Tokens per call of [`tokens_legacy`] for the weight type `W` and `VNNI` (sixteen vector
 /// registers: the two weight vectors and the broadcast word, and per token two i32 sums, plus
-/// without VNNI two i16 sums, and for Q8_0 two more weight vectors instead).
+/// without VNNI two i16 sums).
 pub(super) const fn legacy_tokens<W: LegacyPack, const VNNI: u8>() -> usize {
     if VNNI != NO_VNNI {
         6
     } else if W::STEPS_I16 == 8 {
         // The i16 sums cover the whole block: they are widened straight into the i32 ones.
         5
-    } else if W::STEPS_I16 > 0 {
-        3
     } else {
-        // Q8_0: two signed-quant vectors and two of their absolute values.
-        4
+        3
     }
 }
 
@@ -270,19 +266,15 @@ pub(super) unsafe fn tokens_legacy<W: LegacyPack, const VNNI: u8, const T: usize
             // SAFETY (get_unchecked): `8b + j < nb`, each `y[t]`'s length (asserted).
             let blk = 8 * b + j;
             let ya: [&W::Act; T] = std::array::from_fn(|t| y[t].0.get_unchecked(blk));
-            let (acc, offset_done) = legacy_block_sums::<W, VNNI, T>(&sb.wq[8 * j..8 * j + 8], ya);
+            let acc = legacy_block_sums::<W, VNNI, T>(&sb.wq[8 * j..8 * j + 8], ya);
             for h in 0..2 {
                 let dw = _mm256_loadu_ps(sb.sc[j].as_ptr().add(8 * h).cast());
                 let mw = _mm256_loadu_ps(sb.sc[8 + j].as_ptr().add(8 * h).cast());
                 for t in 0..T {
                     let da = _mm256_set1_ps(ya[t].d());
                     let term = if W::OFFSET != 0 {
-                        let sum = if offset_done {
-                            _mm256_cvtepi32_ps(acc[t][h])
-                        } else {
-                            let off = _mm256_set1_epi32(*y[t].1.get_unchecked(blk));
-                            _mm256_cvtepi32_ps(_mm256_sub_epi32(acc[t][h], off))
-                        };
+                        let off = _mm256_set1_epi32(*y[t].1.get_unchecked(blk));
+                        let sum = _mm256_cvtepi32_ps(_mm256_sub_epi32(acc[t][h], off));
                         if W::LEFT_TO_RIGHT {
                             // C: sumi*d_x*d_y.
                             _mm256_mul_ps(_mm256_mul_ps(sum, dw), da)
@@ -333,26 +325,15 @@ pub(super) unsafe fn tokens_legacy_avxvnni<W: LegacyPack, const T: usize>(
     tokens_legacy::<W, VEX_VNNI, T>(sbs, y, out)
 }
 
-/// Whether any of the activation blocks holds a -128 quant.
-#[inline(always)]
-unsafe fn any_min_i8<A: LegacyAct, const T: usize>(ya: &[&A; T]) -> bool {
-    let mut eq = _mm256_setzero_si256();
-    for y in ya {
-        let v = _mm256_loadu_si256(y.qs().as_ptr().cast());
-        eq = _mm256_or_si256(eq, _mm256_cmpeq_epi8(v, _mm256_set1_epi8(-128)));
-    }
-    _mm256_movemask_epi8(eq) != 0
-}
-
 /// The exact integer sums `Σ q·a` of one packed block (`wq`: its eight steps) with each of
-/// the `T` activation blocks, for the two halves of the tile's rows; or, where the second
-/// value is true (Q8_0 without VNNI, no -128 activation), `Σ (q - OFFSET)·a` at once.
+/// the `T` activation blocks, for the two halves of the tile's rows. Without VNNI `W` must
+/// have [`LegacyPack::STEPS_I16`] (not Q8_0, whose AVX2 kernel is `gemm_i16.rs`).
 #[inline(always)]
 #[allow(clippy::needless_range_loop)] // `h` picks a half of the lanes, `p` a step
 unsafe fn legacy_block_sums<W: LegacyPack, const VNNI: u8, const T: usize>(
     wq: &[[u32; TILE_ROWS]],
     ya: [&W::Act; T],
-) -> ([[__m256i; 2]; T], bool) {
+) -> [[__m256i; 2]; T] {
     debug_assert_eq!(wq.len(), 8);
     let mut acc = [[_mm256_setzero_si256(); 2]; T];
     let ones = _mm256_set1_epi16(1);
@@ -367,7 +348,8 @@ unsafe fn legacy_block_sums<W: LegacyPack, const VNNI: u8, const T: usize>(
                 }
             }
         }
-    } else if W::STEPS_I16 > 0 {
+    } else {
+        assert!(W::STEPS_I16 > 0, "Q8_0 without VNNI is gemm_i16.rs's");
         // Pairs summed in i16 over `STEPS_I16` steps (exact, see `LegacyPack::STEPS_I16`).
         for p0 in (0..8).step_by(W::STEPS_I16) {
             let mut p16 = [[_mm256_setzero_si256(); 2]; T];
@@ -387,58 +369,8 @@ unsafe fn legacy_block_sums<W: LegacyPack, const VNNI: u8, const T: usize>(
                 }
             }
         }
-    } else if !any_min_i8(&ya) {
-        // Q8_0, every activation quant in -127..=127 (all the Q8_0 quantizer writes): with
-        // the signed quant `x = q - 128`, `Σ x·y = Σ |x|·(y·sign x)`, whose pairs (at most
-        // 2·128·127) fit i16 one step at a time. That is the sum less the offset already.
-        let flip = _mm256_set1_epi8(-128);
-        for (p, wq) in wq.iter().enumerate() {
-            let w = halves(wq);
-            let x = [_mm256_xor_si256(w[0], flip), _mm256_xor_si256(w[1], flip)];
-            let ax = [_mm256_abs_epi8(x[0]), _mm256_abs_epi8(x[1])];
-            for t in 0..T {
-                let yq = bcast(ya[t].qs().as_ptr().add(4 * p));
-                for h in 0..2 {
-                    let p16 = _mm256_maddubs_epi16(ax[h], _mm256_sign_epi8(yq, x[h]));
-                    acc[t][h] = _mm256_add_epi32(acc[t][h], _mm256_madd_epi16(p16, ones));
-                }
-            }
-        }
-        return (acc, true);
-    } else {
-        // Q8_0 with a -128 activation (never from the quantizer; exact all the same): the
-        // unsigned quants (up to 255) as `q = 2·(q >> 1) + (q & 1)`; the pairs of `q >> 1`
-        // (at most 127) fit i16 one step at a time and are widened doubled, those of `q & 1`
-        // add up in i16 over the whole block.
-        let (twos, low7, bit0) = (
-            _mm256_set1_epi16(2),
-            _mm256_set1_epi8(0x7f),
-            _mm256_set1_epi8(1),
-        );
-        let mut lo16 = [[_mm256_setzero_si256(); 2]; T];
-        for (p, wq) in wq.iter().enumerate() {
-            let w = halves(wq);
-            let hi = [
-                _mm256_and_si256(_mm256_srli_epi16::<1>(w[0]), low7),
-                _mm256_and_si256(_mm256_srli_epi16::<1>(w[1]), low7),
-            ];
-            let lo = [_mm256_and_si256(w[0], bit0), _mm256_and_si256(w[1], bit0)];
-            for t in 0..T {
-                let yq = bcast(ya[t].qs().as_ptr().add(4 * p));
-                for h in 0..2 {
-                    let ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi[h], yq), twos);
-                    acc[t][h] = _mm256_add_epi32(acc[t][h], ph);
-                    lo16[t][h] = _mm256_add_epi16(lo16[t][h], _mm256_maddubs_epi16(lo[h], yq));
-                }
-            }
-        }
-        for t in 0..T {
-            for h in 0..2 {
-                acc[t][h] = _mm256_add_epi32(acc[t][h], _mm256_madd_epi16(lo16[t][h], ones));
-            }
-        }
     }
-    (acc, false)
+    acc
 }
 
 #[cfg(test)]

@@ -61,6 +61,7 @@ mod avx512;
 mod avxvnni;
 mod gemm;
 mod gemm_avx2;
+mod gemm_i16;
 mod quant;
 
 /// The kernel entry of `ty` for `isa` (the caller checked that the CPU has `isa`): its
@@ -93,16 +94,33 @@ pub(super) fn vec_dot_rows(ty: GgmlType, isa: Isa) -> Option<super::VecDotRowsFn
     entry(ty, isa).and_then(|e| e.rows)
 }
 
-/// The GEMM tile function of `ty` for `isa` (the caller checked that the CPU has `isa`):
-/// the 512-bit VNNI kernel where the CPU has AVX512-VNNI, the 256-bit VNNI one for
-/// AVX-VNNI, else the AVX2 one; each for the K-quants and the legacy types.
+/// The GEMM tile function of `ty` for `isa` (the caller checked that the CPU has `isa`),
+/// from the family of [`gemm_kind`]; each family has the K-quants and the legacy types.
 pub(super) fn gemm_tile(ty: GgmlType, isa: Isa) -> Option<super::GemmTileFn> {
+    gemm::gemm_tile(ty, gemm_kind(isa)?)
+}
+
+/// The GEMM micro-kernel family of `isa`: the 512-bit VNNI one where the CPU has
+/// AVX512-VNNI, the 256-bit VNNI one for AVX-VNNI, else the AVX2 one.
+fn gemm_kind(isa: Isa) -> Option<gemm::GemmKind> {
     use gemm::GemmKind;
     match isa {
         Isa::Scalar => None,
-        Isa::Avx512 if super::has_avx512_vnni() => gemm::gemm_tile(ty, GemmKind::Vnni),
-        Isa::AvxVnni => gemm::gemm_tile(ty, GemmKind::AvxVnni),
-        Isa::Avx2 | Isa::Avx512 => gemm::gemm_tile(ty, GemmKind::Avx2),
+        Isa::Avx512 if super::has_avx512_vnni() => Some(GemmKind::Vnni),
+        Isa::AvxVnni => Some(GemmKind::AvxVnni),
+        Isa::Avx2 | Isa::Avx512 => Some(GemmKind::Avx2),
+    }
+}
+
+/// Computes a GEMM tile's `aux` from `m` quantized activation rows of `k` elements.
+pub(super) type GemmAuxFn = fn(xq: &[u8], m: usize, k: usize) -> Vec<i32>;
+
+/// The `aux` of [`gemm_tile`]`(ty, isa)` where it is not [`super::gemm::activation_sums`]:
+/// Q8_0 on AVX2 without VNNI takes its activations widened to i16 (`gemm_i16.rs`).
+pub(super) fn gemm_aux(ty: GgmlType, isa: Isa) -> Option<GemmAuxFn> {
+    match (ty, gemm_kind(isa)?) {
+        (GgmlType::Q8_0, gemm::GemmKind::Avx2) => Some(gemm_i16::widen),
+        _ => None,
     }
 }
 

@@ -1,0 +1,220 @@
+//! The Q8_0 GEMM for AVX2 without VNNI: products of quants widened to i16 (`vpmaddwd`).
+//!
+//! Q8_0 multiplies signed weight quants by signed activation quants. `vpmaddubsw` wants one
+//! side unsigned, so on bytes a block's exact sum costs three multiply-unit instructions per
+//! 32 products (`vpsignb`, `vpmaddubsw`, `vpmaddwd`, the layout the other legacy types use).
+//! Zen 4 runs all three on the same two pipes (measured: two per cycle, alone or mixed; the
+//! adds go to the other two pipes), so that bound is 21 products per cycle. One `vpmaddwd` on
+//! quants widened to i16 takes 16 products into i32 lanes: 32 per cycle. The widening is paid
+//! once per weight tile (at packing) and once per activation row (in `aux`, [`widen`]), not
+//! per product. Every sum is exact (two products of at most 128·128 per lane), -128 quants
+//! included.
+//!
+//! Layout: a tile of [`TILE_ROWS`] rows is packed block by block (32 columns), four blocks
+//! per [`PackedSb`]: `wq[16j + s][i]` holds quants `2s` and `2s + 1` of block `j` of row `i`
+//! as two i16 (the low one first), `sc[j][i]` the f32 bits of that block's scale. The
+//! activations (`aux`) are, for each token, its `k / 2` quant pairs in the same form, then,
+//! after every token's pairs, the f32 bits of each block's scale (`[m][k / 32]`). Each
+//! block's integer sum is added to the f32 sum as the scalar reference does
+//! (`sumi·(d_w·d_a)`), so the results have its bits.
+
+use std::arch::x86_64::*;
+
+use super::super::gemm::{PackedSb, Square, GEMM_ROWS, TILE_ROWS};
+use super::gemm::{for_halves, groups, prefetch};
+use super::gemm_avx2::transpose;
+use crate::formats::q8_0::BlockQ8_0;
+use crate::formats::with_blocks;
+
+/// Blocks per packed super-block (a [`PackedSb`]'s 64 steps of sixteen i32 lanes hold four
+/// blocks of sixteen quant pairs).
+const BLOCKS: usize = 4;
+
+/// Tokens per call of [`tokens`]: per token two i32 sums, besides the two weight vectors, the
+/// broadcast pair and a product (fourteen of the sixteen registers). Measured on the Q8_0
+/// GEMM of a 4096-wide matrix (Zen 4): four or six tokens 4-8% slower. Running the two tiles
+/// of a call together, two or three tokens at a time (one broadcast per four `vpmaddwd`
+/// instead of two), was 3-5% slower (three spill their sums).
+const TOKENS: usize = 5;
+
+/// Packed super-blocks of one pass over the tokens: 4 · 4 KiB of quant pairs, which stay in
+/// the L1 cache while every group of tokens runs through them.
+const CHUNK: usize = 8;
+
+/// How many blocks ahead of the one being packed each row's weights are asked for.
+const PREFETCH_AHEAD: usize = 8;
+
+/// The activations' `aux` for [`tile`]: each token's quant pairs, then every block's scale
+/// (layout in the module documentation). `xq` holds `m` Q8_0 rows of `k` elements.
+pub(super) fn widen(xq: &[u8], m: usize, k: usize) -> Vec<i32> {
+    with_blocks::<BlockQ8_0, _>(xq, |blocks| {
+        debug_assert_eq!(blocks.len() * 32, m * k);
+        let mut aux = Vec::with_capacity(blocks.len() * 17);
+        for b in blocks {
+            aux.extend(b.qs.chunks_exact(2).map(|p| pair(p[0], p[1])));
+        }
+        aux.extend(blocks.iter().map(|b| b.d.to_f32().to_bits() as i32));
+        aux
+    })
+}
+
+/// Two signed quants as the i16 pair of one lane, `lo` in the low half.
+#[inline(always)]
+fn pair(lo: i8, hi: i8) -> i32 {
+    (lo as i16 as u16 as u32 | ((hi as i16 as u16 as u32) << 16)) as i32
+}
+
+/// [`super::super::GemmTileFn`] for Q8_0 on AVX2: `w` holds `rows` Q8_0 weight rows, `a` the
+/// `m` Q8_0 activation rows (only their length is read: the kernel takes `aux`, [`widen`] of
+/// them), `out` is `[m][GEMM_ROWS]`.
+pub(super) fn tile(
+    w: &[u8],
+    rows: usize,
+    a: &[u8],
+    aux: &[i32],
+    m: usize,
+    scratch: &mut Vec<PackedSb>,
+    out: &mut [f32],
+) {
+    with_blocks::<BlockQ8_0, _>(w, |w| {
+        assert!(rows <= GEMM_ROWS && rows > 0 && w.len() % rows == 0);
+        let nb = w.len() / rows;
+        let blocks = m * nb;
+        assert!(a.len() == blocks * std::mem::size_of::<BlockQ8_0>());
+        assert!(aux.len() == blocks * 17 && out.len() == m * GEMM_ROWS);
+        // SAFETY: `gemm_tile` hands this function out only after `kernels::available_isas`
+        // detected AVX2 (with FMA and F16C).
+        unsafe { tile_avx2(w, rows, nb, aux, m, scratch, out) }
+    })
+}
+
+/// [`tile`] past its checks: each [`TILE_ROWS`]-row half of the call packed, then its
+/// super-blocks in chunks of [`CHUNK`], each chunk run through the tokens [`TOKENS`] at a
+/// time.
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn tile_avx2(
+    w: &[BlockQ8_0],
+    rows: usize,
+    nb: usize,
+    aux: &[i32],
+    m: usize,
+    scratch: &mut Vec<PackedSb>,
+    out: &mut [f32],
+) {
+    out.fill(0.0);
+    let (pairs, scales) = aux.split_at(m * nb * 16);
+    let nsb = nb.div_ceil(BLOCKS);
+    for_halves(w, rows, nb, nsb, scratch, |w, rows, sbs_all, col| {
+        pack(w, rows, nb, sbs_all);
+        for c0 in (0..nsb).step_by(CHUNK) {
+            let sbs = &sbs_all[c0..];
+            let (b0, b1) = (BLOCKS * c0, (BLOCKS * (c0 + CHUNK)).min(nb));
+            // Token `t`'s quant pairs and scales of the chunk's blocks.
+            let row = |t: usize| {
+                let r = t * nb;
+                (
+                    &pairs[16 * (r + b0)..16 * (r + b1)],
+                    &scales[r + b0..r + b1],
+                )
+            };
+            groups(m, TOKENS, |t0, n| {
+                let o = &mut out[t0 * GEMM_ROWS + col..];
+                macro_rules! run {
+                    ($($k:literal)*) => {
+                        match n {
+                            $($k => tokens::<$k>(sbs, std::array::from_fn(|t| row(t0 + t)), o),)*
+                            _ => unreachable!(),
+                        }
+                    };
+                }
+                run!(1 2 3 4 5)
+            })
+        }
+    });
+}
+
+/// Packs the `rows` rows of `w` (`nb` blocks each; at most [`TILE_ROWS`], the missing rows
+/// zero) into `out` ([`BLOCKS`] blocks per super-block; layout in the module documentation).
+///
+/// # Safety
+/// The CPU must have AVX2 (the caller's `target_feature`).
+#[inline(always)]
+unsafe fn pack(w: &[BlockQ8_0], rows: usize, nb: usize, out: &mut [PackedSb]) {
+    debug_assert!(rows <= TILE_ROWS && w.len() == rows * nb && out.len() == nb.div_ceil(BLOCKS));
+    let mut src: Square = [[0; TILE_ROWS]; TILE_ROWS];
+    for b in 0..nb {
+        let (sb, j) = (&mut out[b / BLOCKS], b % BLOCKS);
+        for (i, s) in src.iter_mut().enumerate().take(rows) {
+            let row = &w[i * nb..(i + 1) * nb];
+            prefetch(
+                row.get(b + PREFETCH_AHEAD..b + PREFETCH_AHEAD + 1)
+                    .unwrap_or(&[]),
+            );
+            let blk = &row[b];
+            let q = _mm256_loadu_si256(blk.qs.as_ptr().cast());
+            let lo = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(q));
+            let hi = _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(q));
+            _mm256_storeu_si256(s.as_mut_ptr().cast(), lo);
+            _mm256_storeu_si256(s[8..].as_mut_ptr().cast(), hi);
+            sb.sc[j][i] = blk.d.to_f32().to_bits() as i32;
+        }
+        let dst: &mut Square = (&mut sb.wq[16 * j..16 * (j + 1)])
+            .try_into()
+            .expect("sixteen steps");
+        transpose(&src, dst);
+    }
+}
+
+/// The two halves (rows 0..8, 8..16) of a lane array.
+#[inline(always)]
+unsafe fn halves(lanes: &[u32; TILE_ROWS]) -> [__m256i; 2] {
+    let p = lanes.as_ptr().cast::<__m256i>();
+    [_mm256_loadu_si256(p), _mm256_loadu_si256(p.add(1))]
+}
+
+/// `out[t][i] += Σ_b` (block `b` of the packed tile `sbs`) · token `t`'s block `b`, for `T`
+/// tokens (`out` rows [`GEMM_ROWS`] apart), each given as its blocks' quant pairs and scales
+/// (the blocks from the first of `sbs` on): per block the exact integer sum (`vpmaddwd` into
+/// i32 lanes), then `sumi·(d_w·d_a)` added to the f32 sum in `out`, as the scalar reference
+/// adds it.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA (the caller's `target_feature`).
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // `h` picks a half of the lanes
+unsafe fn tokens<const T: usize>(sbs: &[PackedSb], y: [(&[i32], &[i32]); T], out: &mut [f32]) {
+    let nb = y[0].1.len();
+    assert!(nb <= BLOCKS * sbs.len());
+    assert!(y.iter().all(|(p, s)| p.len() == 16 * nb && s.len() == nb));
+    assert!(out.len() >= (T - 1) * GEMM_ROWS + TILE_ROWS);
+    let o = out.as_mut_ptr();
+    for b in 0..nb {
+        // SAFETY (get_unchecked): `b / BLOCKS < sbs.len()` (asserted).
+        let (sb, j) = (sbs.get_unchecked(b / BLOCKS), b % BLOCKS);
+        let mut acc = [[_mm256_setzero_si256(); 2]; T];
+        for s in 0..16 {
+            let w = halves(&sb.wq[16 * j + s]);
+            for t in 0..T {
+                // SAFETY (get_unchecked): `16b + s < 16·nb`, the length of `y[t].0` (asserted).
+                let yp = _mm256_set1_epi32(*y[t].0.get_unchecked(16 * b + s));
+                for h in 0..2 {
+                    acc[t][h] = _mm256_add_epi32(acc[t][h], _mm256_madd_epi16(w[h], yp));
+                }
+            }
+        }
+        for h in 0..2 {
+            let dw = _mm256_loadu_ps(sb.sc[j].as_ptr().add(8 * h).cast());
+            for t in 0..T {
+                let da = _mm256_set1_ps(f32::from_bits(*y[t].1.get_unchecked(b) as u32));
+                // C: sumi*(d_x*d_y).
+                let term = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[t][h]), _mm256_mul_ps(dw, da));
+                // SAFETY: inside `out` (asserted above).
+                let f = o.add(t * GEMM_ROWS + 8 * h);
+                _mm256_storeu_ps(f, _mm256_add_ps(_mm256_loadu_ps(f), term));
+            }
+        }
+    }
+}
