@@ -51,7 +51,10 @@ impl Store {
 
     fn read(&self, at: usize, dst: &mut [f32]) {
         match self {
-            Store::F16(v) => v[at..at + dst.len()].convert_to_f32_slice(dst),
+            Store::F16(v) => {
+                let convert = orcinus_quant::kernels::attn::attn_kernels().f16_to_f32;
+                convert(&v[at..at + dst.len()], dst)
+            }
             Store::F32(v) => dst.copy_from_slice(&v[at..at + dst.len()]),
         }
     }

@@ -1,6 +1,6 @@
 //! The f32 kernels of attention, over one kv head's keys or values held as rows of `d` floats
-//! (converted once from the f16 cache by the caller): the scores of one query against many
-//! keys, and the weighted sum of many value rows. Chosen per [`Isa`] like the dot products;
+//! (converted once from the f16 cache by the caller, [`F16ToF32Fn`]): the scores of one query
+//! against many keys, and the weighted sum of many value rows. Chosen per [`Isa`] like the dot products;
 //! the SIMD weighted sums keep the output in registers across all value rows (a whole
 //! 128-float head with AVX-512, 64 columns at a time with AVX2), where the scalar one (which
 //! the compiler vectorizes only to the x86-64 baseline, SSE2) loads and stores it once per row.
@@ -16,6 +16,11 @@ pub type ScoresFn = fn(q: &[f32], rows: &[f32], scale: f32, out: &mut [f32]);
 /// (`out` is overwritten).
 pub type WeightedSumFn = fn(w: &[f32], rows: &[f32], out: &mut [f32]);
 
+/// `dst[i] = src[i]` converted exactly (the lengths must be equal). The f16 KV cache's rows
+/// go through it once per attention task: in decode that is every cached key and value of
+/// every layer, per token.
+pub type F16ToF32Fn = fn(src: &[half::f16], dst: &mut [f32]);
+
 /// The attention kernels of one instruction set.
 #[derive(Clone, Copy, Debug)]
 pub struct AttnKernels {
@@ -23,12 +28,15 @@ pub struct AttnKernels {
     pub scores: ScoresFn,
     /// See [`WeightedSumFn`].
     pub weighted_sum: WeightedSumFn,
+    /// See [`F16ToF32Fn`].
+    pub f16_to_f32: F16ToF32Fn,
 }
 
 /// The portable kernels.
 pub const SCALAR: AttnKernels = AttnKernels {
     scores: scores_scalar,
     weighted_sum: weighted_sum_scalar,
+    f16_to_f32: f16_to_f32_scalar,
 };
 
 /// The kernels for `isa` (the scalar ones for an `isa` this CPU lacks).
@@ -87,6 +95,14 @@ pub fn weighted_sum_scalar(w: &[f32], rows: &[f32], out: &mut [f32]) {
         for (o, &x) in out.iter_mut().zip(v) {
             *o += wr * x;
         }
+    }
+}
+
+/// The scalar [`F16ToF32Fn`] (`half`'s conversion: exact).
+pub fn f16_to_f32_scalar(src: &[half::f16], dst: &mut [f32]) {
+    assert_eq!(src.len(), dst.len(), "f16 to f32: lengths");
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = s.to_f32();
     }
 }
 
@@ -152,6 +168,29 @@ mod tests {
                     for (r, (a, p)) in all[r0..].iter().zip(&part).enumerate() {
                         assert_eq!(a.to_bits(), p.to_bits(), "{isa} d={d} from {r0}, row {r}");
                     }
+                }
+            }
+        }
+    }
+
+    /// Every f16 value converts to the scalar kernel's f32 (NaNs to NaNs), at every offset
+    /// and length around the vector widths.
+    #[test]
+    fn f16_conversion_equals_scalar() {
+        let all: Vec<half::f16> = (0..=u16::MAX).map(half::f16::from_bits).collect();
+        let mut want = vec![0f32; all.len()];
+        f16_to_f32_scalar(&all, &mut want);
+        for &isa in available_isas() {
+            let k = attn_kernels_for(isa);
+            for (start, len) in [(0, all.len()), (3, 61), (17, 16), (5, 7), (0, 0), (1, 33)] {
+                let mut got = vec![f32::NAN; len];
+                (k.f16_to_f32)(&all[start..start + len], &mut got);
+                for (i, (g, w)) in got.iter().zip(&want[start..start + len]).enumerate() {
+                    assert!(
+                        g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()),
+                        "{isa} value {:#06x}: {g} vs {w}",
+                        start + i
+                    );
                 }
             }
         }

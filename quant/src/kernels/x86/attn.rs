@@ -3,7 +3,9 @@
 
 use std::arch::x86_64::*;
 
-use super::super::attn::{check_rows, scores_scalar, weighted_sum_scalar, AttnKernels};
+use super::super::attn::{
+    check_rows, f16_to_f32_scalar, scores_scalar, weighted_sum_scalar, AttnKernels,
+};
 use super::super::Isa;
 
 /// The kernels of `isa` (the caller checked that the CPU has it).
@@ -13,10 +15,12 @@ pub(in crate::kernels) fn attn_kernels(isa: Isa) -> Option<AttnKernels> {
         Isa::Avx2 | Isa::AvxVnni => Some(AttnKernels {
             scores: scores_avx2,
             weighted_sum: weighted_sum_avx2,
+            f16_to_f32: f16_to_f32_avx2,
         }),
         Isa::Avx512 => Some(AttnKernels {
             scores: scores_avx512,
             weighted_sum: weighted_sum_avx512,
+            f16_to_f32: f16_to_f32_avx512,
         }),
     }
 }
@@ -61,6 +65,47 @@ fn weighted_sum_avx512(w: &[f32], rows: &[f32], out: &mut [f32]) {
     }
     // SAFETY: see above.
     unsafe { weighted_sum_512(w, rows, out) }
+}
+
+fn f16_to_f32_avx2(src: &[half::f16], dst: &mut [f32]) {
+    assert_eq!(src.len(), dst.len(), "f16 to f32: lengths");
+    // SAFETY: see above (`Avx2` includes F16C).
+    unsafe { f16_to_f32_256(src, dst) }
+}
+
+fn f16_to_f32_avx512(src: &[half::f16], dst: &mut [f32]) {
+    assert_eq!(src.len(), dst.len(), "f16 to f32: lengths");
+    // SAFETY: see above.
+    unsafe { f16_to_f32_512(src, dst) }
+}
+
+/// [`f16_to_f32_avx2`] past its check: eight values per `vcvtph2ps` (exact), the tail by the
+/// scalar kernel. (`half`'s slice conversion calls a function per eight values.)
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn f16_to_f32_256(src: &[half::f16], dst: &mut [f32]) {
+    let n = src.len() / 8 * 8;
+    let (s, d) = (src.as_ptr(), dst.as_mut_ptr());
+    for i in (0..n).step_by(8) {
+        // SAFETY: `i + 8 <= n <= len` for both slices (equal lengths, checked by the caller).
+        _mm256_storeu_ps(d.add(i), _mm256_cvtph_ps(_mm_loadu_si128(s.add(i).cast())));
+    }
+    f16_to_f32_scalar(&src[n..], &mut dst[n..]);
+}
+
+/// [`f16_to_f32_avx512`] past its check: sixteen values per `vcvtph2ps`, the rest by
+/// [`f16_to_f32_256`].
+#[target_feature(enable = "avx512f,avx2,f16c")]
+unsafe fn f16_to_f32_512(src: &[half::f16], dst: &mut [f32]) {
+    let n = src.len() / 16 * 16;
+    let (s, d) = (src.as_ptr(), dst.as_mut_ptr());
+    for i in (0..n).step_by(16) {
+        // SAFETY: as in `f16_to_f32_256`, sixteen at a time.
+        _mm512_storeu_ps(
+            d.add(i),
+            _mm512_cvtph_ps(_mm256_loadu_si256(s.add(i).cast())),
+        );
+    }
+    f16_to_f32_256(&src[n..], &mut dst[n..]);
 }
 
 /// [`scores_avx2`] for `d = q.len()` a positive multiple of 8: eight rows at a time, one
