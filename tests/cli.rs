@@ -418,6 +418,7 @@ fn bench_json_table_and_errors() {
     let pct = tests[1]["roofline_pct"].as_f64().unwrap();
     assert!(pct > 0.0, "{pct}");
     assert_eq!(tests[0]["use_mmap"], true);
+    assert_eq!(tests[0]["n_depth"], 0);
 
     let o = orcinus(&[
         "bench",
@@ -433,6 +434,8 @@ fn bench_json_table_and_errors() {
         "2",
         "--no-bandwidth",
         "--no-mmap",
+        "-d",
+        "0,5",
     ]);
     let table = stdout(&o);
     let lines: Vec<&str> = table.lines().collect();
@@ -447,10 +450,12 @@ fn bench_json_table_and_errors() {
         "{table}"
     );
     assert!(lines[2].contains(" pp8 |"), "{table}");
+    assert!(lines[3].contains(" pp8 @ d5 |"), "{table}");
     assert!(
-        lines[3].contains(" tg2 |") && lines[3].contains(" ± "),
+        lines[4].contains(" tg2 |") && lines[4].contains(" ± "),
         "{table}"
     );
+    assert!(lines[5].contains(" tg2 @ d5 |"), "{table}");
     assert!(
         table.contains("peak RSS: ") && table.contains("load time: "),
         "{table}"

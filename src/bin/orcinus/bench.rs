@@ -53,6 +53,15 @@ pub struct BenchArgs {
         default_value = "128"
     )]
     n_gen: Vec<usize>,
+    /// Tokens already in the context before each test (llama-bench's `-d`: test `tg128 @ d4096`
+    /// decodes 128 tokens after an untimed 4096-token prompt), comma-separated.
+    #[arg(
+        short = 'd',
+        long = "n-depth",
+        value_delimiter = ',',
+        default_value = "0"
+    )]
+    n_depth: Vec<usize>,
     /// Threads (default: one per core).
     #[arg(short = 't', long, default_value_t = 0)]
     threads: usize,
@@ -88,16 +97,13 @@ pub struct BenchArgs {
 struct TestResult {
     n_prompt: usize,
     n_gen: usize,
+    n_depth: usize,
     samples_ns: Vec<u64>,
 }
 
 impl TestResult {
     fn name(&self) -> String {
-        if self.n_prompt > 0 {
-            format!("pp{}", self.n_prompt)
-        } else {
-            format!("tg{}", self.n_gen)
-        }
+        test_name(self.n_prompt, self.n_gen, self.n_depth)
     }
 
     fn samples_ts(&self) -> Vec<f64> {
@@ -182,17 +188,33 @@ impl TokenRng {
     }
 }
 
-/// Runs one test (warm-up plus `reps` timed runs) on a fresh session.
+/// llama-bench's name of a test: `pp512`, `tg128`, `tg128 @ d4096`.
+fn test_name(n_prompt: usize, n_gen: usize, n_depth: usize) -> String {
+    let base = if n_prompt > 0 {
+        format!("pp{n_prompt}")
+    } else {
+        format!("tg{n_gen}")
+    };
+    match n_depth {
+        0 => base,
+        d => format!("{base} @ d{d}"),
+    }
+}
+
+/// Runs one test (warm-up plus `reps` timed runs) on a fresh session, each run after an
+/// untimed prompt of `n_depth` tokens.
 fn run_test(
     model: &std::sync::Arc<Model>,
     margs: &ModelArgs,
     n_prompt: usize,
     n_gen: usize,
+    n_depth: usize,
     reps: u32,
 ) -> anyhow::Result<TestResult> {
     let mut opts = margs.session_options();
-    opts.n_ctx = (n_prompt + n_gen).max(16);
-    opts.batch = n_prompt.max(1);
+    opts.n_ctx = (n_depth + n_prompt + n_gen).max(16);
+    // The timed prompt in one pass; the depth in passes of up to 512 (it is not timed).
+    opts.batch = n_prompt.max(n_depth.min(512)).max(1);
     let mut session = model.session(&opts)?;
     let n_vocab = model.hparams.n_vocab;
     let tok = &model.tokenizer;
@@ -203,15 +225,25 @@ fn run_test(
     };
     let mut once = |rng: &mut TokenRng| -> anyhow::Result<u64> {
         session.reset();
-        if n_prompt > 0 {
+        if n_depth > 0 {
             let mut tokens = vec![first(rng)];
+            tokens.extend((1..n_depth).map(|_| rng.next_token(n_vocab)));
+            session.prefill(&tokens)?;
+        }
+        // The first token of a test is the BOS only in an empty context.
+        let start = |rng: &mut TokenRng| match n_depth {
+            0 => first(rng),
+            _ => rng.next_token(n_vocab),
+        };
+        if n_prompt > 0 {
+            let mut tokens = vec![start(rng)];
             tokens.extend((1..n_prompt).map(|_| rng.next_token(n_vocab)));
             let t0 = Instant::now();
             session.prefill(&tokens)?;
             return Ok(t0.elapsed().as_nanos() as u64);
         }
+        let mut token = start(rng);
         let t0 = Instant::now();
-        let mut token = first(rng);
         let mut logits = Vec::new();
         for _ in 0..n_gen {
             session.decode_step_into(token, &mut logits)?;
@@ -226,6 +258,7 @@ fn run_test(
     Ok(TestResult {
         n_prompt,
         n_gen,
+        n_depth,
         samples_ns,
     })
 }
@@ -330,12 +363,13 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<String> {
             )
         });
     };
-    let tests: Vec<(usize, usize)> = a
+    let tests: Vec<(usize, usize, usize)> = a
         .n_prompt
         .iter()
         .filter(|&&p| p > 0)
         .map(|&p| (p, 0))
         .chain(a.n_gen.iter().filter(|&&n| n > 0).map(|&n| (0, n)))
+        .flat_map(|(p, n)| a.n_depth.iter().map(move |&d| (p, n, d)))
         .collect();
     if tests.is_empty() {
         bail!("nothing to measure: every -p and -n is 0");
@@ -355,14 +389,9 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<String> {
     let load_s = t0.elapsed().as_secs_f64();
     let info = ModelInfo::of(&path, &model);
     let mut results = Vec::new();
-    for &(p, n) in &tests {
-        let name = if p > 0 {
-            format!("pp{p}")
-        } else {
-            format!("tg{n}")
-        };
-        let r = run_test(&model, &margs, p, n, a.repetitions)
-            .with_context(|| format!("test {name}"))?;
+    for &(p, n, d) in &tests {
+        let r = run_test(&model, &margs, p, n, d, a.repetitions)
+            .with_context(|| format!("test {}", test_name(p, n, d)))?;
         results.push(r);
     }
     // Read before the probe, whose buffer would dominate it.
@@ -400,7 +429,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<String> {
                     "type_k": a.kv_type, "type_v": a.kv_type,
                     "n_prompt": r.n_prompt,
                     "n_gen": r.n_gen,
-                    "n_depth": 0,
+                    "n_depth": r.n_depth,
                     "avg_ns": avg_ns.round() as u64,
                     "stddev_ns": sd_ns.round() as u64,
                     "avg_ts": avg_ts,
