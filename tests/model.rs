@@ -124,6 +124,23 @@ fn batching_and_incremental_decoding_agree() {
         .unwrap();
     let half = h.eval_all(&toks).unwrap();
     assert!(max_abs_diff(&all, &half) < 0.05);
+    // f16 cache, one token at a time (the decode attention reads the f16 rows directly):
+    // agrees with the f16 cache's batched prefill.
+    let mut h = m
+        .session(&SessionOptions {
+            kv_type: KvType::F16,
+            ..opts(128, 512, true)
+        })
+        .unwrap();
+    let mut last = h.prefill(&toks[..1]).unwrap();
+    for (i, &t) in toks.iter().enumerate().skip(1) {
+        assert!(
+            max_abs_diff(&last, &half[(i - 1) * v..i * v]) < 1e-4,
+            "f16, position {}",
+            i - 1
+        );
+        last = h.decode_step(t).unwrap();
+    }
 }
 
 /// `--no-mmap` and `--mlock` load the same bytes and give the same logits as the mapped file;

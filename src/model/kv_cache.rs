@@ -75,28 +75,34 @@ impl Store {
 /// attends to, and memory stays constant however long the session runs.
 #[derive(Debug, Clone)]
 pub struct KvCache {
-    /// Per layer: keys, `(n_slots, n_kv_dim)`.
+    /// Per layer: keys, `(n_kv_head, n_slots, head_dim)`: each kv head's rows in one run.
     k: Vec<Store>,
-    /// Per layer: values, `(n_slots, n_kv_dim)`.
+    /// Per layer: values, as the keys.
     v: Vec<Store>,
     n_slots: usize,
     n_kv_dim: usize,
+    head_dim: usize,
     window: Option<usize>,
     max_batch: usize,
 }
 
 impl KvCache {
-    /// A cache for `n_layer` layers of `n_kv_dim` values per position, holding up to `n_ctx`
-    /// positions (or a rolling `window + max_batch` when `window < n_ctx`).
+    /// A cache for `n_layer` layers of `n_kv_head` heads of `head_dim` values per position,
+    /// holding up to `n_ctx` positions (or a rolling `window + max_batch` when `window <
+    /// n_ctx`).
     pub fn new(
         ty: KvType,
         n_layer: usize,
-        n_kv_dim: usize,
+        n_kv_head: usize,
+        head_dim: usize,
         n_ctx: usize,
         window: Option<usize>,
         max_batch: usize,
     ) -> Result<Self> {
         let window = window.filter(|&w| w < n_ctx);
+        let n_kv_dim = n_kv_head
+            .checked_mul(head_dim)
+            .ok_or_else(|| Error::OutOfMemory(format!("{n_kv_head} heads of {head_dim}")))?;
         let n_slots = match window {
             Some(w) => w.saturating_add(max_batch).min(n_ctx),
             None => n_ctx,
@@ -115,6 +121,7 @@ impl KvCache {
             v: mk()?,
             n_slots,
             n_kv_dim,
+            head_dim,
             window,
             max_batch,
         })
@@ -144,20 +151,84 @@ impl KvCache {
         self.window
     }
 
-    /// Stores the key and value of position `pos` in `layer`.
+    /// Stores the key and value of position `pos` in `layer` (all heads, `n_kv_dim` values
+    /// each).
     pub fn store(&mut self, layer: usize, pos: usize, k: &[f32], v: &[f32]) {
-        let at = (pos % self.n_slots) * self.n_kv_dim;
-        self.k[layer].write(at, k);
-        self.v[layer].write(at, v);
+        let hd = self.head_dim;
+        for (h, (k, v)) in k.chunks_exact(hd).zip(v.chunks_exact(hd)).enumerate() {
+            let at = self.at(h, pos);
+            self.k[layer].write(at, k);
+            self.v[layer].write(at, v);
+        }
     }
 
-    /// Reads the key of position `pos` in `layer` for kv head `h` (`dst.len()` = head dim).
+    /// Where the row of kv head `h` for position `pos` starts.
+    fn at(&self, h: usize, pos: usize) -> usize {
+        (h * self.n_slots + pos % self.n_slots) * self.head_dim
+    }
+
+    /// Reads the key of position `pos` in `layer` at `offset` within the position's values
+    /// (`offset = h·head_dim` for kv head `h`; `dst` within one head).
     pub fn key(&self, layer: usize, pos: usize, offset: usize, dst: &mut [f32]) {
-        self.k[layer].read((pos % self.n_slots) * self.n_kv_dim + offset, dst);
+        let (h, within) = (offset / self.head_dim, offset % self.head_dim);
+        debug_assert!(within + dst.len() <= self.head_dim);
+        self.k[layer].read(self.at(h, pos) + within, dst);
     }
 
-    /// Reads the value of position `pos` in `layer` at `offset` within the position's row.
+    /// Reads the value of position `pos` in `layer` at `offset`, as [`KvCache::key`].
     pub fn value(&self, layer: usize, pos: usize, offset: usize, dst: &mut [f32]) {
-        self.v[layer].read((pos % self.n_slots) * self.n_kv_dim + offset, dst);
+        let (h, within) = (offset / self.head_dim, offset % self.head_dim);
+        debug_assert!(within + dst.len() <= self.head_dim);
+        self.v[layer].read(self.at(h, pos) + within, dst);
+    }
+
+    /// The f16 keys and values of kv head `h` of `layer` for positions `lo..=hi` (`lo <=
+    /// hi`), as stored: one run of rows of `head_dim` values, one per position. `None` for an
+    /// f32 cache, or where the positions' slots wrap around the rolling buffer (they are not
+    /// one run).
+    pub fn f16_rows(
+        &self,
+        layer: usize,
+        lo: usize,
+        hi: usize,
+        h: usize,
+    ) -> Option<(&[f16], &[f16])> {
+        debug_assert!(lo <= hi && h * self.head_dim < self.n_kv_dim);
+        let (s0, s1) = (lo % self.n_slots, hi % self.n_slots);
+        if s1 < s0 || s1 - s0 != hi - lo {
+            return None;
+        }
+        let range = self.at(h, lo)..self.at(h, hi) + self.head_dim;
+        match (&self.k[layer], &self.v[layer]) {
+            (Store::F16(k), Store::F16(v)) => Some((&k[range.clone()], &v[range])),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `f16_rows` gives the stored rows of a run of positions from the head's offset, and
+    /// nothing where the rolling buffer wraps or the cache is f32.
+    #[test]
+    fn f16_rows_are_one_run_or_none() {
+        // Window 4, batches of 2: 6 slots of 3 values.
+        let mut c = KvCache::new(KvType::F16, 1, 1, 3, 100, Some(4), 2).unwrap();
+        for p in 0..8 {
+            let k = [p as f32, 10.0 + p as f32, 20.0 + p as f32];
+            c.store(0, p, &k, &k.map(|x| -x));
+        }
+        let (k, v) = c.f16_rows(0, 2, 5, 0).unwrap();
+        assert_eq!(k.len(), 4 * 3);
+        let got: Vec<f32> = k.iter().skip(1).step_by(3).map(|h| h.to_f32()).collect();
+        assert_eq!(got, [12.0, 13.0, 14.0, 15.0]);
+        assert_eq!(v[4].to_f32(), -13.0);
+        // Positions 4..=7 sit in slots 4, 5, 0, 1.
+        assert!(c.f16_rows(0, 4, 7, 0).is_none());
+        assert!(c.f16_rows(0, 6, 7, 0).is_some());
+        let f = KvCache::new(KvType::F32, 1, 1, 3, 100, None, 2).unwrap();
+        assert!(f.f16_rows(0, 0, 3, 0).is_none());
     }
 }

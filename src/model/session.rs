@@ -88,7 +88,8 @@ impl Session {
         let cache = KvCache::new(
             opts.kv_type,
             hp.n_layer,
-            hp.n_head_kv * hp.head_dim,
+            hp.n_head_kv,
+            hp.head_dim,
             n_ctx,
             window,
             batch,

@@ -690,17 +690,23 @@ impl QMatMul {
 
 /// f32 dot product with eight independent accumulators (vectorizes on every target).
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    dot_with(a, b, |y| y)
+}
+
+/// [`dot`] with each element of `b` converted by `f` as it is read (the same sums).
+#[inline]
+pub fn dot_with<T: Copy>(a: &[f32], b: &[T], f: impl Fn(T) -> f32) -> f32 {
     let mut acc = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let (ra, rb) = (ca.remainder(), cb.remainder());
     for (x, y) in ca.zip(cb) {
         for i in 0..8 {
-            acc[i] += x[i] * y[i];
+            acc[i] += x[i] * f(y[i]);
         }
     }
     let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (x, y) in ra.iter().zip(rb) {
-        s += x * y;
+    for (x, &y) in ra.iter().zip(rb) {
+        s += x * f(y);
     }
     s
 }

@@ -4,7 +4,8 @@
 use std::arch::x86_64::*;
 
 use super::super::attn::{
-    check_rows, f16_to_f32_scalar, scores_scalar, weighted_sum_scalar, AttnKernels,
+    check_rows, check_strided, f16_to_f32_scalar, scores_f16_scalar, scores_scalar,
+    weighted_sum_f16_scalar, weighted_sum_scalar, AttnKernels,
 };
 use super::super::Isa;
 
@@ -16,19 +17,23 @@ pub(in crate::kernels) fn attn_kernels(isa: Isa) -> Option<AttnKernels> {
             scores: scores_avx2,
             weighted_sum: weighted_sum_avx2,
             f16_to_f32: f16_to_f32_avx2,
+            scores_f16: scores_f16_avx2,
+            weighted_sum_f16: weighted_sum_f16_avx2,
         }),
         Isa::Avx512 => Some(AttnKernels {
             scores: scores_avx512,
             weighted_sum: weighted_sum_avx512,
             f16_to_f32: f16_to_f32_avx512,
+            scores_f16: scores_f16_avx512,
+            weighted_sum_f16: weighted_sum_f16_avx512,
         }),
     }
 }
 
 // SAFETY (each call of a `#[target_feature]` body below): these wrappers are only handed out
-// by `attn_kernels` for an instruction set `kernels::available_isas` detected: AVX2 and FMA
-// for `Avx2`/`AvxVnni`; for `Avx512`, AVX-512 F+BW+VL, which it lists only together with
-// AVX2 and FMA (so the AVX-512 wrappers may fall back to the AVX2 ones). They check the
+// by `attn_kernels` for an instruction set `kernels::available_isas` detected: AVX2, FMA and
+// F16C for `Avx2`/`AvxVnni`; for `Avx512`, AVX-512 F+BW+VL, which it lists only together with
+// AVX2, FMA and F16C (so the AVX-512 wrappers may fall back to the AVX2 ones). They check the
 // lengths the bodies assume.
 
 fn scores_avx2(q: &[f32], rows: &[f32], scale: f32, out: &mut [f32]) {
@@ -37,7 +42,7 @@ fn scores_avx2(q: &[f32], rows: &[f32], scale: f32, out: &mut [f32]) {
         return scores_scalar(q, rows, scale, out);
     }
     // SAFETY: see above.
-    unsafe { scores_256(q, rows, scale, out) }
+    unsafe { scores_256(q, rows, q.len(), scale, out) }
 }
 
 fn weighted_sum_avx2(w: &[f32], rows: &[f32], out: &mut [f32]) {
@@ -46,7 +51,7 @@ fn weighted_sum_avx2(w: &[f32], rows: &[f32], out: &mut [f32]) {
         return weighted_sum_scalar(w, rows, out);
     }
     // SAFETY: see above.
-    unsafe { weighted_sum_256(w, rows, out) }
+    unsafe { weighted_sum_256(w, rows, out.len(), out) }
 }
 
 fn scores_avx512(q: &[f32], rows: &[f32], scale: f32, out: &mut [f32]) {
@@ -55,7 +60,7 @@ fn scores_avx512(q: &[f32], rows: &[f32], scale: f32, out: &mut [f32]) {
         return scores_avx2(q, rows, scale, out);
     }
     // SAFETY: see above.
-    unsafe { scores_512(q, rows, scale, out) }
+    unsafe { scores_512(q, rows, q.len(), scale, out) }
 }
 
 fn weighted_sum_avx512(w: &[f32], rows: &[f32], out: &mut [f32]) {
@@ -64,7 +69,43 @@ fn weighted_sum_avx512(w: &[f32], rows: &[f32], out: &mut [f32]) {
         return weighted_sum_avx2(w, rows, out);
     }
     // SAFETY: see above.
-    unsafe { weighted_sum_512(w, rows, out) }
+    unsafe { weighted_sum_512(w, rows, out.len(), out) }
+}
+
+fn scores_f16_avx2(q: &[f32], rows: &[half::f16], stride: usize, scale: f32, out: &mut [f32]) {
+    check_strided(rows.len(), out.len(), q.len(), stride);
+    if q.is_empty() || !q.len().is_multiple_of(8) {
+        return scores_f16_scalar(q, rows, stride, scale, out);
+    }
+    // SAFETY: see above.
+    unsafe { scores_256(q, rows, stride, scale, out) }
+}
+
+fn weighted_sum_f16_avx2(w: &[f32], rows: &[half::f16], stride: usize, out: &mut [f32]) {
+    check_strided(rows.len(), w.len(), out.len(), stride);
+    if out.is_empty() || !out.len().is_multiple_of(8) {
+        return weighted_sum_f16_scalar(w, rows, stride, out);
+    }
+    // SAFETY: see above.
+    unsafe { weighted_sum_256(w, rows, stride, out) }
+}
+
+fn scores_f16_avx512(q: &[f32], rows: &[half::f16], stride: usize, scale: f32, out: &mut [f32]) {
+    check_strided(rows.len(), out.len(), q.len(), stride);
+    if q.is_empty() || !q.len().is_multiple_of(16) {
+        return scores_f16_avx2(q, rows, stride, scale, out);
+    }
+    // SAFETY: see above.
+    unsafe { scores_512(q, rows, stride, scale, out) }
+}
+
+fn weighted_sum_f16_avx512(w: &[f32], rows: &[half::f16], stride: usize, out: &mut [f32]) {
+    check_strided(rows.len(), w.len(), out.len(), stride);
+    if out.is_empty() || !out.len().is_multiple_of(16) {
+        return weighted_sum_f16_avx2(w, rows, stride, out);
+    }
+    // SAFETY: see above.
+    unsafe { weighted_sum_512(w, rows, stride, out) }
 }
 
 fn f16_to_f32_avx2(src: &[half::f16], dst: &mut [f32]) {
@@ -108,25 +149,26 @@ unsafe fn f16_to_f32_512(src: &[half::f16], dst: &mut [f32]) {
     f16_to_f32_256(&src[n..], &mut dst[n..]);
 }
 
-/// [`scores_avx2`] for `d = q.len()` a positive multiple of 8: eight rows at a time, one
+/// [`scores_avx2`] for `d = q.len()` a positive multiple of 8, rows `stride` elements apart
+/// (f32, or f16 converted as loaded: the same sums either way): eight rows at a time, one
 /// accumulator each (eight independent FMA chains, each step's slice of `q` loaded once for
 /// the eight), summed across lanes together ([`hsum8_256`]). The last group of fewer than
 /// eight rows runs the same code on its last row repeated ([`group_rows`]), so every row's
 /// score is summed in the same order wherever it sits.
-#[target_feature(enable = "avx2,fma")]
-unsafe fn scores_256(q: &[f32], rows: &[f32], scale: f32, out: &mut [f32]) {
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn scores_256<E: Load>(q: &[f32], rows: &[E], stride: usize, scale: f32, out: &mut [f32]) {
     let d = q.len();
     let qp = q.as_ptr();
     let sv = _mm256_set1_ps(scale);
     for (g, o) in out.chunks_mut(8).enumerate() {
-        let k = group_rows(rows, d, 8 * g, o.len());
+        let k = group_rows(rows, d, stride, 8 * g, o.len());
         let mut acc = [_mm256_setzero_ps(); 8];
         let mut j = 0;
-        // SAFETY: every `k[r]` starts a row of `d` floats inside `rows`; `j + 8 <= d`.
+        // SAFETY: every `k[r]` starts a row of `d` elements inside `rows`; `j + 8 <= d`.
         while j < d {
             let qv = _mm256_loadu_ps(qp.add(j));
             for (a, kr) in acc.iter_mut().zip(k) {
-                *a = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kr.add(j)), *a);
+                *a = _mm256_fmadd_ps(qv, E::load8(kr.add(j)), *a);
             }
             j += 8;
         }
@@ -134,12 +176,49 @@ unsafe fn scores_256(q: &[f32], rows: &[f32], scale: f32, out: &mut [f32]) {
     }
 }
 
-/// Pointers to the eight rows (of `d` floats) from row `r0` of `rows`, the last of the `n`
-/// (1 to 8) that exist standing in for the missing ones.
+/// Pointers to the eight rows (of `d` elements, `stride` apart) from row `r0` of `rows`, the
+/// last of the `n` (1 to 8) that exist standing in for the missing ones.
 #[inline(always)]
-fn group_rows(rows: &[f32], d: usize, r0: usize, n: usize) -> [*const f32; 8] {
-    debug_assert!((1..=8).contains(&n) && (r0 + n) * d <= rows.len());
-    std::array::from_fn(|r| rows[(r0 + r.min(n - 1)) * d..].as_ptr())
+fn group_rows<E>(rows: &[E], d: usize, stride: usize, r0: usize, n: usize) -> [*const E; 8] {
+    debug_assert!((1..=8).contains(&n) && (r0 + n - 1) * stride + d <= rows.len());
+    std::array::from_fn(|r| rows[(r0 + r.min(n - 1)) * stride..].as_ptr())
+}
+
+/// A row element the kernels load eight or sixteen at a time as f32: f32, or f16 (the KV
+/// cache's, converted exactly by `vcvtph2ps`).
+trait Load: Copy {
+    /// Eight elements at `p` as f32.
+    ///
+    /// # Safety
+    /// `p` must point to eight elements; the CPU must have AVX2 and F16C.
+    unsafe fn load8(p: *const Self) -> __m256;
+    /// Sixteen elements at `p` as f32.
+    ///
+    /// # Safety
+    /// `p` must point to sixteen elements; the CPU must have AVX-512 F.
+    unsafe fn load16(p: *const Self) -> __m512;
+}
+
+impl Load for f32 {
+    #[inline(always)]
+    unsafe fn load8(p: *const f32) -> __m256 {
+        _mm256_loadu_ps(p)
+    }
+    #[inline(always)]
+    unsafe fn load16(p: *const f32) -> __m512 {
+        _mm512_loadu_ps(p)
+    }
+}
+
+impl Load for half::f16 {
+    #[inline(always)]
+    unsafe fn load8(p: *const half::f16) -> __m256 {
+        _mm256_cvtph_ps(_mm_loadu_si128(p.cast()))
+    }
+    #[inline(always)]
+    unsafe fn load16(p: *const half::f16) -> __m512 {
+        _mm512_cvtph_ps(_mm256_loadu_si256(p.cast()))
+    }
 }
 
 /// The first `o.len()` (at most 8) lanes of `v` into `o`.
@@ -170,20 +249,22 @@ unsafe fn hsum8_256(a: &[__m256; 8]) -> __m256 {
     )
 }
 
-/// [`weighted_sum_avx2`] for `d = out.len()` a positive multiple of 8: 64 output columns at a
-/// time in eight registers across all rows, then 8 at a time.
-#[target_feature(enable = "avx2,fma")]
-unsafe fn weighted_sum_256(w: &[f32], rows: &[f32], out: &mut [f32]) {
+/// [`weighted_sum_avx2`] for `d = out.len()` a positive multiple of 8, rows `stride`
+/// elements apart (f32 or f16, as [`scores_256`]): 64 output columns at a time in eight
+/// registers across all rows, then 8 at a time.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn weighted_sum_256<E: Load>(w: &[f32], rows: &[E], stride: usize, out: &mut [f32]) {
     let d = out.len();
     let mut c0 = 0;
-    // SAFETY (pointer offsets): `r < w.len()` rows of `d` (`check_rows`), columns `< d`.
+    // SAFETY (pointer offsets): `r < w.len()` rows `stride` apart, of `d` elements inside
+    // `rows` (checked by the caller), columns `< d`.
     while c0 + 64 <= d {
         let mut acc = [_mm256_setzero_ps(); 8];
         for (r, &wr) in w.iter().enumerate() {
             let wv = _mm256_set1_ps(wr);
-            let p = rows.as_ptr().add(r * d + c0);
+            let p = rows.as_ptr().add(r * stride + c0);
             for (j, a) in acc.iter_mut().enumerate() {
-                *a = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p.add(8 * j)), *a);
+                *a = _mm256_fmadd_ps(wv, E::load8(p.add(8 * j)), *a);
             }
         }
         for (j, a) in acc.iter().enumerate() {
@@ -194,7 +275,7 @@ unsafe fn weighted_sum_256(w: &[f32], rows: &[f32], out: &mut [f32]) {
     while c0 < d {
         let mut acc = _mm256_setzero_ps();
         for (r, &wr) in w.iter().enumerate() {
-            let v = _mm256_loadu_ps(rows.as_ptr().add(r * d + c0));
+            let v = E::load8(rows.as_ptr().add(r * stride + c0));
             acc = _mm256_fmadd_ps(_mm256_set1_ps(wr), v, acc);
         }
         _mm256_storeu_ps(out.as_mut_ptr().add(c0), acc);
@@ -202,22 +283,23 @@ unsafe fn weighted_sum_256(w: &[f32], rows: &[f32], out: &mut [f32]) {
     }
 }
 
-/// [`scores_avx512`] for `d = q.len()` a positive multiple of 16: as [`scores_256`], eight
-/// rows at a time with one accumulator each, each folded to 256 bits before the lane sums.
-#[target_feature(enable = "avx512f,avx2")]
-unsafe fn scores_512(q: &[f32], rows: &[f32], scale: f32, out: &mut [f32]) {
+/// [`scores_avx512`] for `d = q.len()` a positive multiple of 16, rows `stride` elements
+/// apart: as [`scores_256`], eight rows at a time with one accumulator each, each folded to
+/// 256 bits before the lane sums.
+#[target_feature(enable = "avx512f,avx2,f16c")]
+unsafe fn scores_512<E: Load>(q: &[f32], rows: &[E], stride: usize, scale: f32, out: &mut [f32]) {
     let d = q.len();
     let qp = q.as_ptr();
     let sv = _mm256_set1_ps(scale);
     for (g, o) in out.chunks_mut(8).enumerate() {
-        let k = group_rows(rows, d, 8 * g, o.len());
+        let k = group_rows(rows, d, stride, 8 * g, o.len());
         let mut acc = [_mm512_setzero_ps(); 8];
         let mut j = 0;
-        // SAFETY: every `k[r]` starts a row of `d` floats inside `rows`; `j + 16 <= d`.
+        // SAFETY: every `k[r]` starts a row of `d` elements inside `rows`; `j + 16 <= d`.
         while j < d {
             let qv = _mm512_loadu_ps(qp.add(j));
             for (a, kr) in acc.iter_mut().zip(k) {
-                *a = _mm512_fmadd_ps(qv, _mm512_loadu_ps(kr.add(j)), *a);
+                *a = _mm512_fmadd_ps(qv, E::load16(kr.add(j)), *a);
             }
             j += 16;
         }
@@ -232,49 +314,52 @@ unsafe fn scores_512(q: &[f32], rows: &[f32], scale: f32, out: &mut [f32]) {
     }
 }
 
-/// [`weighted_sum_avx512`] for `d = out.len()` a positive multiple of 16: 128 output columns
-/// (a whole head of the Llama models) at a time in eight registers across all rows, then the
-/// rest (64 columns for SmolLM2's heads) in as many registers, so that every row issues
-/// independent FMAs rather than one chain per 16 columns. Each column sums its rows in order.
-#[target_feature(enable = "avx512f")]
-unsafe fn weighted_sum_512(w: &[f32], rows: &[f32], out: &mut [f32]) {
+/// [`weighted_sum_avx512`] for `d = out.len()` a positive multiple of 16, rows `stride`
+/// elements apart: 128 output columns (a whole head of the Llama models) at a time in eight
+/// registers across all rows, then the rest (64 columns for SmolLM2's heads) in as many
+/// registers, so that every row issues independent FMAs rather than one chain per 16 columns.
+/// Each column sums its rows in order.
+#[target_feature(enable = "avx512f,f16c")]
+unsafe fn weighted_sum_512<E: Load>(w: &[f32], rows: &[E], stride: usize, out: &mut [f32]) {
     let d = out.len();
     let mut c0 = 0;
     while c0 + 128 <= d {
-        weighted_sum_cols_512::<8>(w, rows, d, c0, out);
+        weighted_sum_cols_512::<E, 8>(w, rows, stride, c0, out);
         c0 += 128;
     }
     match (d - c0) / 16 {
         0 => {}
-        1 => weighted_sum_cols_512::<1>(w, rows, d, c0, out),
-        2 => weighted_sum_cols_512::<2>(w, rows, d, c0, out),
-        3 => weighted_sum_cols_512::<3>(w, rows, d, c0, out),
-        4 => weighted_sum_cols_512::<4>(w, rows, d, c0, out),
-        5 => weighted_sum_cols_512::<5>(w, rows, d, c0, out),
-        6 => weighted_sum_cols_512::<6>(w, rows, d, c0, out),
-        _ => weighted_sum_cols_512::<7>(w, rows, d, c0, out),
+        1 => weighted_sum_cols_512::<E, 1>(w, rows, stride, c0, out),
+        2 => weighted_sum_cols_512::<E, 2>(w, rows, stride, c0, out),
+        3 => weighted_sum_cols_512::<E, 3>(w, rows, stride, c0, out),
+        4 => weighted_sum_cols_512::<E, 4>(w, rows, stride, c0, out),
+        5 => weighted_sum_cols_512::<E, 5>(w, rows, stride, c0, out),
+        6 => weighted_sum_cols_512::<E, 6>(w, rows, stride, c0, out),
+        _ => weighted_sum_cols_512::<E, 7>(w, rows, stride, c0, out),
     }
 }
 
 /// Columns `c0..c0 + 16·N` of [`weighted_sum_512`], in `N` registers across all rows.
 #[inline]
-#[target_feature(enable = "avx512f")]
-unsafe fn weighted_sum_cols_512<const N: usize>(
+#[target_feature(enable = "avx512f,f16c")]
+unsafe fn weighted_sum_cols_512<E: Load, const N: usize>(
     w: &[f32],
-    rows: &[f32],
-    d: usize,
+    rows: &[E],
+    stride: usize,
     c0: usize,
     out: &mut [f32],
 ) {
-    debug_assert!(c0 + 16 * N <= d && out.len() == d && rows.len() == w.len() * d);
+    let d = out.len();
+    debug_assert!(c0 + 16 * N <= d);
+    debug_assert!(w.is_empty() || (w.len() - 1) * stride + d <= rows.len());
     let mut acc = [_mm512_setzero_ps(); N];
-    // SAFETY (pointer offsets): `r < w.len()` rows of `d` (`check_rows`), columns
-    // `c0 + 16·N <= d`.
+    // SAFETY (pointer offsets): `r < w.len()` rows `stride` apart, of `d` elements inside
+    // `rows` (checked by the caller), columns `c0 + 16·N <= d`.
     for (r, &wr) in w.iter().enumerate() {
         let wv = _mm512_set1_ps(wr);
-        let p = rows.as_ptr().add(r * d + c0);
+        let p = rows.as_ptr().add(r * stride + c0);
         for (j, a) in acc.iter_mut().enumerate() {
-            *a = _mm512_fmadd_ps(wv, _mm512_loadu_ps(p.add(16 * j)), *a);
+            *a = _mm512_fmadd_ps(wv, E::load16(p.add(16 * j)), *a);
         }
     }
     for (j, a) in acc.iter().enumerate() {
