@@ -287,7 +287,7 @@ const SB_CHUNK: usize = 4;
 
 /// Runs `run(super-blocks)` over the `nb` super-blocks in chunks of `chunk`.
 #[inline(always)]
-fn sb_chunks(nb: usize, chunk: usize, mut run: impl FnMut(std::ops::Range<usize>)) {
+pub(super) fn sb_chunks(nb: usize, chunk: usize, mut run: impl FnMut(std::ops::Range<usize>)) {
     for b0 in (0..nb).step_by(chunk) {
         run(b0..(b0 + chunk).min(nb));
     }
