@@ -167,25 +167,22 @@ impl KvCache {
         (h * self.n_slots + pos % self.n_slots) * self.head_dim
     }
 
-    /// Reads the key of position `pos` in `layer` at `offset` within the position's values
-    /// (`offset = h·head_dim` for kv head `h`; `dst` within one head).
-    pub fn key(&self, layer: usize, pos: usize, offset: usize, dst: &mut [f32]) {
-        let (h, within) = (offset / self.head_dim, offset % self.head_dim);
-        debug_assert!(within + dst.len() <= self.head_dim);
-        self.k[layer].read(self.at(h, pos) + within, dst);
+    /// Reads the key of kv head `h` at position `pos` in `layer` (`dst.len()` = head dim).
+    pub fn key(&self, layer: usize, pos: usize, h: usize, dst: &mut [f32]) {
+        debug_assert_eq!(dst.len(), self.head_dim);
+        self.k[layer].read(self.at(h, pos), dst);
     }
 
-    /// Reads the value of position `pos` in `layer` at `offset`, as [`KvCache::key`].
-    pub fn value(&self, layer: usize, pos: usize, offset: usize, dst: &mut [f32]) {
-        let (h, within) = (offset / self.head_dim, offset % self.head_dim);
-        debug_assert!(within + dst.len() <= self.head_dim);
-        self.v[layer].read(self.at(h, pos) + within, dst);
+    /// Reads the value of kv head `h` at position `pos` in `layer`, as [`KvCache::key`].
+    pub fn value(&self, layer: usize, pos: usize, h: usize, dst: &mut [f32]) {
+        debug_assert_eq!(dst.len(), self.head_dim);
+        self.v[layer].read(self.at(h, pos), dst);
     }
 
     /// The f16 keys and values of kv head `h` of `layer` for positions `lo..=hi` (`lo <=
-    /// hi`), as stored: one run of rows of `head_dim` values, one per position. `None` for an
-    /// f32 cache, or where the positions' slots wrap around the rolling buffer (they are not
-    /// one run).
+    /// hi`), as stored: rows of `head_dim` values, one per position, back to back. `None` for
+    /// an f32 cache, or where the positions' slots wrap around the rolling buffer (they are
+    /// not one run).
     pub fn f16_rows(
         &self,
         layer: usize,
@@ -210,25 +207,33 @@ impl KvCache {
 mod tests {
     use super::*;
 
-    /// `f16_rows` gives the stored rows of a run of positions from the head's offset, and
-    /// nothing where the rolling buffer wraps or the cache is f32.
+    /// `f16_rows` gives one head's stored rows of a run of positions, back to back, and
+    /// nothing where the rolling buffer wraps or the cache is f32; `key` and `value` read the
+    /// same rows.
     #[test]
     fn f16_rows_are_one_run_or_none() {
-        // Window 4, batches of 2: 6 slots of 3 values.
-        let mut c = KvCache::new(KvType::F16, 1, 1, 3, 100, Some(4), 2).unwrap();
+        // Window 4, batches of 2: 6 slots; two heads of 3 values.
+        let mut c = KvCache::new(KvType::F16, 1, 2, 3, 100, Some(4), 2).unwrap();
         for p in 0..8 {
-            let k = [p as f32, 10.0 + p as f32, 20.0 + p as f32];
+            let k: [f32; 6] = std::array::from_fn(|i| (10 * i + p) as f32);
             c.store(0, p, &k, &k.map(|x| -x));
         }
-        let (k, v) = c.f16_rows(0, 2, 5, 0).unwrap();
-        assert_eq!(k.len(), 4 * 3);
-        let got: Vec<f32> = k.iter().skip(1).step_by(3).map(|h| h.to_f32()).collect();
-        assert_eq!(got, [12.0, 13.0, 14.0, 15.0]);
-        assert_eq!(v[4].to_f32(), -13.0);
+        let (k, v) = c.f16_rows(0, 2, 5, 1).unwrap();
+        let got: Vec<f32> = k.iter().map(|h| h.to_f32()).collect();
+        let want: Vec<f32> = (2..=5)
+            .flat_map(|p| [30 + p, 40 + p, 50 + p].map(|x| x as f32))
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(v[4].to_f32(), -43.0);
+        let mut row = [0f32; 3];
+        c.value(0, 3, 1, &mut row);
+        assert_eq!(row, [-33.0, -43.0, -53.0]);
+        c.key(0, 3, 0, &mut row);
+        assert_eq!(row, [3.0, 13.0, 23.0]);
         // Positions 4..=7 sit in slots 4, 5, 0, 1.
         assert!(c.f16_rows(0, 4, 7, 0).is_none());
         assert!(c.f16_rows(0, 6, 7, 0).is_some());
-        let f = KvCache::new(KvType::F32, 1, 1, 3, 100, None, 2).unwrap();
+        let f = KvCache::new(KvType::F32, 1, 2, 3, 100, None, 2).unwrap();
         assert!(f.f16_rows(0, 0, 3, 0).is_none());
     }
 }

@@ -1,7 +1,7 @@
-//! The f32 kernels of attention, over one kv head's keys or values held as rows of `d` floats
-//! (converted once from the f16 cache by the caller, [`F16ToF32Fn`]): the scores of one query
-//! against many keys, and the weighted sum of many value rows. Chosen per [`Isa`] like the dot products;
-//! the SIMD weighted sums keep the output in registers across all value rows (a whole
+//! The kernels of attention, over one kv head's keys or values held as rows of `d` values
+//! (f32, converted once from the f16 cache by the caller with [`F16ToF32Fn`], or the f16 rows
+//! themselves): the scores of one query against many keys, and the weighted sum of many value
+//! rows. Chosen per [`Isa`] like the dot products; the SIMD weighted sums keep the output in registers across all value rows (a whole
 //! 128-float head with AVX-512, 64 columns at a time with AVX2), where the scalar one (which
 //! the compiler vectorizes only to the x86-64 baseline, SSE2) loads and stores it once per row.
 
@@ -21,16 +21,14 @@ pub type WeightedSumFn = fn(w: &[f32], rows: &[f32], out: &mut [f32]);
 /// every layer, per token.
 pub type F16ToF32Fn = fn(src: &[half::f16], dst: &mut [f32]);
 
-/// [`ScoresFn`] over rows read straight from the f16 KV cache: row `r` is
-/// `rows[r·stride..r·stride + q.len()]` (`stride >= q.len()`, the cache's values per
-/// position), converted exactly as it is loaded. Its results have the bits of [`ScoresFn`] on
-/// the rows converted first ([`F16ToF32Fn`]), without writing the f32 copy.
-pub type ScoresF16Fn =
-    fn(q: &[f32], rows: &[half::f16], stride: usize, scale: f32, out: &mut [f32]);
+/// [`ScoresFn`] over rows read straight from the f16 KV cache, each value converted exactly
+/// as it is loaded. Its results have the bits of [`ScoresFn`] on the rows converted first
+/// ([`F16ToF32Fn`]), without writing the f32 copy.
+pub type ScoresF16Fn = fn(q: &[f32], rows: &[half::f16], scale: f32, out: &mut [f32]);
 
-/// [`WeightedSumFn`] over rows read straight from the f16 KV cache, `stride` apart as in
-/// [`ScoresF16Fn`], with the bits of [`WeightedSumFn`] on the converted rows.
-pub type WeightedSumF16Fn = fn(w: &[f32], rows: &[half::f16], stride: usize, out: &mut [f32]);
+/// [`WeightedSumFn`] over rows read straight from the f16 KV cache, with the bits of
+/// [`WeightedSumFn`] on the converted rows.
+pub type WeightedSumF16Fn = fn(w: &[f32], rows: &[half::f16], out: &mut [f32]);
 
 /// The attention kernels of one instruction set.
 #[derive(Clone, Copy, Debug)]
@@ -77,27 +75,13 @@ pub fn attn_kernels() -> AttnKernels {
     *K.get_or_init(|| attn_kernels_for(isa()))
 }
 
-/// Panics unless `rows` holds exactly `n` rows of `d` floats (a caller's bug, not bad input).
+/// Panics unless `rows` holds exactly `n` rows of `d` values (a caller's bug, not bad input).
 #[inline]
-pub(crate) fn check_rows(rows: &[f32], n: usize, d: usize) {
+pub(crate) fn check_rows<T>(rows: &[T], n: usize, d: usize) {
     assert_eq!(
         Some(rows.len()),
         n.checked_mul(d),
-        "attention kernel: {n} rows of {d} floats"
-    );
-}
-
-/// Panics unless `rows` (`len` elements) holds `n` rows of `d` elements `stride` apart, with
-/// `stride >= d` (a caller's bug, not bad input).
-#[inline]
-pub(crate) fn check_strided(len: usize, n: usize, d: usize, stride: usize) {
-    let need = match n {
-        0 => Some(0),
-        _ => (n - 1).checked_mul(stride).and_then(|x| x.checked_add(d)),
-    };
-    assert!(
-        stride >= d && need.is_some_and(|need| need <= len),
-        "attention kernel: {n} rows of {d} values, {stride} apart, in {len}"
+        "attention kernel: {n} rows of {d} values"
     );
 }
 
@@ -130,33 +114,29 @@ pub fn weighted_sum_scalar(w: &[f32], rows: &[f32], out: &mut [f32]) {
 }
 
 /// The scalar [`ScoresF16Fn`]: [`scores_scalar`]'s sums on each element converted as read.
-pub fn scores_f16_scalar(
-    q: &[f32],
-    rows: &[half::f16],
-    stride: usize,
-    scale: f32,
-    out: &mut [f32],
-) {
+pub fn scores_f16_scalar(q: &[f32], rows: &[half::f16], scale: f32, out: &mut [f32]) {
     let d = q.len();
-    check_strided(rows.len(), out.len(), d, stride);
+    check_rows(rows, out.len(), d);
     if d == 0 {
         out.fill(0.0);
         return;
     }
-    for (r, o) in out.iter_mut().enumerate() {
-        let k = &rows[r * stride..r * stride + d];
+    for (o, k) in out.iter_mut().zip(rows.chunks_exact(d)) {
         *o = crate::matmul::dot_with(q, k, |h| h.to_f32()) * scale;
     }
 }
 
 /// The scalar [`WeightedSumF16Fn`]: [`weighted_sum_scalar`]'s sums on each element converted
 /// as read.
-pub fn weighted_sum_f16_scalar(w: &[f32], rows: &[half::f16], stride: usize, out: &mut [f32]) {
+pub fn weighted_sum_f16_scalar(w: &[f32], rows: &[half::f16], out: &mut [f32]) {
     let d = out.len();
-    check_strided(rows.len(), w.len(), d, stride);
+    check_rows(rows, w.len(), d);
     out.fill(0.0);
-    for (r, &wr) in w.iter().enumerate() {
-        for (o, x) in out.iter_mut().zip(&rows[r * stride..r * stride + d]) {
+    if d == 0 {
+        return;
+    }
+    for (&wr, v) in w.iter().zip(rows.chunks_exact(d)) {
+        for (o, x) in out.iter_mut().zip(v) {
             *o += wr * x.to_f32();
         }
     }
@@ -261,33 +241,29 @@ mod tests {
     }
 
     /// The f16 kernels have the bits of the f32 ones on the converted rows, on every
-    /// instruction set, with rows packed and strided (a head of a wider cache row).
+    /// instruction set.
     #[test]
     fn f16_kernels_equal_f32_kernels_on_converted_rows() {
         let mut rng = ChaCha8Rng::seed_from_u64(9);
         for &isa in available_isas() {
             let k = attn_kernels_for(isa);
             for d in [1usize, 8, 16, 24, 64, 128, 144] {
-                for (n, extra) in [(0usize, 0usize), (1, 0), (5, 3), (13, 0), (77, 64)] {
-                    let stride = d + extra;
-                    let len = if n == 0 { 0 } else { (n - 1) * stride + d };
-                    let rows: Vec<half::f16> = (0..len)
+                for n in [0usize, 1, 5, 13, 77] {
+                    let rows: Vec<half::f16> = (0..n * d)
                         .map(|_| half::f16::from_f32(rng.gen_range(-2.0..2.0)))
                         .collect();
-                    let packed: Vec<f32> = (0..n)
-                        .flat_map(|r| rows[r * stride..r * stride + d].iter().map(|h| h.to_f32()))
-                        .collect();
+                    let converted: Vec<f32> = rows.iter().map(|h| h.to_f32()).collect();
                     let q: Vec<f32> = (0..d).map(|_| rng.gen_range(-2.0..2.0)).collect();
                     let w: Vec<f32> = (0..n).map(|_| rng.gen_range(0.0..1.0)).collect();
                     let (mut got, mut want) = (vec![f32::NAN; n], vec![f32::NAN; n]);
-                    (k.scores_f16)(&q, &rows, stride, 0.3, &mut got);
-                    (k.scores)(&q, &packed, 0.3, &mut want);
+                    (k.scores_f16)(&q, &rows, 0.3, &mut got);
+                    (k.scores)(&q, &converted, 0.3, &mut want);
                     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                    assert_eq!(bits(&got), bits(&want), "{isa} scores d={d} n={n} +{extra}");
+                    assert_eq!(bits(&got), bits(&want), "{isa} scores d={d} n={n}");
                     let (mut got, mut want) = (vec![f32::NAN; d], vec![f32::NAN; d]);
-                    (k.weighted_sum_f16)(&w, &rows, stride, &mut got);
-                    (k.weighted_sum)(&w, &packed, &mut want);
-                    assert_eq!(bits(&got), bits(&want), "{isa} sum d={d} n={n} +{extra}");
+                    (k.weighted_sum_f16)(&w, &rows, &mut got);
+                    (k.weighted_sum)(&w, &converted, &mut want);
+                    assert_eq!(bits(&got), bits(&want), "{isa} sum d={d} n={n}");
                 }
             }
         }
@@ -295,9 +271,9 @@ mod tests {
 
     #[test]
     #[should_panic(expected = "attention kernel")]
-    fn short_strided_rows_panic() {
-        let rows = vec![half::f16::ZERO; 2 * 16 + 7];
-        scores_f16_scalar(&[1.0; 8], &rows, 16, 1.0, &mut [0.0; 3]);
+    fn short_f16_rows_panic() {
+        let rows = vec![half::f16::ZERO; 2 * 8 + 7];
+        scores_f16_scalar(&[1.0; 8], &rows, 1.0, &mut [0.0; 3]);
     }
 
     #[test]

@@ -260,21 +260,19 @@ fn attention(
                 // Positions the chunk's queries attend to: from the first one's window start
                 // to the last one's position (later queries' windows start no earlier).
                 let (lo0, hi) = (first(pos0 + i0), pos0 + i1 - 1);
-                let off = g * hd;
                 if i1 - i0 == 1 {
                     // One query token (decoding): its heads read the f16 cache directly,
                     // with the bits of the converted copy and without writing it.
                     if let Some((k16, v16)) = cache.f16_rows(layer, lo0, hi, g) {
-                        let stride = hd;
                         scores.resize(hi + 1 - lo0, 0.0);
                         for h in g * group..(g + 1) * group {
                             let idx = i0 * n_head + h;
                             let qh = &q[idx * hd..(idx + 1) * hd];
-                            (kern.scores_f16)(qh, k16, stride, scale, scores);
+                            (kern.scores_f16)(qh, k16, scale, scores);
                             softmax(scores);
                             // SAFETY: as below.
                             let out = unsafe { rows.part(idx * hd..(idx + 1) * hd) };
-                            (kern.weighted_sum_f16)(scores, v16, stride, out);
+                            (kern.weighted_sum_f16)(scores, v16, out);
                         }
                         return;
                     }
@@ -283,8 +281,8 @@ fn attention(
                 keys.resize(len * hd, 0.0);
                 vals.resize(len * hd, 0.0);
                 for (r, p) in (lo0..=hi).enumerate() {
-                    cache.key(layer, p, off, &mut keys[r * hd..(r + 1) * hd]);
-                    cache.value(layer, p, off, &mut vals[r * hd..(r + 1) * hd]);
+                    cache.key(layer, p, g, &mut keys[r * hd..(r + 1) * hd]);
+                    cache.value(layer, p, g, &mut vals[r * hd..(r + 1) * hd]);
                 }
                 for i in i0..i1 {
                     let pos = pos0 + i;

@@ -4,8 +4,8 @@
 use std::arch::x86_64::*;
 
 use super::super::attn::{
-    check_rows, check_strided, f16_to_f32_scalar, scores_f16_scalar, scores_scalar,
-    weighted_sum_f16_scalar, weighted_sum_scalar, AttnKernels,
+    check_rows, f16_to_f32_scalar, scores_f16_scalar, scores_scalar, weighted_sum_f16_scalar,
+    weighted_sum_scalar, AttnKernels,
 };
 use super::super::Isa;
 
@@ -42,7 +42,7 @@ fn scores_avx2(q: &[f32], rows: &[f32], scale: f32, out: &mut [f32]) {
         return scores_scalar(q, rows, scale, out);
     }
     // SAFETY: see above.
-    unsafe { scores_256(q, rows, q.len(), scale, out) }
+    unsafe { scores_256(q, rows, scale, out) }
 }
 
 fn weighted_sum_avx2(w: &[f32], rows: &[f32], out: &mut [f32]) {
@@ -51,7 +51,7 @@ fn weighted_sum_avx2(w: &[f32], rows: &[f32], out: &mut [f32]) {
         return weighted_sum_scalar(w, rows, out);
     }
     // SAFETY: see above.
-    unsafe { weighted_sum_256(w, rows, out.len(), out) }
+    unsafe { weighted_sum_256(w, rows, out) }
 }
 
 fn scores_avx512(q: &[f32], rows: &[f32], scale: f32, out: &mut [f32]) {
@@ -60,7 +60,7 @@ fn scores_avx512(q: &[f32], rows: &[f32], scale: f32, out: &mut [f32]) {
         return scores_avx2(q, rows, scale, out);
     }
     // SAFETY: see above.
-    unsafe { scores_512(q, rows, q.len(), scale, out) }
+    unsafe { scores_512(q, rows, scale, out) }
 }
 
 fn weighted_sum_avx512(w: &[f32], rows: &[f32], out: &mut [f32]) {
@@ -69,43 +69,43 @@ fn weighted_sum_avx512(w: &[f32], rows: &[f32], out: &mut [f32]) {
         return weighted_sum_avx2(w, rows, out);
     }
     // SAFETY: see above.
-    unsafe { weighted_sum_512(w, rows, out.len(), out) }
+    unsafe { weighted_sum_512(w, rows, out) }
 }
 
-fn scores_f16_avx2(q: &[f32], rows: &[half::f16], stride: usize, scale: f32, out: &mut [f32]) {
-    check_strided(rows.len(), out.len(), q.len(), stride);
+fn scores_f16_avx2(q: &[f32], rows: &[half::f16], scale: f32, out: &mut [f32]) {
+    check_rows(rows, out.len(), q.len());
     if q.is_empty() || !q.len().is_multiple_of(8) {
-        return scores_f16_scalar(q, rows, stride, scale, out);
+        return scores_f16_scalar(q, rows, scale, out);
     }
     // SAFETY: see above.
-    unsafe { scores_256(q, rows, stride, scale, out) }
+    unsafe { scores_256(q, rows, scale, out) }
 }
 
-fn weighted_sum_f16_avx2(w: &[f32], rows: &[half::f16], stride: usize, out: &mut [f32]) {
-    check_strided(rows.len(), w.len(), out.len(), stride);
+fn weighted_sum_f16_avx2(w: &[f32], rows: &[half::f16], out: &mut [f32]) {
+    check_rows(rows, w.len(), out.len());
     if out.is_empty() || !out.len().is_multiple_of(8) {
-        return weighted_sum_f16_scalar(w, rows, stride, out);
+        return weighted_sum_f16_scalar(w, rows, out);
     }
     // SAFETY: see above.
-    unsafe { weighted_sum_256(w, rows, stride, out) }
+    unsafe { weighted_sum_256(w, rows, out) }
 }
 
-fn scores_f16_avx512(q: &[f32], rows: &[half::f16], stride: usize, scale: f32, out: &mut [f32]) {
-    check_strided(rows.len(), out.len(), q.len(), stride);
+fn scores_f16_avx512(q: &[f32], rows: &[half::f16], scale: f32, out: &mut [f32]) {
+    check_rows(rows, out.len(), q.len());
     if q.is_empty() || !q.len().is_multiple_of(16) {
-        return scores_f16_avx2(q, rows, stride, scale, out);
+        return scores_f16_avx2(q, rows, scale, out);
     }
     // SAFETY: see above.
-    unsafe { scores_512(q, rows, stride, scale, out) }
+    unsafe { scores_512(q, rows, scale, out) }
 }
 
-fn weighted_sum_f16_avx512(w: &[f32], rows: &[half::f16], stride: usize, out: &mut [f32]) {
-    check_strided(rows.len(), w.len(), out.len(), stride);
+fn weighted_sum_f16_avx512(w: &[f32], rows: &[half::f16], out: &mut [f32]) {
+    check_rows(rows, w.len(), out.len());
     if out.is_empty() || !out.len().is_multiple_of(16) {
-        return weighted_sum_f16_avx2(w, rows, stride, out);
+        return weighted_sum_f16_avx2(w, rows, out);
     }
     // SAFETY: see above.
-    unsafe { weighted_sum_512(w, rows, stride, out) }
+    unsafe { weighted_sum_512(w, rows, out) }
 }
 
 fn f16_to_f32_avx2(src: &[half::f16], dst: &mut [f32]) {
@@ -149,19 +149,19 @@ unsafe fn f16_to_f32_512(src: &[half::f16], dst: &mut [f32]) {
     f16_to_f32_256(&src[n..], &mut dst[n..]);
 }
 
-/// [`scores_avx2`] for `d = q.len()` a positive multiple of 8, rows `stride` elements apart
-/// (f32, or f16 converted as loaded: the same sums either way): eight rows at a time, one
+/// [`scores_avx2`] for `d = q.len()` a positive multiple of 8, on rows of f32 or of f16
+/// converted as loaded (the same sums either way): eight rows at a time, one
 /// accumulator each (eight independent FMA chains, each step's slice of `q` loaded once for
 /// the eight), summed across lanes together ([`hsum8_256`]). The last group of fewer than
 /// eight rows runs the same code on its last row repeated ([`group_rows`]), so every row's
 /// score is summed in the same order wherever it sits.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn scores_256<E: Load>(q: &[f32], rows: &[E], stride: usize, scale: f32, out: &mut [f32]) {
+unsafe fn scores_256<E: Load>(q: &[f32], rows: &[E], scale: f32, out: &mut [f32]) {
     let d = q.len();
     let qp = q.as_ptr();
     let sv = _mm256_set1_ps(scale);
     for (g, o) in out.chunks_mut(8).enumerate() {
-        let k = group_rows(rows, d, stride, 8 * g, o.len());
+        let k = group_rows(rows, d, 8 * g, o.len());
         let mut acc = [_mm256_setzero_ps(); 8];
         let mut j = 0;
         // SAFETY: every `k[r]` starts a row of `d` elements inside `rows`; `j + 8 <= d`.
@@ -176,12 +176,12 @@ unsafe fn scores_256<E: Load>(q: &[f32], rows: &[E], stride: usize, scale: f32, 
     }
 }
 
-/// Pointers to the eight rows (of `d` elements, `stride` apart) from row `r0` of `rows`, the
-/// last of the `n` (1 to 8) that exist standing in for the missing ones.
+/// Pointers to the eight rows (of `d` elements) from row `r0` of `rows`, the last of the `n`
+/// (1 to 8) that exist standing in for the missing ones.
 #[inline(always)]
-fn group_rows<E>(rows: &[E], d: usize, stride: usize, r0: usize, n: usize) -> [*const E; 8] {
-    debug_assert!((1..=8).contains(&n) && (r0 + n - 1) * stride + d <= rows.len());
-    std::array::from_fn(|r| rows[(r0 + r.min(n - 1)) * stride..].as_ptr())
+fn group_rows<E>(rows: &[E], d: usize, r0: usize, n: usize) -> [*const E; 8] {
+    debug_assert!((1..=8).contains(&n) && (r0 + n) * d <= rows.len());
+    std::array::from_fn(|r| rows[(r0 + r.min(n - 1)) * d..].as_ptr())
 }
 
 /// A row element the kernels load eight or sixteen at a time as f32: f32, or f16 (the KV
@@ -249,20 +249,19 @@ unsafe fn hsum8_256(a: &[__m256; 8]) -> __m256 {
     )
 }
 
-/// [`weighted_sum_avx2`] for `d = out.len()` a positive multiple of 8, rows `stride`
-/// elements apart (f32 or f16, as [`scores_256`]): 64 output columns at a time in eight
-/// registers across all rows, then 8 at a time.
+/// [`weighted_sum_avx2`] for `d = out.len()` a positive multiple of 8, on rows of f32 or f16
+/// (as [`scores_256`]): 64 output columns at a time in eight registers across all rows, then
+/// 8 at a time.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn weighted_sum_256<E: Load>(w: &[f32], rows: &[E], stride: usize, out: &mut [f32]) {
+unsafe fn weighted_sum_256<E: Load>(w: &[f32], rows: &[E], out: &mut [f32]) {
     let d = out.len();
     let mut c0 = 0;
-    // SAFETY (pointer offsets): `r < w.len()` rows `stride` apart, of `d` elements inside
-    // `rows` (checked by the caller), columns `< d`.
+    // SAFETY (pointer offsets): `r < w.len()` rows of `d` (`check_rows`), columns `< d`.
     while c0 + 64 <= d {
         let mut acc = [_mm256_setzero_ps(); 8];
         for (r, &wr) in w.iter().enumerate() {
             let wv = _mm256_set1_ps(wr);
-            let p = rows.as_ptr().add(r * stride + c0);
+            let p = rows.as_ptr().add(r * d + c0);
             for (j, a) in acc.iter_mut().enumerate() {
                 *a = _mm256_fmadd_ps(wv, E::load8(p.add(8 * j)), *a);
             }
@@ -275,7 +274,7 @@ unsafe fn weighted_sum_256<E: Load>(w: &[f32], rows: &[E], stride: usize, out: &
     while c0 < d {
         let mut acc = _mm256_setzero_ps();
         for (r, &wr) in w.iter().enumerate() {
-            let v = E::load8(rows.as_ptr().add(r * stride + c0));
+            let v = E::load8(rows.as_ptr().add(r * d + c0));
             acc = _mm256_fmadd_ps(_mm256_set1_ps(wr), v, acc);
         }
         _mm256_storeu_ps(out.as_mut_ptr().add(c0), acc);
@@ -283,16 +282,15 @@ unsafe fn weighted_sum_256<E: Load>(w: &[f32], rows: &[E], stride: usize, out: &
     }
 }
 
-/// [`scores_avx512`] for `d = q.len()` a positive multiple of 16, rows `stride` elements
-/// apart: as [`scores_256`], eight rows at a time with one accumulator each, each folded to
-/// 256 bits before the lane sums.
+/// [`scores_avx512`] for `d = q.len()` a positive multiple of 16: as [`scores_256`], eight
+/// rows at a time with one accumulator each, each folded to 256 bits before the lane sums.
 #[target_feature(enable = "avx512f,avx2,f16c")]
-unsafe fn scores_512<E: Load>(q: &[f32], rows: &[E], stride: usize, scale: f32, out: &mut [f32]) {
+unsafe fn scores_512<E: Load>(q: &[f32], rows: &[E], scale: f32, out: &mut [f32]) {
     let d = q.len();
     let qp = q.as_ptr();
     let sv = _mm256_set1_ps(scale);
     for (g, o) in out.chunks_mut(8).enumerate() {
-        let k = group_rows(rows, d, stride, 8 * g, o.len());
+        let k = group_rows(rows, d, 8 * g, o.len());
         let mut acc = [_mm512_setzero_ps(); 8];
         let mut j = 0;
         // SAFETY: every `k[r]` starts a row of `d` elements inside `rows`; `j + 16 <= d`.
@@ -314,28 +312,27 @@ unsafe fn scores_512<E: Load>(q: &[f32], rows: &[E], stride: usize, scale: f32, 
     }
 }
 
-/// [`weighted_sum_avx512`] for `d = out.len()` a positive multiple of 16, rows `stride`
-/// elements apart: 128 output columns (a whole head of the Llama models) at a time in eight
-/// registers across all rows, then the rest (64 columns for SmolLM2's heads) in as many
-/// registers, so that every row issues independent FMAs rather than one chain per 16 columns.
-/// Each column sums its rows in order.
+/// [`weighted_sum_avx512`] for `d = out.len()` a positive multiple of 16: 128 output columns
+/// (a whole head of the Llama models) at a time in eight registers across all rows, then the
+/// rest (64 columns for SmolLM2's heads) in as many registers, so that every row issues
+/// independent FMAs rather than one chain per 16 columns. Each column sums its rows in order.
 #[target_feature(enable = "avx512f,f16c")]
-unsafe fn weighted_sum_512<E: Load>(w: &[f32], rows: &[E], stride: usize, out: &mut [f32]) {
+unsafe fn weighted_sum_512<E: Load>(w: &[f32], rows: &[E], out: &mut [f32]) {
     let d = out.len();
     let mut c0 = 0;
     while c0 + 128 <= d {
-        weighted_sum_cols_512::<E, 8>(w, rows, stride, c0, out);
+        weighted_sum_cols_512::<E, 8>(w, rows, d, c0, out);
         c0 += 128;
     }
     match (d - c0) / 16 {
         0 => {}
-        1 => weighted_sum_cols_512::<E, 1>(w, rows, stride, c0, out),
-        2 => weighted_sum_cols_512::<E, 2>(w, rows, stride, c0, out),
-        3 => weighted_sum_cols_512::<E, 3>(w, rows, stride, c0, out),
-        4 => weighted_sum_cols_512::<E, 4>(w, rows, stride, c0, out),
-        5 => weighted_sum_cols_512::<E, 5>(w, rows, stride, c0, out),
-        6 => weighted_sum_cols_512::<E, 6>(w, rows, stride, c0, out),
-        _ => weighted_sum_cols_512::<E, 7>(w, rows, stride, c0, out),
+        1 => weighted_sum_cols_512::<E, 1>(w, rows, d, c0, out),
+        2 => weighted_sum_cols_512::<E, 2>(w, rows, d, c0, out),
+        3 => weighted_sum_cols_512::<E, 3>(w, rows, d, c0, out),
+        4 => weighted_sum_cols_512::<E, 4>(w, rows, d, c0, out),
+        5 => weighted_sum_cols_512::<E, 5>(w, rows, d, c0, out),
+        6 => weighted_sum_cols_512::<E, 6>(w, rows, d, c0, out),
+        _ => weighted_sum_cols_512::<E, 7>(w, rows, d, c0, out),
     }
 }
 
@@ -345,19 +342,17 @@ unsafe fn weighted_sum_512<E: Load>(w: &[f32], rows: &[E], stride: usize, out: &
 unsafe fn weighted_sum_cols_512<E: Load, const N: usize>(
     w: &[f32],
     rows: &[E],
-    stride: usize,
+    d: usize,
     c0: usize,
     out: &mut [f32],
 ) {
-    let d = out.len();
-    debug_assert!(c0 + 16 * N <= d);
-    debug_assert!(w.is_empty() || (w.len() - 1) * stride + d <= rows.len());
+    debug_assert!(c0 + 16 * N <= d && out.len() == d && rows.len() == w.len() * d);
     let mut acc = [_mm512_setzero_ps(); N];
-    // SAFETY (pointer offsets): `r < w.len()` rows `stride` apart, of `d` elements inside
-    // `rows` (checked by the caller), columns `c0 + 16·N <= d`.
+    // SAFETY (pointer offsets): `r < w.len()` rows of `d` (`check_rows`), columns
+    // `c0 + 16·N <= d`.
     for (r, &wr) in w.iter().enumerate() {
         let wv = _mm512_set1_ps(wr);
-        let p = rows.as_ptr().add(r * stride + c0);
+        let p = rows.as_ptr().add(r * d + c0);
         for (j, a) in acc.iter_mut().enumerate() {
             *a = _mm512_fmadd_ps(wv, E::load16(p.add(16 * j)), *a);
         }
