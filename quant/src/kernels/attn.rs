@@ -1,9 +1,12 @@
 //! The kernels of attention, over one kv head's keys or values held as rows of `d` values
 //! (f32, converted once from the f16 cache by the caller with [`F16ToF32Fn`], or the f16 rows
 //! themselves): the scores of one query against many keys, and the weighted sum of many value
-//! rows. Chosen per [`Isa`] like the dot products; the SIMD weighted sums keep the output in registers across all value rows (a whole
-//! 128-float head with AVX-512, 64 columns at a time with AVX2), where the scalar one (which
-//! the compiler vectorizes only to the x86-64 baseline, SSE2) loads and stores it once per row.
+//! rows; and for prefill, the same for a few queries at once (a token's heads that share the
+//! kv head) over keys in a blocked transposed layout ([`ScoresTFn`], [`WeightedSumManyFn`]).
+//! Chosen per [`Isa`] like the dot products; the SIMD weighted sums keep the output in
+//! registers across all value rows (a whole 128-float head with AVX-512, 64 columns at a time
+//! with AVX2), where the scalar one (which the compiler vectorizes only to the x86-64
+//! baseline, SSE2) loads and stores it once per row.
 
 use std::sync::OnceLock;
 
@@ -30,6 +33,25 @@ pub type ScoresF16Fn = fn(q: &[f32], rows: &[half::f16], scale: f32, out: &mut [
 /// [`WeightedSumFn`] on the converted rows.
 pub type WeightedSumF16Fn = fn(w: &[f32], rows: &[half::f16], out: &mut [f32]);
 
+/// Keys per block of the transposed key layout that [`ScoresTFn`] reads: block `b` holds
+/// keys `8b..8b + 8` as `d` groups of eight, `kt[(b·d + j)·8 + r]` = element `j` of key
+/// `8b + r` (write it with [`transpose_keys`]). One query element times one group is then a
+/// vector multiply-add, and a block's eight scores come out of the registers in order, with
+/// no sum across lanes.
+pub const KEY_BLOCK: usize = 8;
+
+/// `out[i·s + r] = scale · (q[i] · key r)` for the `nq` queries of `d` floats in `q` (one
+/// after the other: a token's heads that share a kv head) and the `8·nb` keys of `kt` (`nb`
+/// blocks of [`KEY_BLOCK`] in its transposed layout), `s = 8·nb`. Prefill attention: each key
+/// is loaded once for all the queries (and each query element once per eight keys), where
+/// [`ScoresFn`] loads both once per product.
+pub type ScoresTFn = fn(q: &[f32], nq: usize, kt: &[f32], scale: f32, out: &mut [f32]);
+
+/// `out[i] = Σ_r w[i·stride + r] · rows[r]` for the `nq` queries (`out` holds `nq` rows of
+/// `d`; `rows` holds `n` rows of `d`; query `i`'s `n` weights start at `w[i·stride]`). Each
+/// value row is loaded once for all the queries.
+pub type WeightedSumManyFn = fn(w: &[f32], stride: usize, nq: usize, rows: &[f32], out: &mut [f32]);
+
 /// The attention kernels of one instruction set.
 #[derive(Clone, Copy, Debug)]
 pub struct AttnKernels {
@@ -43,6 +65,10 @@ pub struct AttnKernels {
     pub scores_f16: ScoresF16Fn,
     /// See [`WeightedSumF16Fn`].
     pub weighted_sum_f16: WeightedSumF16Fn,
+    /// See [`ScoresTFn`].
+    pub scores_t: ScoresTFn,
+    /// See [`WeightedSumManyFn`].
+    pub weighted_sum_many: WeightedSumManyFn,
 }
 
 /// The portable kernels.
@@ -52,6 +78,8 @@ pub const SCALAR: AttnKernels = AttnKernels {
     f16_to_f32: f16_to_f32_scalar,
     scores_f16: scores_f16_scalar,
     weighted_sum_f16: weighted_sum_f16_scalar,
+    scores_t: scores_t_scalar,
+    weighted_sum_many: weighted_sum_many_scalar,
 };
 
 /// The kernels for `isa` (the scalar ones for an `isa` this CPU lacks).
@@ -142,6 +170,119 @@ pub fn weighted_sum_f16_scalar(w: &[f32], rows: &[half::f16], out: &mut [f32]) {
     }
 }
 
+/// Writes the `n = keys.len() / d` rows of `d` floats in `keys` into `kt` in the layout of
+/// [`ScoresTFn`] (`kt.len()` must be `d · 8 · ⌈n / 8⌉`); the missing keys of the last block are
+/// zero.
+pub fn transpose_keys(keys: &[f32], d: usize, kt: &mut [f32]) {
+    assert!(
+        d > 0 && keys.len().is_multiple_of(d),
+        "attention kernel: keys of {d}"
+    );
+    let n = keys.len() / d;
+    assert_eq!(
+        kt.len(),
+        n.div_ceil(KEY_BLOCK) * KEY_BLOCK * d,
+        "attention kernel: transposed keys"
+    );
+    for (b, blk) in kt.chunks_exact_mut(KEY_BLOCK * d).enumerate() {
+        for r in 0..KEY_BLOCK {
+            match keys.chunks_exact(d).nth(b * KEY_BLOCK + r) {
+                Some(key) => {
+                    for (j, &x) in key.iter().enumerate() {
+                        blk[j * KEY_BLOCK + r] = x;
+                    }
+                }
+                None => {
+                    for j in 0..d {
+                        blk[j * KEY_BLOCK + r] = 0.0;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The shapes of a [`ScoresTFn`] call: `(d, nb)`. Panics on inconsistent lengths (a
+/// caller's bug, not bad input).
+#[inline]
+pub(crate) fn check_t(q: &[f32], nq: usize, kt: &[f32], out: &[f32]) -> (usize, usize) {
+    assert!(
+        nq > 0 && q.len().is_multiple_of(nq),
+        "attention kernel: {nq} queries"
+    );
+    let d = q.len() / nq;
+    assert!(d > 0, "attention kernel: empty queries");
+    assert!(
+        kt.len().is_multiple_of(KEY_BLOCK * d),
+        "attention kernel: transposed keys of {d}"
+    );
+    let nb = kt.len() / (KEY_BLOCK * d);
+    check_rows(out, nq, KEY_BLOCK * nb);
+    (d, nb)
+}
+
+/// The shapes of a [`WeightedSumManyFn`] call: `(d, n)`. Panics on inconsistent lengths.
+#[inline]
+pub(crate) fn check_many(
+    w: &[f32],
+    stride: usize,
+    nq: usize,
+    rows: &[f32],
+    out: &[f32],
+) -> (usize, usize) {
+    assert!(
+        nq > 0 && out.len().is_multiple_of(nq),
+        "attention kernel: {nq} outputs"
+    );
+    let d = out.len() / nq;
+    assert!(
+        d > 0 && rows.len().is_multiple_of(d),
+        "attention kernel: rows of {d}"
+    );
+    let n = rows.len() / d;
+    assert!(
+        stride >= n && w.len() >= (nq - 1) * stride + n,
+        "attention kernel: {nq} weight rows of {n}, {stride} apart"
+    );
+    (d, n)
+}
+
+/// The scalar [`ScoresTFn`]: each score summed in order of the elements (eight keys side by
+/// side, which the compiler vectorizes).
+pub fn scores_t_scalar(q: &[f32], nq: usize, kt: &[f32], scale: f32, out: &mut [f32]) {
+    let (d, nb) = check_t(q, nq, kt, out);
+    for (qi, o) in q.chunks_exact(d).zip(out.chunks_exact_mut(KEY_BLOCK * nb)) {
+        for (blk, o) in kt
+            .chunks_exact(KEY_BLOCK * d)
+            .zip(o.chunks_exact_mut(KEY_BLOCK))
+        {
+            let mut acc = [0f32; KEY_BLOCK];
+            for (&x, k) in qi.iter().zip(blk.chunks_exact(KEY_BLOCK)) {
+                for (a, &k) in acc.iter_mut().zip(k) {
+                    *a += x * k;
+                }
+            }
+            for (o, a) in o.iter_mut().zip(acc) {
+                *o = a * scale;
+            }
+        }
+    }
+}
+
+/// The scalar [`WeightedSumManyFn`]: [`weighted_sum_scalar`] per query.
+pub fn weighted_sum_many_scalar(
+    w: &[f32],
+    stride: usize,
+    nq: usize,
+    rows: &[f32],
+    out: &mut [f32],
+) {
+    let (d, n) = check_many(w, stride, nq, rows, out);
+    for (i, o) in out.chunks_exact_mut(d).enumerate() {
+        weighted_sum_scalar(&w[i * stride..i * stride + n], rows, o);
+    }
+}
+
 /// The scalar [`F16ToF32Fn`] (`half`'s conversion: exact).
 pub fn f16_to_f32_scalar(src: &[half::f16], dst: &mut [f32]) {
     assert_eq!(src.len(), dst.len(), "f16 to f32: lengths");
@@ -192,6 +333,77 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The query-block kernels against the scalar ones (and the scalar ones against the
+    /// per-query kernels on the same keys), for every count of queries and key blocks the
+    /// SIMD kernels split differently.
+    #[test]
+    fn query_block_kernels_equal_scalar() {
+        let mut rng = ChaCha8Rng::seed_from_u64(10);
+        for &isa in available_isas() {
+            let k = attn_kernels_for(isa);
+            for d in [1usize, 8, 24, 64, 128] {
+                for nq in 1..=7 {
+                    for n in [1usize, 7, 8, 9, 40, 77, 120, 130] {
+                        let q: Vec<f32> = (0..nq * d).map(|_| rng.gen_range(-2.0..2.0)).collect();
+                        let keys: Vec<f32> = (0..n * d).map(|_| rng.gen_range(-2.0..2.0)).collect();
+                        let s = n.div_ceil(KEY_BLOCK) * KEY_BLOCK;
+                        let mut kt = vec![f32::NAN; s * d];
+                        transpose_keys(&keys, d, &mut kt);
+                        let (mut got, mut want) = (vec![f32::NAN; nq * s], vec![0f32; nq * s]);
+                        (k.scores_t)(&q, nq, &kt, 0.3, &mut got);
+                        scores_t_scalar(&q, nq, &kt, 0.3, &mut want);
+                        for i in 0..nq {
+                            let qi = &q[i * d..(i + 1) * d];
+                            let mut per_query = vec![0f32; n];
+                            scores_scalar(qi, &keys, 0.3, &mut per_query);
+                            for r in 0..s {
+                                let (g, w) = (got[i * s + r], want[i * s + r]);
+                                if r >= n {
+                                    // Padding keys are zero.
+                                    assert_eq!((g, w), (0.0, 0.0), "{isa} pad d={d} nq={nq}");
+                                    continue;
+                                }
+                                let mag: f32 =
+                                    (0..d).map(|j| (qi[j] * keys[r * d + j]).abs()).sum();
+                                let tol = 1e-5 * 0.3 * mag + 1e-30;
+                                let at = format!("{isa} d={d} nq={nq} n={n} q{i} r{r}");
+                                assert!((g - w).abs() <= tol, "scores {at}: {g} vs {w}");
+                                assert!((w - per_query[r]).abs() <= tol, "scalar {at}");
+                            }
+                        }
+                        // Weights `stride` apart with junk between the rows.
+                        let stride = n + 3;
+                        let w: Vec<f32> =
+                            (0..nq * stride).map(|_| rng.gen_range(0.0..1.0)).collect();
+                        let (mut got, mut want) = (vec![f32::NAN; nq * d], vec![0f32; nq * d]);
+                        (k.weighted_sum_many)(&w, stride, nq, &keys, &mut got);
+                        weighted_sum_many_scalar(&w, stride, nq, &keys, &mut want);
+                        for i in 0..nq {
+                            let mut one = vec![0f32; d];
+                            weighted_sum_scalar(&w[i * stride..i * stride + n], &keys, &mut one);
+                            for j in 0..d {
+                                let mag: f32 = (0..n)
+                                    .map(|r| (w[i * stride + r] * keys[r * d + j]).abs())
+                                    .sum();
+                                let tol = 1e-5 * mag + 1e-30;
+                                let (g, wv) = (got[i * d + j], want[i * d + j]);
+                                let at = format!("{isa} d={d} nq={nq} n={n} q{i} j{j}");
+                                assert!((g - wv).abs() <= tol, "sum {at}: {g} vs {wv}");
+                                assert_eq!(wv.to_bits(), one[j].to_bits(), "scalar {at}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "transposed keys")]
+    fn transposed_keys_of_the_wrong_length_panic() {
+        scores_t_scalar(&[1.0; 16], 2, &[0.0; 8 * 8 + 1], 1.0, &mut [0.0; 16]);
     }
 
     /// A row's score has the same bits wherever it sits among the rows (the SIMD kernels

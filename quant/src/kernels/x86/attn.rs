@@ -4,8 +4,8 @@
 use std::arch::x86_64::*;
 
 use super::super::attn::{
-    check_rows, f16_to_f32_scalar, scores_f16_scalar, scores_scalar, weighted_sum_f16_scalar,
-    weighted_sum_scalar, AttnKernels,
+    check_many, check_rows, check_t, f16_to_f32_scalar, scores_f16_scalar, scores_scalar,
+    weighted_sum_f16_scalar, weighted_sum_many_scalar, weighted_sum_scalar, AttnKernels, KEY_BLOCK,
 };
 use super::super::Isa;
 
@@ -19,6 +19,8 @@ pub(in crate::kernels) fn attn_kernels(isa: Isa) -> Option<AttnKernels> {
             f16_to_f32: f16_to_f32_avx2,
             scores_f16: scores_f16_avx2,
             weighted_sum_f16: weighted_sum_f16_avx2,
+            scores_t: scores_t_avx2,
+            weighted_sum_many: weighted_sum_many_avx2,
         }),
         Isa::Avx512 => Some(AttnKernels {
             scores: scores_avx512,
@@ -26,6 +28,10 @@ pub(in crate::kernels) fn attn_kernels(isa: Isa) -> Option<AttnKernels> {
             f16_to_f32: f16_to_f32_avx512,
             scores_f16: scores_f16_avx512,
             weighted_sum_f16: weighted_sum_f16_avx512,
+            // 256-bit: Zen 4 splits a 512-bit FMA in two, so its multiply-adds per cycle are
+            // the same.
+            scores_t: scores_t_avx2,
+            weighted_sum_many: weighted_sum_many_avx2,
         }),
     }
 }
@@ -106,6 +112,21 @@ fn weighted_sum_f16_avx512(w: &[f32], rows: &[half::f16], out: &mut [f32]) {
     }
     // SAFETY: see above.
     unsafe { weighted_sum_512(w, rows, out) }
+}
+
+fn scores_t_avx2(q: &[f32], nq: usize, kt: &[f32], scale: f32, out: &mut [f32]) {
+    let (d, nb) = check_t(q, nq, kt, out);
+    // SAFETY: see above.
+    unsafe { scores_t_256(q, nq, d, kt, nb, scale, out) }
+}
+
+fn weighted_sum_many_avx2(w: &[f32], stride: usize, nq: usize, rows: &[f32], out: &mut [f32]) {
+    let (d, n) = check_many(w, stride, nq, rows, out);
+    if !d.is_multiple_of(8) {
+        return weighted_sum_many_scalar(w, stride, nq, rows, out);
+    }
+    // SAFETY: see above.
+    unsafe { weighted_sum_many_256(w, stride, nq, rows, d, n, out) }
 }
 
 fn f16_to_f32_avx2(src: &[half::f16], dst: &mut [f32]) {
@@ -359,5 +380,212 @@ unsafe fn weighted_sum_cols_512<E: Load, const N: usize>(
     }
     for (j, a) in acc.iter().enumerate() {
         _mm512_storeu_ps(out.as_mut_ptr().add(c0 + 16 * j), *a);
+    }
+}
+
+/// [`scores_t_avx2`] past its checks (`q`: `nq` rows of `d`; `kt`: `nb` key blocks; `out`:
+/// `nq` rows of `8·nb`): up to four queries at a time, with as many blocks in flight as keep
+/// eight to twelve independent accumulators (so that the FMA chains hide their latency)
+/// besides a register per block and the broadcast: per element, one load per block and one
+/// broadcast per query. (Sixteen registers: one more spills an accumulator through the
+/// stack on every element, a chain that more than halves the speed.)
+#[target_feature(enable = "avx2,fma")]
+unsafe fn scores_t_256(
+    q: &[f32],
+    nq: usize,
+    d: usize,
+    kt: &[f32],
+    nb: usize,
+    scale: f32,
+    out: &mut [f32],
+) {
+    let s = KEY_BLOCK * nb;
+    let mut i = 0;
+    while i < nq {
+        let qn = (nq - i).min(4);
+        // SAFETY: queries `i..i + qn < nq` and their output rows are inside `q` and `out`.
+        let (qp, op) = (q.as_ptr().add(i * d), out.as_mut_ptr().add(i * s));
+        let kp = kt.as_ptr();
+        match qn {
+            1 => scores_t_queries::<1, 8>(qp, d, kp, nb, scale, op, s),
+            2 => scores_t_queries::<2, 4>(qp, d, kp, nb, scale, op, s),
+            3 => scores_t_queries::<3, 3>(qp, d, kp, nb, scale, op, s),
+            _ => scores_t_queries::<4, 3>(qp, d, kp, nb, scale, op, s),
+        }
+        i += qn;
+    }
+}
+
+/// The scores of `Q` queries (rows of `d` at `q`) against all `nb` blocks at `kt`, `V`
+/// (at most 8) blocks at a time (the rest in one smaller step), into rows `s` apart at `out`.
+///
+/// # Safety
+/// As [`scores_t_blocks`] for every block; the CPU must have AVX2 and FMA.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn scores_t_queries<const Q: usize, const V: usize>(
+    q: *const f32,
+    d: usize,
+    kt: *const f32,
+    nb: usize,
+    scale: f32,
+    out: *mut f32,
+    s: usize,
+) {
+    let mut b = 0;
+    while b + V <= nb {
+        scores_t_blocks::<Q, V>(
+            q,
+            d,
+            kt.add(b * KEY_BLOCK * d),
+            scale,
+            out.add(b * KEY_BLOCK),
+            s,
+        );
+        b += V;
+    }
+    let (kt, out) = (kt.add(b * KEY_BLOCK * d), out.add(b * KEY_BLOCK));
+    match nb - b {
+        0 => {}
+        1 => scores_t_blocks::<Q, 1>(q, d, kt, scale, out, s),
+        2 => scores_t_blocks::<Q, 2>(q, d, kt, scale, out, s),
+        3 => scores_t_blocks::<Q, 3>(q, d, kt, scale, out, s),
+        4 => scores_t_blocks::<Q, 4>(q, d, kt, scale, out, s),
+        5 => scores_t_blocks::<Q, 5>(q, d, kt, scale, out, s),
+        6 => scores_t_blocks::<Q, 6>(q, d, kt, scale, out, s),
+        _ => scores_t_blocks::<Q, 7>(q, d, kt, scale, out, s),
+    }
+}
+
+/// `Q` queries against `V` consecutive key blocks: `Q·V` accumulators, summed over the `d`
+/// elements in order.
+///
+/// # Safety
+/// `q` points to `Q` rows of `d`, `kt` to `V` blocks of `8·d`, `out` to `Q` rows of at
+/// least `8·V` that are `s` apart; the CPU must have AVX2 and FMA.
+#[inline(always)]
+unsafe fn scores_t_blocks<const Q: usize, const V: usize>(
+    q: *const f32,
+    d: usize,
+    kt: *const f32,
+    scale: f32,
+    out: *mut f32,
+    s: usize,
+) {
+    let mut acc = [[_mm256_setzero_ps(); V]; Q];
+    for j in 0..d {
+        let k: [__m256; V] =
+            std::array::from_fn(|v| _mm256_loadu_ps(kt.add((v * d + j) * KEY_BLOCK)));
+        for (i, acc) in acc.iter_mut().enumerate() {
+            let x = _mm256_broadcast_ss(&*q.add(i * d + j));
+            for (a, &k) in acc.iter_mut().zip(&k) {
+                *a = _mm256_fmadd_ps(x, k, *a);
+            }
+        }
+    }
+    let sv = _mm256_set1_ps(scale);
+    for (i, acc) in acc.iter().enumerate() {
+        for (v, a) in acc.iter().enumerate() {
+            _mm256_storeu_ps(out.add(i * s + v * KEY_BLOCK), _mm256_mul_ps(*a, sv));
+        }
+    }
+}
+
+/// [`weighted_sum_many_avx2`] past its checks (`d` a multiple of 8): three queries at a time
+/// 24 columns at a time (nine accumulators, three value registers and the broadcast), or
+/// two (four as two and two) 32 columns at a time (eight accumulators, four value
+/// registers): more spill an accumulator; a last single query as [`weighted_sum_256`]. Each
+/// column sums its rows in order, as [`weighted_sum_256`] does, so the results have its bits.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn weighted_sum_many_256(
+    w: &[f32],
+    stride: usize,
+    nq: usize,
+    rows: &[f32],
+    d: usize,
+    n: usize,
+    out: &mut [f32],
+) {
+    let mut i = 0;
+    while i < nq {
+        let qn = match nq - i {
+            4 => 2,
+            r => r.min(3),
+        };
+        if qn == 1 {
+            let o = &mut out[i * d..(i + 1) * d];
+            weighted_sum_256(&w[i * stride..i * stride + n], rows, o);
+            i += 1;
+            continue;
+        }
+        // SAFETY: queries `i..i + qn <= nq`: their weights (`n` from `w[q·stride]`) and output
+        // rows are inside `w` and `out` (checked by the caller).
+        let (wp, op) = (w.as_ptr().add(i * stride), out.as_mut_ptr().add(i * d));
+        match qn {
+            2 => weighted_sum_queries::<2, 4>(wp, stride, rows.as_ptr(), d, n, op),
+            _ => weighted_sum_queries::<3, 3>(wp, stride, rows.as_ptr(), d, n, op),
+        }
+        i += qn;
+    }
+}
+
+/// All `d` columns of `Q` queries' weighted sums, `8·C` (`C` at most 4) at a time, the rest
+/// in one smaller step.
+///
+/// # Safety
+/// As [`weighted_sum_cols`] with all `d` columns readable and writable; `d` a multiple of 8;
+/// the CPU must have AVX2 and FMA.
+#[inline(always)]
+unsafe fn weighted_sum_queries<const Q: usize, const C: usize>(
+    w: *const f32,
+    stride: usize,
+    rows: *const f32,
+    d: usize,
+    n: usize,
+    out: *mut f32,
+) {
+    let mut c0 = 0;
+    while c0 + 8 * C <= d {
+        weighted_sum_cols::<Q, C>(w, stride, rows.add(c0), d, n, out.add(c0));
+        c0 += 8 * C;
+    }
+    let (rows, out) = (rows.add(c0), out.add(c0));
+    match (d - c0) / 8 {
+        0 => {}
+        1 => weighted_sum_cols::<Q, 1>(w, stride, rows, d, n, out),
+        2 => weighted_sum_cols::<Q, 2>(w, stride, rows, d, n, out),
+        _ => weighted_sum_cols::<Q, 3>(w, stride, rows, d, n, out),
+    }
+}
+
+/// `8·C` columns of `Q` queries' weighted sums: `Q·C` accumulators over the `n` rows.
+///
+/// # Safety
+/// `w` points to `Q` rows of `n` weights `stride` apart, `rows` to `n` rows `d` apart with
+/// `8·C` readable columns each, `out` to `Q` rows `d` apart with `8·C` writable columns; the
+/// CPU must have AVX2 and FMA.
+#[inline(always)]
+unsafe fn weighted_sum_cols<const Q: usize, const C: usize>(
+    w: *const f32,
+    stride: usize,
+    rows: *const f32,
+    d: usize,
+    n: usize,
+    out: *mut f32,
+) {
+    let mut acc = [[_mm256_setzero_ps(); C]; Q];
+    for r in 0..n {
+        let v: [__m256; C] = std::array::from_fn(|c| _mm256_loadu_ps(rows.add(r * d + 8 * c)));
+        for (i, acc) in acc.iter_mut().enumerate() {
+            let x = _mm256_broadcast_ss(&*w.add(i * stride + r));
+            for (a, &v) in acc.iter_mut().zip(&v) {
+                *a = _mm256_fmadd_ps(x, v, *a);
+            }
+        }
+    }
+    for (i, acc) in acc.iter().enumerate() {
+        for (c, a) in acc.iter().enumerate() {
+            _mm256_storeu_ps(out.add(i * d + 8 * c), *a);
+        }
     }
 }
