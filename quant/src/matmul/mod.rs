@@ -155,6 +155,10 @@ pub struct MatMulScratch {
     /// Per activation type: `m` quantized rows, in u64s so that every block type's alignment
     /// holds (the kernels view them as blocks without a copy); `.2` is their length in bytes.
     bufs: Vec<(GgmlType, Vec<u64>, usize)>,
+    /// Per weight type and instruction set: the GEMM's `aux` of the activations last
+    /// quantized ([`kernels::gemm_aux_for`]), so that matrices sharing them (a layer's query,
+    /// key and value projections) compute it once. Emptied by every quantization.
+    aux: Vec<(GgmlType, kernels::Isa, Vec<i32>)>,
 }
 
 impl MatMulScratch {
@@ -176,6 +180,7 @@ impl MatMulScratch {
     ) -> Result<(), QuantError> {
         let arb = at.row_bytes(k)?;
         let len = m.checked_mul(arb).ok_or(QuantError::Overflow)?;
+        self.aux.clear();
         let slot = match self.bufs.iter().position(|b| b.0 == at) {
             Some(i) => i,
             None => {
@@ -204,13 +209,47 @@ impl MatMulScratch {
 
     /// The activations last quantized to `at`.
     fn get(&self, at: GgmlType) -> &[u8] {
-        let (_, words, used) = self
-            .bufs
-            .iter()
-            .find(|b| b.0 == at)
-            .expect("activations quantized before use");
-        &bytemuck::cast_slice::<u64, u8>(words)[..*used]
+        quantized(&self.bufs, at)
     }
+}
+
+/// [`MatMulScratch::get`] on its buffers alone (so that its `aux` can be borrowed apart).
+fn quantized(bufs: &[(GgmlType, Vec<u64>, usize)], at: GgmlType) -> &[u8] {
+    let (_, words, used) = bufs
+        .iter()
+        .find(|b| b.0 == at)
+        .expect("activations quantized before use");
+    &bytemuck::cast_slice::<u64, u8>(words)[..*used]
+}
+
+/// Activation rows per task when [`gemm_aux`] runs on the pool.
+const AUX_ROWS_PER_TASK: usize = 16;
+
+/// [`kernels::gemm_aux_for`] of the `m` rows `xq` (`arb` bytes each) for weights of type
+/// `ty`, on `pool` in parts of [`AUX_ROWS_PER_TASK`] rows (each row's part of `aux` depends on
+/// that row alone), kept in `cache` for the next matrix of the same type and instruction set.
+fn gemm_aux<'c>(
+    cache: &'c mut Vec<(GgmlType, kernels::Isa, Vec<i32>)>,
+    ty: GgmlType,
+    isa: kernels::Isa,
+    xq: &[u8],
+    (m, k, arb): (usize, usize, usize),
+    pool: &rayon::ThreadPool,
+) -> &'c [i32] {
+    let i = match cache.iter().position(|c| c.0 == ty && c.1 == isa) {
+        Some(i) => i,
+        None => {
+            let parts: Vec<Vec<i32>> = pool.install(|| {
+                xq.par_chunks(AUX_ROWS_PER_TASK * arb)
+                    .map(|x| kernels::gemm_aux_for(ty, isa, x, x.len() / arb, k))
+                    .collect()
+            });
+            debug_assert_eq!(xq.len(), m * arb);
+            cache.push((ty, isa, parts.concat()));
+            cache.len() - 1
+        }
+    };
+    &cache[i].2
 }
 
 /// `ys[i] = x · mats[i]ᵀ` for matrices that take the same input (a layer's query, key and
@@ -454,7 +493,7 @@ impl QMatMul {
         m: usize,
         y: &mut [f32],
         pool: &rayon::ThreadPool,
-        scratch: &MatMulScratch,
+        scratch: &mut MatMulScratch,
     ) -> Result<(), QuantError> {
         if self.needs_f32(isa) {
             self.forward_f32(x, m, y, pool)
@@ -462,7 +501,8 @@ impl QMatMul {
             y.fill(0.0);
             Ok(())
         } else {
-            self.forward_quantized(isa, scratch.get(self.ty.vec_dot_type()), m, y, pool)
+            let xq = quantized(&scratch.bufs, self.ty.vec_dot_type());
+            self.forward_quantized(isa, xq, m, y, pool, &mut scratch.aux)
         }
     }
 
@@ -481,6 +521,7 @@ impl QMatMul {
         m: usize,
         y: &mut [f32],
         pool: &rayon::ThreadPool,
+        aux_cache: &mut Vec<(GgmlType, kernels::Isa, Vec<i32>)>,
     ) -> Result<(), QuantError> {
         let Some(vec_dot) = kernels::vec_dot_for(self.ty, isa) else {
             unreachable!("checked by the callers (needs_f32)");
@@ -515,9 +556,17 @@ impl QMatMul {
         if let Some(gemm) = gemm {
             // Tokens in passes whose quantized activations stay in the L3 cache while every
             // weight tile runs over them (each tile reads all of a pass's activations).
+            let aux = gemm_aux(aux_cache, self.ty, isa, xq, (m, k, arb), pool);
+            let aux_row = aux.len() / m;
             let chunk = gemm_pass_tokens(m, arb, gemm_chunk_limit());
-            for (xq, y) in xq.chunks(chunk * arb).zip(y.chunks_mut(chunk * self.n)) {
-                self.run_gemm(gemm, isa, xq.len() / arb, xq, y, pool)?;
+            for (c, (xq, y)) in xq
+                .chunks(chunk * arb)
+                .zip(y.chunks_mut(chunk * self.n))
+                .enumerate()
+            {
+                let rows = xq.len() / arb;
+                let aux = &aux[c * chunk * aux_row..(c * chunk + rows) * aux_row];
+                self.run_gemm(gemm, rows, xq, aux, y, pool);
             }
             return Ok(());
         }
@@ -570,20 +619,19 @@ impl QMatMul {
 
     /// `y = x · Wᵀ` by the GEMM tile function `gemm`, one tile of
     /// [`kernels::gemm::GEMM_ROWS`] weight rows per task, `xq` being the `m` quantized
-    /// activation rows.
+    /// activation rows and `aux` their [`kernels::gemm_aux_for`].
     fn run_gemm(
         &self,
         gemm: kernels::GemmTileFn,
-        isa: kernels::Isa,
         m: usize,
         xq: &[u8],
+        aux: &[i32],
         y: &mut [f32],
         pool: &rayon::ThreadPool,
-    ) -> Result<(), QuantError> {
+    ) {
         use kernels::gemm::GEMM_ROWS;
-        let (n, rb) = (self.n, self.ty.row_bytes(self.k)?);
+        let (n, rb) = (self.n, self.data().len() / self.n);
         let data = self.data();
-        let aux = kernels::gemm_aux_for(self.ty, isa, xq, m, self.k);
         let out = SharedMut::new(y);
         pool.install(|| {
             (0..n.div_ceil(GEMM_ROWS)).into_par_iter().for_each_init(
@@ -592,7 +640,7 @@ impl QMatMul {
                     let j0 = c * GEMM_ROWS;
                     let rows = GEMM_ROWS.min(n - j0);
                     let w = &data[j0 * rb..(j0 + rows) * rb];
-                    gemm(w, rows, xq, &aux, m, scratch, tile);
+                    gemm(w, rows, xq, aux, m, scratch, tile);
                     for (t, o) in tile.chunks_exact(GEMM_ROWS).enumerate() {
                         // SAFETY: each task writes only its own columns `j0..j0 + rows`.
                         let dst = unsafe { out.part(t * n + j0..t * n + j0 + rows) };
@@ -609,7 +657,6 @@ impl QMatMul {
                 },
             )
         });
-        Ok(())
     }
 
     /// The f32 reference for [`QMatMul::forward`]: each weight row dequantized with the

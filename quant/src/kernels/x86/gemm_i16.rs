@@ -14,8 +14,8 @@
 //! Layout: a tile of [`TILE_ROWS`] rows is packed block by block (32 columns), four blocks
 //! per [`PackedSb`]: `wq[16j + s][i]` holds quants `2s` and `2s + 1` of block `j` of row `i`
 //! as two i16 (the low one first), `sc[j][i]` the f32 bits of that block's scale. The
-//! activations (`aux`) are, for each token, its `k / 2` quant pairs in the same form, then,
-//! after every token's pairs, the f32 bits of each block's scale (`[m][k / 32]`). Each
+//! activations (`aux`) are, for each token in turn, its `k / 2` quant pairs in the same
+//! form, then the f32 bits of each of its blocks' scales (`k / 32`). Each
 //! block's integer sum is added to the f32 sum as the scalar reference does
 //! (`sumi·(d_w·d_a)`), so the results have its bits.
 
@@ -46,16 +46,21 @@ const CHUNK: usize = 4;
 /// How many blocks ahead of the one being packed each row's weights are asked for.
 const PREFETCH_AHEAD: usize = 8;
 
-/// The activations' `aux` for [`tile`]: each token's quant pairs, then every block's scale
+/// The activations' `aux` for [`tile`]: per token, its quant pairs, then its blocks' scales
 /// (layout in the module documentation). `xq` holds `m` Q8_0 rows of `k` elements.
 pub(super) fn widen(xq: &[u8], m: usize, k: usize) -> Vec<i32> {
     with_blocks::<BlockQ8_0, _>(xq, |blocks| {
         debug_assert_eq!(blocks.len() * 32, m * k);
-        let mut aux = Vec::with_capacity(blocks.len() * 17);
-        for b in blocks {
-            aux.extend(b.qs.chunks_exact(2).map(|p| pair(p[0], p[1])));
+        if k < 32 {
+            return Vec::new();
         }
-        aux.extend(blocks.iter().map(|b| b.d.to_f32().to_bits() as i32));
+        let mut aux = Vec::with_capacity(blocks.len() * 17);
+        for row in blocks.chunks(k / 32) {
+            for b in row {
+                aux.extend(b.qs.chunks_exact(2).map(|p| pair(p[0], p[1])));
+            }
+            aux.extend(row.iter().map(|b| b.d.to_f32().to_bits() as i32));
+        }
         aux
     })
 }
@@ -107,27 +112,21 @@ unsafe fn tile_avx2(
     out: &mut [f32],
 ) {
     out.fill(0.0);
-    let (pairs, scales) = aux.split_at(m * nb * 16);
     let nsb = nb.div_ceil(BLOCKS);
     for_halves(w, rows, nb, nsb, scratch, |w, rows, sbs_all, col| {
         pack(w, rows, nb, sbs_all);
         sb_chunks(nsb, CHUNK, |c| {
             let sbs = &sbs_all[c.start..];
             let (b0, b1) = (BLOCKS * c.start, (BLOCKS * c.end).min(nb));
-            // Token `t`'s quant pairs and scales of the chunk's blocks.
-            let row = |t: usize| {
-                let r = t * nb;
-                (
-                    &pairs[16 * (r + b0)..16 * (r + b1)],
-                    &scales[r + b0..r + b1],
-                )
-            };
             groups(m, TOKENS, |t0, n| {
+                // SAFETY: tokens `t0..t0 + n <= m`, whose `aux` rows (`17·nb` each) are
+                // inside it (asserted by `tile`).
+                let y = |t: usize| unsafe { aux.as_ptr().add(17 * nb * (t0 + t)) };
                 let o = &mut out[t0 * GEMM_ROWS + col..];
                 macro_rules! run {
                     ($($k:literal)*) => {
                         match n {
-                            $($k => tokens::<$k>(sbs, std::array::from_fn(|t| row(t0 + t)), o),)*
+                            $($k => tokens::<$k>(sbs, std::array::from_fn(y), nb, b0..b1, o),)*
                             _ => unreachable!(),
                         }
                     };
@@ -177,31 +176,37 @@ unsafe fn halves(lanes: &[u32; TILE_ROWS]) -> [__m256i; 2] {
     [_mm256_loadu_si256(p), _mm256_loadu_si256(p.add(1))]
 }
 
-/// `out[t][i] += Σ_b` (block `b` of the packed tile `sbs`) · token `t`'s block `b`, for `T`
-/// tokens (`out` rows [`GEMM_ROWS`] apart), each given as its blocks' quant pairs and scales
-/// (the blocks from the first of `sbs` on): per block the exact integer sum (`vpmaddwd` into
-/// i32 lanes), then `sumi·(d_w·d_a)` added to the f32 sum in `out`, as the scalar reference
-/// adds it.
+/// `out[t][i] += Σ_b` (block `b` of the packed tile `sbs`) · token `t`'s block `b0 + b`,
+/// for `T` tokens (`out` rows [`GEMM_ROWS`] apart) and the blocks `b0..b1` of rows of `nb`,
+/// each token given by its `aux` row (`y[t]`: `16·nb` quant pairs, then `nb` scales): per
+/// block the exact integer sum (`vpmaddwd` into i32 lanes), then `sumi·(d_w·d_a)` added to
+/// the f32 sum in `out`, as the scalar reference adds it.
 ///
 /// # Safety
-/// The CPU must have AVX2 and FMA (the caller's `target_feature`).
+/// Every `y[t]` must point to an `aux` row of `17·nb` values, `b1 <= nb`; the CPU must have
+/// AVX2 and FMA (the caller's `target_feature`).
 #[inline(always)]
 #[allow(clippy::needless_range_loop)] // `h` picks a half of the lanes
-unsafe fn tokens<const T: usize>(sbs: &[PackedSb], y: [(&[i32], &[i32]); T], out: &mut [f32]) {
-    let nb = y[0].1.len();
-    assert!(nb <= BLOCKS * sbs.len());
-    assert!(y.iter().all(|(p, s)| p.len() == 16 * nb && s.len() == nb));
+unsafe fn tokens<const T: usize>(
+    sbs: &[PackedSb],
+    y: [*const i32; T],
+    nb: usize,
+    blocks: std::ops::Range<usize>,
+    out: &mut [f32],
+) {
+    let b0 = blocks.start;
+    assert!(blocks.end <= nb && blocks.len() <= BLOCKS * sbs.len());
     assert!(out.len() >= (T - 1) * GEMM_ROWS + TILE_ROWS);
     let o = out.as_mut_ptr();
-    for b in 0..nb {
-        // SAFETY (get_unchecked): `b / BLOCKS < sbs.len()` (asserted).
-        let (sb, j) = (sbs.get_unchecked(b / BLOCKS), b % BLOCKS);
+    for b in blocks {
+        // SAFETY (get_unchecked): `(b - b0) / BLOCKS < sbs.len()` (asserted).
+        let (sb, j) = (sbs.get_unchecked((b - b0) / BLOCKS), (b - b0) % BLOCKS);
         let mut acc = [[_mm256_setzero_si256(); 2]; T];
         for s in 0..16 {
             let w = halves(&sb.wq[16 * j + s]);
             for t in 0..T {
-                // SAFETY (get_unchecked): `16b + s < 16·nb`, the length of `y[t].0` (asserted).
-                let yp = _mm256_set1_epi32(*y[t].0.get_unchecked(16 * b + s));
+                // SAFETY: pair `16b + s < 16·nb` of the row (the caller's contract).
+                let yp = _mm256_set1_epi32(*y[t].add(16 * b + s));
                 for h in 0..2 {
                     acc[t][h] = _mm256_add_epi32(acc[t][h], _mm256_madd_epi16(w[h], yp));
                 }
@@ -210,7 +215,8 @@ unsafe fn tokens<const T: usize>(sbs: &[PackedSb], y: [(&[i32], &[i32]); T], out
         for h in 0..2 {
             let dw = _mm256_loadu_ps(sb.sc[j].as_ptr().add(8 * h).cast());
             for t in 0..T {
-                let da = _mm256_set1_ps(f32::from_bits(*y[t].1.get_unchecked(b) as u32));
+                // SAFETY: scale `b < nb`, after the row's `16·nb` pairs.
+                let da = _mm256_set1_ps(f32::from_bits(*y[t].add(16 * nb + b) as u32));
                 // C: sumi*(d_x*d_y).
                 let term = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[t][h]), _mm256_mul_ps(dw, da));
                 // SAFETY: inside `out` (asserted above).
