@@ -3,7 +3,7 @@
 //! the weights) spread over the tokens.
 //!
 //! ```text
-//! cargo run --release -p orcinus-quant --example gemm_rate [-- THREADS [M,M,...]]
+//! cargo run --release -p orcinus-quant --example gemm_rate [-- THREADS [M,M,...] [TYPE:KxN,...]]
 //! ```
 //! Prints the best of several runs per shape and token count; a measurement to read,
 //! nothing is asserted. One core of the development machine (Zen 4, 3.6 GHz) peaks at 230 G/s
@@ -37,13 +37,28 @@ fn main() {
     println!("{threads} thread(s); G multiply-adds per second, best of several runs");
     // (type, k = row length, n = rows): attention, ffn_down, a Q6_K tensor of Q4_K_M, and
     // the main types of the Q5_K_M and Q8_0 files.
-    let shapes = [
-        (GgmlType::Q4K, 4096, 4096),
-        (GgmlType::Q4K, 14336, 1024),
-        (GgmlType::Q6K, 4096, 1024),
-        (GgmlType::Q5K, 4096, 1024),
-        (GgmlType::Q8_0, 4096, 1024),
-    ];
+    let shapes: Vec<(GgmlType, usize, usize)> = match args.next() {
+        // TYPE:KxN,... (e.g. q8_0:576x1536 for a SmolLM2 feed-forward matrix).
+        Some(list) => list
+            .split(',')
+            .map(|s| {
+                let (ty, kn) = s.split_once(':').expect("TYPE:KxN");
+                let (k, n) = kn.split_once('x').expect("KxN");
+                (
+                    GgmlType::from_name(ty).expect("a type name such as q8_0"),
+                    k.parse().expect("K is a number"),
+                    n.parse().expect("N is a number"),
+                )
+            })
+            .collect(),
+        None => vec![
+            (GgmlType::Q4K, 4096, 4096),
+            (GgmlType::Q4K, 14336, 1024),
+            (GgmlType::Q6K, 4096, 1024),
+            (GgmlType::Q5K, 4096, 1024),
+            (GgmlType::Q8_0, 4096, 1024),
+        ],
+    };
     for (ty, k, n) in shapes {
         let w = values(k * n, 1);
         let mut bytes = vec![0u8; ty.row_bytes(k * n).expect("whole blocks")];
