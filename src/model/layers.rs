@@ -49,8 +49,10 @@ pub fn rope_apply(head: &mut [f32], cos: &[f32], sin: &[f32]) {
 
 /// In-place softmax (max-subtracted; −∞ entries become 0) by this CPU's kernel
 /// ([`orcinus_quant::kernels::act`]: our own vectorized `exp`; the sum in sixteen f32 lane
-/// sums added in f64 at the end, where ggml adds each vector's f32 sum in double).
-pub fn softmax(x: &mut [f32]) {
+/// sums added in f64 at the end, where ggml adds each vector's f32 sum in double). Returns
+/// the maximum and the sum of the exponentials, with which the softmaxes of a row's parts
+/// merge (see [`orcinus_quant::kernels::act::SoftmaxFn`]).
+pub fn softmax(x: &mut [f32]) -> (f32, f64) {
     (act_kernels().softmax)(x)
 }
 

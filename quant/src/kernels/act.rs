@@ -13,7 +13,9 @@ use std::sync::OnceLock;
 use super::{available_isas, isa, Isa};
 
 /// In-place softmax: `x[i] = e^(x[i] − max) / Σ_j e^(x[j] − max)` (−∞ entries become 0).
-pub type SoftmaxFn = fn(x: &mut [f32]);
+/// Returns `max` and the sum (`Σ_j e^(x[j] − max)`, in f64), with which softmaxes of the
+/// parts of a row merge into the row's (attention split across threads).
+pub type SoftmaxFn = fn(x: &mut [f32]) -> (f32, f64);
 
 /// SwiGLU: `gate[i] = silu(gate[i]) · up[i]` with `silu(g) = g / (1 + e^−g)`.
 pub type SwigluFn = fn(gate: &mut [f32], up: &[f32]);
@@ -110,7 +112,7 @@ pub fn exp(x: f32) -> f32 {
 pub(crate) const LANES: usize = 16;
 
 /// The scalar [`SoftmaxFn`].
-pub fn softmax_scalar(x: &mut [f32]) {
+pub fn softmax_scalar(x: &mut [f32]) -> (f32, f64) {
     let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut lanes = [0f32; LANES];
     for chunk in x.chunks_mut(LANES) {
@@ -119,16 +121,18 @@ pub fn softmax_scalar(x: &mut [f32]) {
             *l += *v;
         }
     }
-    softmax_scale(x, &lanes);
+    (max, softmax_scale(x, &lanes))
 }
 
-/// `x *= 1 / Σ lanes` (the sum in f64, lane 0 first): the end of every softmax.
-pub(crate) fn softmax_scale(x: &mut [f32], lanes: &[f32; LANES]) {
+/// `x *= 1 / Σ lanes` (the sum in f64, lane 0 first): the end of every softmax. Returns the
+/// sum.
+pub(crate) fn softmax_scale(x: &mut [f32], lanes: &[f32; LANES]) -> f64 {
     let sum: f64 = lanes.iter().map(|&l| f64::from(l)).sum();
     let inv = (1.0 / sum) as f32;
     for v in x.iter_mut() {
         *v *= inv;
     }
+    sum
 }
 
 /// `silu(g) · u`.
@@ -221,10 +225,22 @@ mod tests {
                     x[3] = -200.0;
                 }
                 let (mut got, mut want) = (x.clone(), x.clone());
-                (k.softmax)(&mut got);
-                softmax_scalar(&mut want);
+                let stats = (k.softmax)(&mut got);
+                let want_stats = softmax_scalar(&mut want);
                 let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&got), bits(&want), "{isa} softmax n={n}");
+                assert_eq!(stats.0.to_bits(), want_stats.0.to_bits(), "{isa} max n={n}");
+                assert_eq!(stats.1.to_bits(), want_stats.1.to_bits(), "{isa} sum n={n}");
+                // The largest score at every position (vector lanes and the scalar tail).
+                for pos in 0..n {
+                    let mut y = x.clone();
+                    y[pos] = 50.0;
+                    let (mut got, mut want) = (y.clone(), y.clone());
+                    let stats = (k.softmax)(&mut got);
+                    assert_eq!(stats, softmax_scalar(&mut want), "{isa} n={n} max at {pos}");
+                    assert_eq!(stats.0, 50.0, "{isa} n={n} max at {pos}");
+                    assert_eq!(bits(&got), bits(&want), "{isa} softmax n={n} max at {pos}");
+                }
 
                 let mut g: Vec<f32> = (0..n).map(|_| rng.gen_range(-100.0..100.0)).collect();
                 if n > 4 {
