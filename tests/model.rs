@@ -143,6 +143,31 @@ fn batching_and_incremental_decoding_agree() {
     }
 }
 
+/// Decoding past a few hundred positions on two threads splits each kv head's positions in
+/// parts whose softmaxes merge (the tiny model's two kv heads leave a thread idle otherwise):
+/// within float rounding of the batched prefill, which does not split.
+#[test]
+fn split_decoding_attention_agrees_with_batched_prefill() {
+    let (_d, m) = tiny(TinySpec::default());
+    let toks = tokens(300);
+    let f16 = SessionOptions {
+        kv_type: KvType::F16,
+        ..opts(512, 512, true)
+    };
+    let all = m.session(&f16).unwrap().eval_all(&toks).unwrap();
+    let mut s = m.session(&f16).unwrap();
+    let v = m.hparams.n_vocab;
+    let mut last = s.prefill(&toks[..260]).unwrap();
+    for (i, &t) in toks.iter().enumerate().skip(260) {
+        assert!(
+            max_abs_diff(&last, &all[(i - 1) * v..i * v]) < 1e-4,
+            "position {}",
+            i - 1
+        );
+        last = s.decode_step(t).unwrap();
+    }
+}
+
 /// `--no-mmap` and `--mlock` load the same bytes and give the same logits as the mapped file;
 /// reading reports its progress up to 1; bad paths and truncated files are typed errors.
 #[test]

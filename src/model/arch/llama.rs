@@ -62,6 +62,9 @@ pub struct Scratch {
     normed: Vec<f32>,
     /// The matmuls' quantized activations.
     mm: MatMulScratch,
+    /// Decoding attention split across threads: per head and part, the part's output, its
+    /// softmax maximum and sum ([`attention_split`]).
+    parts: Vec<f32>,
 }
 
 impl Scratch {
@@ -171,7 +174,17 @@ pub fn forward(
                 &s.v[i * kvd..(i + 1) * kvd],
             );
         }
-        attention(hp, cache, l, &s.q, &mut s.att, pos0, window, pool);
+        attention(
+            hp,
+            cache,
+            l,
+            &s.q,
+            &mut s.att,
+            pos0,
+            window,
+            pool,
+            &mut s.parts,
+        );
         lw.wo.forward_with(&s.att, t, &mut s.o, pool, &mut s.mm)?;
         let o = &s.o;
         per_row(pool, &mut s.x, e, |i, x| add(x, &o[i * e..(i + 1) * e]));
@@ -282,15 +295,23 @@ fn attention(
     pos0: usize,
     window: Option<usize>,
     pool: &ThreadPool,
+    parts: &mut Vec<f32>,
 ) {
     let (hd, n_head, n_kv) = (hp.head_dim, hp.n_head, hp.n_head_kv);
     let group = n_head / n_kv;
     let scale = 1.0 / (hd as f32).sqrt();
     let t = att.len() / (n_head * hd);
     let tc = ATTENTION_TOKENS_PER_TASK;
-    let rows = SharedMut::new(att);
     let kern = orcinus_quant::kernels::attn::attn_kernels();
     let first = |pos: usize| window.map_or(0, |w| (pos + 1).saturating_sub(w));
+    if t == 1 {
+        let (lo, hi) = (first(pos0), pos0);
+        let n = split_parts(n_kv, pool.current_num_threads(), hi + 1 - lo);
+        if n > 1 && (0..n_kv).all(|g| cache.f16_rows(layer, lo, hi, g).is_some()) {
+            return attention_split(hp, cache, layer, q, att, lo..hi + 1, n, pool, parts);
+        }
+    }
+    let rows = SharedMut::new(att);
     pool.install(|| {
         (0..n_kv * t.div_ceil(tc)).into_par_iter().for_each(|u| {
             ATTENTION_BUFFERS.with_borrow_mut(|(keys, kt, vals, scores)| {
@@ -357,10 +378,112 @@ fn attention(
 /// values, scores.
 type AttentionBuffers = (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>);
 
+/// Positions per part below which decoding attention does not split a kv head's positions.
+const SPLIT_MIN_POSITIONS: usize = 128;
+
+/// Into how many parts [`attention`] splits each kv head's `len` positions for one query
+/// token: enough for two tasks per thread where the kv heads are fewer (SmolLM2's three kv
+/// heads on two threads left one thread idle for a third of each layer's attention), each
+/// part at least [`SPLIT_MIN_POSITIONS`] long; 1 for no split.
+fn split_parts(n_kv: usize, threads: usize, len: usize) -> usize {
+    if n_kv == 0 || threads < 2 || n_kv >= 2 * threads {
+        return 1;
+    }
+    (2 * threads)
+        .div_ceil(n_kv)
+        .min(len / SPLIT_MIN_POSITIONS)
+        .max(1)
+}
+
+/// [`attention`] for one query token whose kv heads' positions `span` are each one f16 run
+/// of the cache, split into `n` parts: one task per kv head and part computes the part's
+/// softmax and weighted sum for the heads that share the kv head, and the parts merge as
+/// `out = Σ_p c_p·o_p / Σ_p c_p`, `c_p = s_p·e^(m_p − m)` (`m_p`, `s_p`: the part's softmax
+/// maximum and sum, `m` the largest `m_p`). Within float rounding of the unsplit softmax.
+#[allow(clippy::too_many_arguments)]
+fn attention_split(
+    hp: &Hparams,
+    cache: &KvCache,
+    layer: usize,
+    q: &[f32],
+    att: &mut [f32],
+    span: std::ops::Range<usize>,
+    n: usize,
+    pool: &ThreadPool,
+    parts: &mut Vec<f32>,
+) {
+    let (hd, n_head, n_kv) = (hp.head_dim, hp.n_head, hp.n_head_kv);
+    let group = n_head / n_kv;
+    let scale = 1.0 / (hd as f32).sqrt();
+    let kern = orcinus_quant::kernels::attn::attn_kernels();
+    // Per head and part: the output, then the maximum and the sum.
+    let slot = hd + 2;
+    parts.resize(n_head * n * slot, 0.0);
+    let out = SharedMut::new(parts);
+    let len = span.len();
+    pool.install(|| {
+        (0..n_kv * n).into_par_iter().for_each(|u| {
+            ATTENTION_BUFFERS.with_borrow_mut(|(_, _, _, scores)| {
+                let (g, p) = (u % n_kv, u / n_kv);
+                let (k16, v16) = cache
+                    .f16_rows(layer, span.start, span.end - 1, g)
+                    .expect("checked by the caller: one run per kv head");
+                let (a, b) = (p * len / n, (p + 1) * len / n);
+                let (k16, v16) = (&k16[a * hd..b * hd], &v16[a * hd..b * hd]);
+                scores.resize(b - a, 0.0);
+                for h in g * group..(g + 1) * group {
+                    (kern.scores_f16)(&q[h * hd..(h + 1) * hd], k16, scale, scores);
+                    let (m, sum) = softmax(scores);
+                    let i = h * n + p;
+                    // SAFETY: slot `i` (head `h`, part `p`) belongs to this task alone: `h`'s
+                    // kv head is `g`.
+                    let o = unsafe { out.part(i * slot..(i + 1) * slot) };
+                    (kern.weighted_sum_f16)(scores, v16, &mut o[..hd]);
+                    o[hd] = m;
+                    o[hd + 1] = sum as f32;
+                }
+            })
+        })
+    });
+    for (h, o) in att.chunks_exact_mut(hd).enumerate() {
+        let slots = &parts[h * n * slot..(h + 1) * n * slot];
+        let m = slots
+            .chunks_exact(slot)
+            .map(|s| s[hd])
+            .fold(f32::NEG_INFINITY, f32::max);
+        let c = |s: &[f32]| f64::from(s[hd + 1]) * f64::from(s[hd] - m).exp();
+        let z: f64 = slots.chunks_exact(slot).map(c).sum();
+        o.fill(0.0);
+        for s in slots.chunks_exact(slot) {
+            let w = (c(s) / z) as f32;
+            for (o, &v) in o.iter_mut().zip(&s[..hd]) {
+                *o += w * v;
+            }
+        }
+    }
+}
+
 thread_local! {
     /// Each pool thread's attention buffers (keys and values converted from the cache, the
     /// scores), kept between calls so that decoding allocates nothing once they have grown
     /// to the longest context seen.
     static ATTENTION_BUFFERS: std::cell::RefCell<AttentionBuffers> =
         const { std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new(), Vec::new())) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoding_attention_splits_only_where_threads_would_wait() {
+        // SmolLM2 (3 kv heads) on two threads: two parts once each is long enough.
+        assert_eq!(split_parts(3, 2, 2048), 2);
+        assert_eq!(split_parts(3, 2, 2 * SPLIT_MIN_POSITIONS - 1), 1);
+        // Mistral (8 kv heads): enough tasks already; one thread: nothing to balance.
+        assert_eq!(split_parts(8, 2, 4096), 1);
+        assert_eq!(split_parts(1, 1, 4096), 1);
+        assert_eq!(split_parts(1, 4, 4096), 8);
+        assert_eq!(split_parts(0, 2, 4096), 1);
+    }
 }
