@@ -381,8 +381,16 @@ mod tests {
                         (k.weighted_sum_many)(&w, stride, nq, &keys, &mut got);
                         weighted_sum_many_scalar(&w, stride, nq, &keys, &mut want);
                         for i in 0..nq {
+                            // Each query's sums have the bits of this ISA's one-query kernel.
+                            let wi = &w[i * stride..i * stride + n];
+                            let mut simd = vec![f32::NAN; d];
+                            (k.weighted_sum)(wi, &keys, &mut simd);
+                            let row = &got[i * d..(i + 1) * d];
+                            let bits =
+                                |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                            assert_eq!(bits(row), bits(&simd), "{isa} d={d} nq={nq} n={n} q{i}");
                             let mut one = vec![0f32; d];
-                            weighted_sum_scalar(&w[i * stride..i * stride + n], &keys, &mut one);
+                            weighted_sum_scalar(wi, &keys, &mut one);
                             for j in 0..d {
                                 let mag: f32 = (0..n)
                                     .map(|r| (w[i * stride + r] * keys[r * d + j]).abs())

@@ -410,7 +410,7 @@ unsafe fn scores_t_256(
             1 => scores_t_queries::<1, 8>(qp, d, kp, nb, scale, op, s),
             2 => scores_t_queries::<2, 4>(qp, d, kp, nb, scale, op, s),
             3 => scores_t_queries::<3, 3>(qp, d, kp, nb, scale, op, s),
-            _ => scores_t_queries::<4, 3>(qp, d, kp, nb, scale, op, s),
+            _ => scores_t_queries::<4, 2>(qp, d, kp, nb, scale, op, s),
         }
         i += qn;
     }
@@ -491,11 +491,15 @@ unsafe fn scores_t_blocks<const Q: usize, const V: usize>(
     }
 }
 
-/// [`weighted_sum_many_avx2`] past its checks (`d` a multiple of 8): three queries at a time
-/// 24 columns at a time (nine accumulators, three value registers and the broadcast), or
-/// two (four as two and two) 32 columns at a time (eight accumulators, four value
-/// registers): more spill an accumulator; a last single query as [`weighted_sum_256`]. Each
-/// column sums its rows in order, as [`weighted_sum_256`] does, so the results have its bits.
+/// [`weighted_sum_many_avx2`] past its checks (`d` a multiple of 8): the value rows in blocks
+/// of [`ROW_BLOCK_BYTES`], each block run through every query and column while it is in the
+/// L1 cache (one pass over all the rows per query and column range had read a long context's
+/// values from L2 eight times per token for a 128-wide head). Within a block, three queries
+/// at a time 24 columns at a time (nine accumulators, three value registers and the
+/// broadcast), or two (four as two and two) 32 columns at a time (eight accumulators, four
+/// value registers): more spill an accumulator; a single query 64 columns at a time. Each
+/// column sums its rows in order, as [`weighted_sum_256`] does (the sums carry over from
+/// block to block in `out`, exactly), so the results have its bits.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn weighted_sum_many_256(
     w: &[f32],
@@ -506,31 +510,42 @@ unsafe fn weighted_sum_many_256(
     n: usize,
     out: &mut [f32],
 ) {
-    let mut i = 0;
-    while i < nq {
-        let qn = match nq - i {
-            4 => 2,
-            r => r.min(3),
-        };
-        if qn == 1 {
-            let o = &mut out[i * d..(i + 1) * d];
-            weighted_sum_256(&w[i * stride..i * stride + n], rows, o);
-            i += 1;
-            continue;
+    if n == 0 {
+        out.fill(0.0);
+        return;
+    }
+    let block = (ROW_BLOCK_BYTES / (4 * d)).max(8);
+    let mut r0 = 0;
+    while r0 < n {
+        let len = block.min(n - r0);
+        let first = r0 == 0;
+        let mut i = 0;
+        while i < nq {
+            let qn = match nq - i {
+                4 => 2,
+                r => r.min(3),
+            };
+            // SAFETY: queries `i..i + qn <= nq`: their weights (`n` from `w[q·stride]`, here
+            // `r0..r0 + len`) and output rows are inside `w` and `out`, the block's rows inside
+            // `rows` (checked by the caller).
+            let wp = w.as_ptr().add(i * stride + r0);
+            let (rp, op) = (rows.as_ptr().add(r0 * d), out.as_mut_ptr().add(i * d));
+            match qn {
+                1 => weighted_sum_queries::<1, 8>(wp, stride, rp, d, len, op, first),
+                2 => weighted_sum_queries::<2, 4>(wp, stride, rp, d, len, op, first),
+                _ => weighted_sum_queries::<3, 3>(wp, stride, rp, d, len, op, first),
+            }
+            i += qn;
         }
-        // SAFETY: queries `i..i + qn <= nq`: their weights (`n` from `w[q·stride]`) and output
-        // rows are inside `w` and `out` (checked by the caller).
-        let (wp, op) = (w.as_ptr().add(i * stride), out.as_mut_ptr().add(i * d));
-        match qn {
-            2 => weighted_sum_queries::<2, 4>(wp, stride, rows.as_ptr(), d, n, op),
-            _ => weighted_sum_queries::<3, 3>(wp, stride, rows.as_ptr(), d, n, op),
-        }
-        i += qn;
+        r0 += len;
     }
 }
 
-/// All `d` columns of `Q` queries' weighted sums, `8·C` (`C` at most 4) at a time, the rest
-/// in one smaller step.
+/// Bytes of value rows per block of [`weighted_sum_many_256`]: half the L1 data cache.
+const ROW_BLOCK_BYTES: usize = 16 << 10;
+
+/// All `d` columns of `Q` queries' weighted sums over `n` rows, `8·C` (`C` at most 8) at a
+/// time, the rest in one smaller step; `first`: the sums start from zero, else from `out`.
 ///
 /// # Safety
 /// As [`weighted_sum_cols`] with all `d` columns readable and writable; `d` a multiple of 8;
@@ -543,22 +558,28 @@ unsafe fn weighted_sum_queries<const Q: usize, const C: usize>(
     d: usize,
     n: usize,
     out: *mut f32,
+    first: bool,
 ) {
     let mut c0 = 0;
     while c0 + 8 * C <= d {
-        weighted_sum_cols::<Q, C>(w, stride, rows.add(c0), d, n, out.add(c0));
+        weighted_sum_cols::<Q, C>(w, stride, rows.add(c0), d, n, out.add(c0), first);
         c0 += 8 * C;
     }
     let (rows, out) = (rows.add(c0), out.add(c0));
     match (d - c0) / 8 {
         0 => {}
-        1 => weighted_sum_cols::<Q, 1>(w, stride, rows, d, n, out),
-        2 => weighted_sum_cols::<Q, 2>(w, stride, rows, d, n, out),
-        _ => weighted_sum_cols::<Q, 3>(w, stride, rows, d, n, out),
+        1 => weighted_sum_cols::<Q, 1>(w, stride, rows, d, n, out, first),
+        2 => weighted_sum_cols::<Q, 2>(w, stride, rows, d, n, out, first),
+        3 => weighted_sum_cols::<Q, 3>(w, stride, rows, d, n, out, first),
+        4 => weighted_sum_cols::<Q, 4>(w, stride, rows, d, n, out, first),
+        5 => weighted_sum_cols::<Q, 5>(w, stride, rows, d, n, out, first),
+        6 => weighted_sum_cols::<Q, 6>(w, stride, rows, d, n, out, first),
+        _ => weighted_sum_cols::<Q, 7>(w, stride, rows, d, n, out, first),
     }
 }
 
-/// `8·C` columns of `Q` queries' weighted sums: `Q·C` accumulators over the `n` rows.
+/// `8·C` columns of `Q` queries' weighted sums: `Q·C` accumulators over the `n` rows, starting
+/// from zero (`first`) or from `out`.
 ///
 /// # Safety
 /// `w` points to `Q` rows of `n` weights `stride` apart, `rows` to `n` rows `d` apart with
@@ -572,8 +593,17 @@ unsafe fn weighted_sum_cols<const Q: usize, const C: usize>(
     d: usize,
     n: usize,
     out: *mut f32,
+    first: bool,
 ) {
-    let mut acc = [[_mm256_setzero_ps(); C]; Q];
+    let mut acc: [[__m256; C]; Q] = std::array::from_fn(|i| {
+        std::array::from_fn(|c| {
+            if first {
+                _mm256_setzero_ps()
+            } else {
+                _mm256_loadu_ps(out.add(i * d + 8 * c))
+            }
+        })
+    });
     for r in 0..n {
         let v: [__m256; C] = std::array::from_fn(|c| _mm256_loadu_ps(rows.add(r * d + 8 * c)));
         for (i, acc) in acc.iter_mut().enumerate() {
