@@ -52,6 +52,19 @@ pub type ScoresTFn = fn(q: &[f32], nq: usize, kt: &[f32], scale: f32, out: &mut 
 /// value row is loaded once for all the queries.
 pub type WeightedSumManyFn = fn(w: &[f32], stride: usize, nq: usize, rows: &[f32], out: &mut [f32]);
 
+/// `out[i·n + r] = scale · (q[i] · rows[r])` for the `nq` queries of `d` floats in `q` (a
+/// token's heads that share a kv head) and the `n` rows of `d` f16 values in `rows` (the KV
+/// cache's keys, converted as loaded). Decoding: each key is loaded once for all the heads
+/// that share it, not once per head. Each score has the bits of [`ScoresF16Fn`]'s for its
+/// query.
+pub type ScoresManyF16Fn =
+    fn(q: &[f32], nq: usize, rows: &[half::f16], scale: f32, out: &mut [f32]);
+
+/// [`WeightedSumManyFn`] over f16 value rows (converted as loaded), each query's sums with
+/// the bits of [`WeightedSumF16Fn`]'s.
+pub type WeightedSumManyF16Fn =
+    fn(w: &[f32], stride: usize, nq: usize, rows: &[half::f16], out: &mut [f32]);
+
 /// The attention kernels of one instruction set.
 #[derive(Clone, Copy, Debug)]
 pub struct AttnKernels {
@@ -69,6 +82,10 @@ pub struct AttnKernels {
     pub scores_t: ScoresTFn,
     /// See [`WeightedSumManyFn`].
     pub weighted_sum_many: WeightedSumManyFn,
+    /// See [`ScoresManyF16Fn`].
+    pub scores_many_f16: ScoresManyF16Fn,
+    /// See [`WeightedSumManyF16Fn`].
+    pub weighted_sum_many_f16: WeightedSumManyF16Fn,
 }
 
 /// The portable kernels.
@@ -80,6 +97,8 @@ pub const SCALAR: AttnKernels = AttnKernels {
     weighted_sum_f16: weighted_sum_f16_scalar,
     scores_t: scores_t_scalar,
     weighted_sum_many: weighted_sum_many_scalar,
+    scores_many_f16: scores_many_f16_scalar,
+    weighted_sum_many_f16: weighted_sum_many_f16_scalar,
 };
 
 /// The kernels for `isa` (the scalar ones for an `isa` this CPU lacks).
@@ -223,11 +242,11 @@ pub(crate) fn check_t(q: &[f32], nq: usize, kt: &[f32], out: &[f32]) -> (usize, 
 
 /// The shapes of a [`WeightedSumManyFn`] call: `(d, n)`. Panics on inconsistent lengths.
 #[inline]
-pub(crate) fn check_many(
+pub(crate) fn check_many<T>(
     w: &[f32],
     stride: usize,
     nq: usize,
-    rows: &[f32],
+    rows: &[T],
     out: &[f32],
 ) -> (usize, usize) {
     assert!(
@@ -280,6 +299,56 @@ pub fn weighted_sum_many_scalar(
     let (d, n) = check_many(w, stride, nq, rows, out);
     for (i, o) in out.chunks_exact_mut(d).enumerate() {
         weighted_sum_scalar(&w[i * stride..i * stride + n], rows, o);
+    }
+}
+
+/// The shapes of a [`ScoresManyF16Fn`] call: `(d, n)`. Panics on inconsistent lengths.
+#[inline]
+pub(crate) fn check_scores_many<T>(
+    q: &[f32],
+    nq: usize,
+    rows: &[T],
+    out: &[f32],
+) -> (usize, usize) {
+    assert!(
+        nq > 0 && q.len().is_multiple_of(nq),
+        "attention kernel: {nq} queries"
+    );
+    let d = q.len() / nq;
+    assert!(
+        d > 0 && rows.len().is_multiple_of(d),
+        "attention kernel: rows of {d}"
+    );
+    let n = rows.len() / d;
+    check_rows(out, nq, n);
+    (d, n)
+}
+
+/// The scalar [`ScoresManyF16Fn`]: [`scores_f16_scalar`] per query.
+pub fn scores_many_f16_scalar(
+    q: &[f32],
+    nq: usize,
+    rows: &[half::f16],
+    scale: f32,
+    out: &mut [f32],
+) {
+    let (d, n) = check_scores_many(q, nq, rows, out);
+    for (qi, o) in q.chunks_exact(d).zip(out.chunks_exact_mut(n.max(1))) {
+        scores_f16_scalar(qi, rows, scale, &mut o[..n]);
+    }
+}
+
+/// The scalar [`WeightedSumManyF16Fn`]: [`weighted_sum_f16_scalar`] per query.
+pub fn weighted_sum_many_f16_scalar(
+    w: &[f32],
+    stride: usize,
+    nq: usize,
+    rows: &[half::f16],
+    out: &mut [f32],
+) {
+    let (d, n) = check_many(w, stride, nq, rows, out);
+    for (i, o) in out.chunks_exact_mut(d).enumerate() {
+        weighted_sum_f16_scalar(&w[i * stride..i * stride + n], rows, o);
     }
 }
 
@@ -401,6 +470,53 @@ mod tests {
                                 assert!((g - wv).abs() <= tol, "sum {at}: {g} vs {wv}");
                                 assert_eq!(wv.to_bits(), one[j].to_bits(), "scalar {at}");
                             }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The decoding kernels for a group of queries over f16 rows: each query's results have
+    /// the bits of the one-query f16 kernels (the 256-bit ones where the ISA is AVX-512, which
+    /// runs the group kernels at 256 bits), for every split of queries and rows.
+    #[test]
+    fn f16_group_kernels_equal_one_query_kernels() {
+        let mut rng = ChaCha8Rng::seed_from_u64(12);
+        for &isa in available_isas() {
+            let k = attn_kernels_for(isa);
+            let one = if isa == Isa::Avx512 {
+                attn_kernels_for(Isa::Avx2)
+            } else {
+                k
+            };
+            for d in [1usize, 8, 24, 64, 128] {
+                for nq in 1..=6 {
+                    for n in [0usize, 1, 2, 3, 5, 9, 77] {
+                        let q: Vec<f32> = (0..nq * d).map(|_| rng.gen_range(-2.0..2.0)).collect();
+                        let rows: Vec<half::f16> = (0..n * d)
+                            .map(|_| half::f16::from_f32(rng.gen_range(-2.0..2.0)))
+                            .collect();
+                        let stride = n + 2;
+                        let w: Vec<f32> =
+                            (0..nq * stride).map(|_| rng.gen_range(0.0..1.0)).collect();
+                        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                        let mut got = vec![f32::NAN; nq * n];
+                        (k.scores_many_f16)(&q, nq, &rows, 0.3, &mut got);
+                        let mut sums = vec![f32::NAN; nq * d];
+                        (k.weighted_sum_many_f16)(&w, stride, nq, &rows, &mut sums);
+                        for i in 0..nq {
+                            let at = format!("{isa} d={d} nq={nq} n={n} q{i}");
+                            let mut want = vec![f32::NAN; n];
+                            (one.scores_f16)(&q[i * d..(i + 1) * d], &rows, 0.3, &mut want);
+                            assert_eq!(bits(&got[i * n..(i + 1) * n]), bits(&want), "scores {at}");
+                            let mut want = vec![f32::NAN; d];
+                            (one.weighted_sum_f16)(
+                                &w[i * stride..i * stride + n],
+                                &rows,
+                                &mut want,
+                            );
+                            assert_eq!(bits(&sums[i * d..(i + 1) * d]), bits(&want), "sums {at}");
                         }
                     }
                 }

@@ -62,7 +62,7 @@ pub struct Scratch {
     normed: Vec<f32>,
     /// The matmuls' quantized activations.
     mm: MatMulScratch,
-    /// Decoding attention split across threads: per head and part, the part's output, its
+    /// Decoding attention split across threads: per part and head, the part's output, its
     /// softmax maximum and sum ([`attention_split`]).
     parts: Vec<f32>,
 }
@@ -321,19 +321,20 @@ fn attention(
                 // to the last one's position (later queries' windows start no earlier).
                 let (lo0, hi) = (first(pos0 + i0), pos0 + i1 - 1);
                 if i1 - i0 == 1 {
-                    // One query token (decoding): its heads read the f16 cache directly,
-                    // with the bits of the converted copy and without writing it.
+                    // One query token (decoding): the heads that share the kv head read its
+                    // f16 rows directly, once for all of them, without a converted copy.
                     if let Some((k16, v16)) = cache.f16_rows(layer, lo0, hi, g) {
-                        scores.resize(hi + 1 - lo0, 0.0);
-                        for h in g * group..(g + 1) * group {
-                            let idx = i0 * n_head + h;
-                            let qh = &q[idx * hd..(idx + 1) * hd];
-                            (kern.scores_f16)(qh, k16, scale, scores);
-                            softmax(scores);
-                            // SAFETY: as below.
-                            let out = unsafe { rows.part(idx * hd..(idx + 1) * hd) };
-                            (kern.weighted_sum_f16)(scores, v16, out);
+                        let n = hi + 1 - lo0;
+                        let idx = i0 * n_head + g * group;
+                        scores.resize(group * n, 0.0);
+                        let qs = &q[idx * hd..(idx + group) * hd];
+                        (kern.scores_many_f16)(qs, group, k16, scale, scores);
+                        for sc in scores.chunks_exact_mut(n) {
+                            softmax(sc);
                         }
+                        // SAFETY: as below.
+                        let out = unsafe { rows.part(idx * hd..(idx + group) * hd) };
+                        (kern.weighted_sum_many_f16)(scores, n, group, v16, out);
                         return;
                     }
                 }
@@ -416,10 +417,11 @@ fn attention_split(
     let group = n_head / n_kv;
     let scale = 1.0 / (hd as f32).sqrt();
     let kern = orcinus_quant::kernels::attn::attn_kernels();
-    // Per head and part: the output, then the maximum and the sum.
-    let slot = hd + 2;
-    parts.resize(n_head * n * slot, 0.0);
-    let out = SharedMut::new(parts);
+    // Per part and head: the output (`[n][n_head][hd]`, so a kv head's query heads are
+    // consecutive), then per part and head the softmax's maximum and sum.
+    let stats = n * n_head * hd;
+    parts.resize(stats + 2 * n * n_head, 0.0);
+    let shared = SharedMut::new(parts);
     let len = span.len();
     pool.install(|| {
         (0..n_kv * n).into_par_iter().for_each(|u| {
@@ -430,33 +432,42 @@ fn attention_split(
                     .expect("checked by the caller: one run per kv head");
                 let (a, b) = (p * len / n, (p + 1) * len / n);
                 let (k16, v16) = (&k16[a * hd..b * hd], &v16[a * hd..b * hd]);
-                scores.resize(b - a, 0.0);
-                for h in g * group..(g + 1) * group {
-                    (kern.scores_f16)(&q[h * hd..(h + 1) * hd], k16, scale, scores);
-                    let (m, sum) = softmax(scores);
-                    let i = h * n + p;
-                    // SAFETY: slot `i` (head `h`, part `p`) belongs to this task alone: `h`'s
-                    // kv head is `g`.
-                    let o = unsafe { out.part(i * slot..(i + 1) * slot) };
-                    (kern.weighted_sum_f16)(scores, v16, &mut o[..hd]);
-                    o[hd] = m;
-                    o[hd + 1] = sum as f32;
+                let h0 = g * group;
+                scores.resize(group * (b - a), 0.0);
+                let qs = &q[h0 * hd..(h0 + group) * hd];
+                (kern.scores_many_f16)(qs, group, k16, scale, scores);
+                let i = p * n_head + h0;
+                // SAFETY: the outputs and statistics of part `p` for heads `h0..h0 + group`
+                // belong to this task alone (their kv head is `g`).
+                let st = unsafe { shared.part(stats + 2 * i..stats + 2 * (i + group)) };
+                for (sc, st) in scores.chunks_exact_mut(b - a).zip(st.chunks_exact_mut(2)) {
+                    let (m, sum) = softmax(sc);
+                    st[0] = m;
+                    st[1] = sum as f32;
                 }
+                // SAFETY: as above.
+                let o = unsafe { shared.part(i * hd..(i + group) * hd) };
+                (kern.weighted_sum_many_f16)(scores, b - a, group, v16, o);
             })
         })
     });
+    let (outs, stats) = parts.split_at(stats);
     for (h, o) in att.chunks_exact_mut(hd).enumerate() {
-        let slots = &parts[h * n * slot..(h + 1) * n * slot];
-        let m = slots
-            .chunks_exact(slot)
-            .map(|s| s[hd])
+        // Part `p` of head `h`: its output and its (maximum, sum).
+        let part = |p: usize| {
+            let i = p * n_head + h;
+            (&outs[i * hd..(i + 1) * hd], &stats[2 * i..2 * i + 2])
+        };
+        let m = (0..n)
+            .map(|p| part(p).1[0])
             .fold(f32::NEG_INFINITY, f32::max);
-        let c = |s: &[f32]| f64::from(s[hd + 1]) * f64::from(s[hd] - m).exp();
-        let z: f64 = slots.chunks_exact(slot).map(c).sum();
+        let c = |st: &[f32]| f64::from(st[1]) * f64::from(st[0] - m).exp();
+        let z: f64 = (0..n).map(|p| c(part(p).1)).sum();
         o.fill(0.0);
-        for s in slots.chunks_exact(slot) {
-            let w = (c(s) / z) as f32;
-            for (o, &v) in o.iter_mut().zip(&s[..hd]) {
+        for p in 0..n {
+            let (v, st) = part(p);
+            let w = (c(st) / z) as f32;
+            for (o, &v) in o.iter_mut().zip(v) {
                 *o += w * v;
             }
         }

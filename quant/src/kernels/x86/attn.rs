@@ -4,8 +4,9 @@
 use std::arch::x86_64::*;
 
 use super::super::attn::{
-    check_many, check_rows, check_t, f16_to_f32_scalar, scores_f16_scalar, scores_scalar,
-    weighted_sum_f16_scalar, weighted_sum_many_scalar, weighted_sum_scalar, AttnKernels, KEY_BLOCK,
+    check_many, check_rows, check_scores_many, check_t, f16_to_f32_scalar, scores_f16_scalar,
+    scores_many_f16_scalar, scores_scalar, weighted_sum_f16_scalar, weighted_sum_many_f16_scalar,
+    weighted_sum_many_scalar, weighted_sum_scalar, AttnKernels, KEY_BLOCK,
 };
 use super::super::Isa;
 
@@ -21,6 +22,8 @@ pub(in crate::kernels) fn attn_kernels(isa: Isa) -> Option<AttnKernels> {
             weighted_sum_f16: weighted_sum_f16_avx2,
             scores_t: scores_t_avx2,
             weighted_sum_many: weighted_sum_many_avx2,
+            scores_many_f16: scores_many_f16_avx2,
+            weighted_sum_many_f16: weighted_sum_many_f16_avx2,
         }),
         Isa::Avx512 => Some(AttnKernels {
             scores: scores_avx512,
@@ -32,6 +35,10 @@ pub(in crate::kernels) fn attn_kernels(isa: Isa) -> Option<AttnKernels> {
             // the same.
             scores_t: scores_t_avx2,
             weighted_sum_many: weighted_sum_many_avx2,
+            // 256-bit as above; each query's results then have the AVX2 one-query kernels'
+            // bits, not the 512-bit ones'.
+            scores_many_f16: scores_many_f16_avx2,
+            weighted_sum_many_f16: weighted_sum_many_f16_avx2,
         }),
     }
 }
@@ -124,6 +131,30 @@ fn weighted_sum_many_avx2(w: &[f32], stride: usize, nq: usize, rows: &[f32], out
     let (d, n) = check_many(w, stride, nq, rows, out);
     if !d.is_multiple_of(8) {
         return weighted_sum_many_scalar(w, stride, nq, rows, out);
+    }
+    // SAFETY: see above.
+    unsafe { weighted_sum_many_256(w, stride, nq, rows, d, n, out) }
+}
+
+fn scores_many_f16_avx2(q: &[f32], nq: usize, rows: &[half::f16], scale: f32, out: &mut [f32]) {
+    let (d, n) = check_scores_many(q, nq, rows, out);
+    if !d.is_multiple_of(8) {
+        return scores_many_f16_scalar(q, nq, rows, scale, out);
+    }
+    // SAFETY: see above.
+    unsafe { scores_many_256(q, nq, d, rows, n, scale, out) }
+}
+
+fn weighted_sum_many_f16_avx2(
+    w: &[f32],
+    stride: usize,
+    nq: usize,
+    rows: &[half::f16],
+    out: &mut [f32],
+) {
+    let (d, n) = check_many(w, stride, nq, rows, out);
+    if !d.is_multiple_of(8) {
+        return weighted_sum_many_f16_scalar(w, stride, nq, rows, out);
     }
     // SAFETY: see above.
     unsafe { weighted_sum_many_256(w, stride, nq, rows, d, n, out) }
@@ -501,11 +532,11 @@ unsafe fn scores_t_blocks<const Q: usize, const V: usize>(
 /// column sums its rows in order, as [`weighted_sum_256`] does (the sums carry over from
 /// block to block in `out`, exactly), so the results have its bits.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn weighted_sum_many_256(
+unsafe fn weighted_sum_many_256<E: Load>(
     w: &[f32],
     stride: usize,
     nq: usize,
-    rows: &[f32],
+    rows: &[E],
     d: usize,
     n: usize,
     out: &mut [f32],
@@ -514,7 +545,7 @@ unsafe fn weighted_sum_many_256(
         out.fill(0.0);
         return;
     }
-    let block = (ROW_BLOCK_BYTES / (4 * d)).max(8);
+    let block = (ROW_BLOCK_BYTES / (std::mem::size_of::<E>() * d)).max(8);
     let mut r0 = 0;
     while r0 < n {
         let len = block.min(n - r0);
@@ -531,9 +562,9 @@ unsafe fn weighted_sum_many_256(
             let wp = w.as_ptr().add(i * stride + r0);
             let (rp, op) = (rows.as_ptr().add(r0 * d), out.as_mut_ptr().add(i * d));
             match qn {
-                1 => weighted_sum_queries::<1, 8>(wp, stride, rp, d, len, op, first),
-                2 => weighted_sum_queries::<2, 4>(wp, stride, rp, d, len, op, first),
-                _ => weighted_sum_queries::<3, 3>(wp, stride, rp, d, len, op, first),
+                1 => weighted_sum_queries::<E, 1, 8>(wp, stride, rp, d, len, op, first),
+                2 => weighted_sum_queries::<E, 2, 4>(wp, stride, rp, d, len, op, first),
+                _ => weighted_sum_queries::<E, 3, 3>(wp, stride, rp, d, len, op, first),
             }
             i += qn;
         }
@@ -551,10 +582,10 @@ const ROW_BLOCK_BYTES: usize = 16 << 10;
 /// As [`weighted_sum_cols`] with all `d` columns readable and writable; `d` a multiple of 8;
 /// the CPU must have AVX2 and FMA.
 #[inline(always)]
-unsafe fn weighted_sum_queries<const Q: usize, const C: usize>(
+unsafe fn weighted_sum_queries<E: Load, const Q: usize, const C: usize>(
     w: *const f32,
     stride: usize,
-    rows: *const f32,
+    rows: *const E,
     d: usize,
     n: usize,
     out: *mut f32,
@@ -562,19 +593,19 @@ unsafe fn weighted_sum_queries<const Q: usize, const C: usize>(
 ) {
     let mut c0 = 0;
     while c0 + 8 * C <= d {
-        weighted_sum_cols::<Q, C>(w, stride, rows.add(c0), d, n, out.add(c0), first);
+        weighted_sum_cols::<E, Q, C>(w, stride, rows.add(c0), d, n, out.add(c0), first);
         c0 += 8 * C;
     }
     let (rows, out) = (rows.add(c0), out.add(c0));
     match (d - c0) / 8 {
         0 => {}
-        1 => weighted_sum_cols::<Q, 1>(w, stride, rows, d, n, out, first),
-        2 => weighted_sum_cols::<Q, 2>(w, stride, rows, d, n, out, first),
-        3 => weighted_sum_cols::<Q, 3>(w, stride, rows, d, n, out, first),
-        4 => weighted_sum_cols::<Q, 4>(w, stride, rows, d, n, out, first),
-        5 => weighted_sum_cols::<Q, 5>(w, stride, rows, d, n, out, first),
-        6 => weighted_sum_cols::<Q, 6>(w, stride, rows, d, n, out, first),
-        _ => weighted_sum_cols::<Q, 7>(w, stride, rows, d, n, out, first),
+        1 => weighted_sum_cols::<E, Q, 1>(w, stride, rows, d, n, out, first),
+        2 => weighted_sum_cols::<E, Q, 2>(w, stride, rows, d, n, out, first),
+        3 => weighted_sum_cols::<E, Q, 3>(w, stride, rows, d, n, out, first),
+        4 => weighted_sum_cols::<E, Q, 4>(w, stride, rows, d, n, out, first),
+        5 => weighted_sum_cols::<E, Q, 5>(w, stride, rows, d, n, out, first),
+        6 => weighted_sum_cols::<E, Q, 6>(w, stride, rows, d, n, out, first),
+        _ => weighted_sum_cols::<E, Q, 7>(w, stride, rows, d, n, out, first),
     }
 }
 
@@ -586,10 +617,10 @@ unsafe fn weighted_sum_queries<const Q: usize, const C: usize>(
 /// `8·C` readable columns each, `out` to `Q` rows `d` apart with `8·C` writable columns; the
 /// CPU must have AVX2 and FMA.
 #[inline(always)]
-unsafe fn weighted_sum_cols<const Q: usize, const C: usize>(
+unsafe fn weighted_sum_cols<E: Load, const Q: usize, const C: usize>(
     w: *const f32,
     stride: usize,
-    rows: *const f32,
+    rows: *const E,
     d: usize,
     n: usize,
     out: *mut f32,
@@ -605,7 +636,7 @@ unsafe fn weighted_sum_cols<const Q: usize, const C: usize>(
         })
     });
     for r in 0..n {
-        let v: [__m256; C] = std::array::from_fn(|c| _mm256_loadu_ps(rows.add(r * d + 8 * c)));
+        let v: [__m256; C] = std::array::from_fn(|c| E::load8(rows.add(r * d + 8 * c)));
         for (i, acc) in acc.iter_mut().enumerate() {
             let x = _mm256_broadcast_ss(&*w.add(i * stride + r));
             for (a, &v) in acc.iter_mut().zip(&v) {
@@ -617,5 +648,86 @@ unsafe fn weighted_sum_cols<const Q: usize, const C: usize>(
         for (c, a) in acc.iter().enumerate() {
             _mm256_storeu_ps(out.add(i * d + 8 * c), *a);
         }
+    }
+}
+
+/// [`scores_many_f16_avx2`] past its checks (`d` a multiple of 8), on rows of f32 or f16:
+/// four queries two rows at a time, or two queries four rows at a time (a last single query
+/// as [`scores_256`]); each step loads every row slice once for the queries, and the eight
+/// accumulators are summed across lanes together ([`hsum8_256`]). Every score is summed as
+/// [`scores_256`] sums it (lane sums of the same FMA chain, the same lane reduction, the
+/// missing rows of a last group standing in as repeats), so it has that kernel's bits.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn scores_many_256<E: Load>(
+    q: &[f32],
+    nq: usize,
+    d: usize,
+    rows: &[E],
+    n: usize,
+    scale: f32,
+    out: &mut [f32],
+) {
+    let mut i = 0;
+    while i < nq {
+        let (qs, os) = (&q[i * d..], &mut out[i * n..]);
+        match nq - i {
+            1 => {
+                scores_256(&qs[..d], rows, scale, &mut os[..n]);
+                i += 1;
+            }
+            2 | 3 => {
+                scores_queries_rows::<E, 2, 4>(&qs[..2 * d], d, rows, n, scale, &mut os[..2 * n]);
+                i += 2;
+            }
+            _ => {
+                scores_queries_rows::<E, 4, 2>(&qs[..4 * d], d, rows, n, scale, &mut os[..4 * n]);
+                i += 4;
+            }
+        }
+    }
+}
+
+/// `Q` queries (`Q·R = 8`) against the `n` rows, `R` rows at a time.
+///
+/// # Safety
+/// `q` holds `Q` rows of `d` (a multiple of 8), `rows` `n` rows of `d`, `out` `Q` rows of
+/// `n`; the CPU must have AVX2, FMA and F16C.
+#[inline(always)]
+unsafe fn scores_queries_rows<E: Load, const Q: usize, const R: usize>(
+    q: &[f32],
+    d: usize,
+    rows: &[E],
+    n: usize,
+    scale: f32,
+    out: &mut [f32],
+) {
+    debug_assert!(Q * R == 8 && q.len() == Q * d && rows.len() == n * d && out.len() == Q * n);
+    let sv = _mm256_set1_ps(scale);
+    let qp = q.as_ptr();
+    let mut r0 = 0;
+    while r0 < n {
+        let cnt = R.min(n - r0);
+        // The last of the group's rows that exist stands in for the missing ones.
+        let k: [*const E; R] =
+            std::array::from_fn(|r| rows.as_ptr().add((r0 + r.min(cnt - 1)) * d));
+        let mut acc = [_mm256_setzero_ps(); 8];
+        let mut j = 0;
+        // SAFETY: `j + 8 <= d` inside every query and row.
+        while j < d {
+            let kv: [__m256; R] = std::array::from_fn(|r| E::load8(k[r].add(j)));
+            for qi in 0..Q {
+                let qv = _mm256_loadu_ps(qp.add(qi * d + j));
+                for (r, kv) in kv.iter().enumerate() {
+                    acc[qi * R + r] = _mm256_fmadd_ps(qv, *kv, acc[qi * R + r]);
+                }
+            }
+            j += 8;
+        }
+        let mut lanes = [0f32; 8];
+        _mm256_storeu_ps(lanes.as_mut_ptr(), _mm256_mul_ps(hsum8_256(&acc), sv));
+        for qi in 0..Q {
+            out[qi * n + r0..qi * n + r0 + cnt].copy_from_slice(&lanes[qi * R..qi * R + cnt]);
+        }
+        r0 += cnt;
     }
 }
