@@ -13,8 +13,9 @@ use std::sync::OnceLock;
 use super::{available_isas, isa, Isa};
 
 /// In-place softmax: `x[i] = e^(x[i] − max) / Σ_j e^(x[j] − max)` (−∞ entries become 0).
-/// Returns `max` and the sum (`Σ_j e^(x[j] − max)`, in f64), with which softmaxes of the
-/// parts of a row merge into the row's (attention split across threads).
+/// Returns `max` and the sum `Σ_j e^(x[j] − max)` (sixteen f32 lane sums added in f64), with
+/// which the softmaxes of a row's parts merge into the row's (attention split across
+/// threads).
 pub type SoftmaxFn = fn(x: &mut [f32]) -> (f32, f64);
 
 /// SwiGLU: `gate[i] = silu(gate[i]) · up[i]` with `silu(g) = g / (1 + e^−g)`.
@@ -231,6 +232,21 @@ mod tests {
                 assert_eq!(bits(&got), bits(&want), "{isa} softmax n={n}");
                 assert_eq!(stats.0.to_bits(), want_stats.0.to_bits(), "{isa} max n={n}");
                 assert_eq!(stats.1.to_bits(), want_stats.1.to_bits(), "{isa} sum n={n}");
+                // A NaN score does not become the maximum, wherever it sits (the outputs are
+                // then NaN, with payloads that may differ by ISA; the maximum may not).
+                for pos in 0..n {
+                    let mut y = x.clone();
+                    y[pos] = f32::NAN;
+                    let (mut got, mut want) = (y.clone(), y.clone());
+                    let (m, _) = (k.softmax)(&mut got);
+                    let (mw, _) = softmax_scalar(&mut want);
+                    let hi = y
+                        .iter()
+                        .copied()
+                        .filter(|v| !v.is_nan())
+                        .fold(f32::NEG_INFINITY, f32::max);
+                    assert_eq!((m, mw), (hi, hi), "{isa} n={n} NaN at {pos}");
+                }
                 // The largest score at every position (vector lanes and the scalar tail).
                 for pos in 0..n {
                     let mut y = x.clone();

@@ -3,10 +3,13 @@
 //! themselves): the scores of one query against many keys, and the weighted sum of many value
 //! rows; and for prefill, the same for a few queries at once (a token's heads that share the
 //! kv head) over keys in a blocked transposed layout ([`ScoresTFn`], [`WeightedSumManyFn`]).
-//! Chosen per [`Isa`] like the dot products; the SIMD weighted sums keep the output in
-//! registers across all value rows (a whole 128-float head with AVX-512, 64 columns at a time
-//! with AVX2), where the scalar one (which the compiler vectorizes only to the x86-64
-//! baseline, SSE2) loads and stores it once per row.
+//! Chosen per [`Isa`] like the dot products. The SIMD weighted sums keep a range of output
+//! columns in registers across many value rows (the one-query ones across all of them; the
+//! many-query ones across each 16 KiB block of rows, carrying the sums over in the output),
+//! where the scalar one (which the compiler vectorizes only to the x86-64 baseline, SSE2)
+//! loads and stores it once per row. The model's attention uses the many-query kernels
+//! ([`ScoresTFn`] and [`WeightedSumManyFn`] for prefill, [`ScoresManyF16Fn`] and
+//! [`WeightedSumManyF16Fn`] for decoding); the one-query kernels are their references.
 
 use std::sync::OnceLock;
 
@@ -43,25 +46,26 @@ pub const KEY_BLOCK: usize = 8;
 /// `out[i·s + r] = scale · (q[i] · key r)` for the `nq` queries of `d` floats in `q` (one
 /// after the other: a token's heads that share a kv head) and the `8·nb` keys of `kt` (`nb`
 /// blocks of [`KEY_BLOCK`] in its transposed layout), `s = 8·nb`. Prefill attention: each key
-/// is loaded once for all the queries (and each query element once per eight keys), where
+/// is loaded once for up to four queries (and each query element once per eight keys), where
 /// [`ScoresFn`] loads both once per product.
 pub type ScoresTFn = fn(q: &[f32], nq: usize, kt: &[f32], scale: f32, out: &mut [f32]);
 
 /// `out[i] = Σ_r w[i·stride + r] · rows[r]` for the `nq` queries (`out` holds `nq` rows of
 /// `d`; `rows` holds `n` rows of `d`; query `i`'s `n` weights start at `w[i·stride]`). Each
-/// value row is loaded once for all the queries.
+/// value row is loaded once for up to three queries.
 pub type WeightedSumManyFn = fn(w: &[f32], stride: usize, nq: usize, rows: &[f32], out: &mut [f32]);
 
 /// `out[i·n + r] = scale · (q[i] · rows[r])` for the `nq` queries of `d` floats in `q` (a
 /// token's heads that share a kv head) and the `n` rows of `d` f16 values in `rows` (the KV
-/// cache's keys, converted as loaded). Decoding: each key is loaded once for all the heads
-/// that share it, not once per head. Each score has the bits of [`ScoresF16Fn`]'s for its
-/// query.
+/// cache's keys, converted as loaded). Decoding: each key is loaded once for up to four of
+/// the heads that share it, not once per head. Each score has the bits of the 256-bit
+/// (AVX2) [`ScoresF16Fn`]'s for its query, also where the ISA is AVX-512.
 pub type ScoresManyF16Fn =
     fn(q: &[f32], nq: usize, rows: &[half::f16], scale: f32, out: &mut [f32]);
 
 /// [`WeightedSumManyFn`] over f16 value rows (converted as loaded), each query's sums with
-/// the bits of [`WeightedSumF16Fn`]'s.
+/// the bits of [`WeightedSumF16Fn`]'s (each column summed in order of the rows, one FMA per
+/// row, at any vector width).
 pub type WeightedSumManyF16Fn =
     fn(w: &[f32], stride: usize, nq: usize, rows: &[half::f16], out: &mut [f32]);
 
@@ -412,9 +416,15 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(10);
         for &isa in available_isas() {
             let k = attn_kernels_for(isa);
-            for d in [1usize, 8, 24, 64, 128] {
+            // Head sizes taking each column remainder; key counts giving 1 to 17 blocks
+            // (every remainder of every query group's step), whole and partial.
+            let ns = [1usize, 7, 8, 9]
+                .into_iter()
+                .chain((2..=17).map(|nb| KEY_BLOCK * nb - 3));
+            let ns: Vec<usize> = ns.collect();
+            for d in [1usize, 8, 16, 24, 40, 64, 80, 96, 128] {
                 for nq in 1..=7 {
-                    for n in [1usize, 7, 8, 9, 40, 77, 120, 130] {
+                    for &n in &ns {
                         let q: Vec<f32> = (0..nq * d).map(|_| rng.gen_range(-2.0..2.0)).collect();
                         let keys: Vec<f32> = (0..n * d).map(|_| rng.gen_range(-2.0..2.0)).collect();
                         let s = n.div_ceil(KEY_BLOCK) * KEY_BLOCK;
@@ -458,8 +468,6 @@ mod tests {
                             let bits =
                                 |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                             assert_eq!(bits(row), bits(&simd), "{isa} d={d} nq={nq} n={n} q{i}");
-                            let mut one = vec![0f32; d];
-                            weighted_sum_scalar(wi, &keys, &mut one);
                             for j in 0..d {
                                 let mag: f32 = (0..n)
                                     .map(|r| (w[i * stride + r] * keys[r * d + j]).abs())
@@ -468,7 +476,11 @@ mod tests {
                                 let (g, wv) = (got[i * d + j], want[i * d + j]);
                                 let at = format!("{isa} d={d} nq={nq} n={n} q{i} j{j}");
                                 assert!((g - wv).abs() <= tol, "sum {at}: {g} vs {wv}");
-                                assert_eq!(wv.to_bits(), one[j].to_bits(), "scalar {at}");
+                                let exact: f64 = (0..n)
+                                    .map(|r| f64::from(wi[r]) * f64::from(keys[r * d + j]))
+                                    .sum();
+                                let e = f64::from(wv) - exact;
+                                assert!(e.abs() <= f64::from(tol), "scalar {at}: {wv} vs {exact}");
                             }
                         }
                     }

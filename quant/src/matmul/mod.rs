@@ -149,7 +149,8 @@ impl<'a> SharedMut<'a> {
 
 /// Buffers for [`QMatMul::forward_with`] and [`forward_shared`]: the quantized activations,
 /// one buffer per activation type, kept between calls (a session owns one, so its decode
-/// loop allocates nothing here once the buffers have grown to the largest batch).
+/// loop allocates nothing here once the buffers have grown to the largest batch); and the
+/// GEMM's `aux` of the activations last quantized, per weight type (prefill only).
 #[derive(Debug, Default)]
 pub struct MatMulScratch {
     /// Per activation type: `m` quantized rows, in u64s so that every block type's alignment
@@ -239,13 +240,20 @@ fn gemm_aux<'c>(
     let i = match cache.iter().position(|c| c.0 == ty && c.1 == isa) {
         Some(i) => i,
         None => {
-            let parts: Vec<Vec<i32>> = pool.install(|| {
-                xq.par_chunks(AUX_ROWS_PER_TASK * arb)
-                    .map(|x| kernels::gemm_aux_for(ty, isa, x, x.len() / arb, k))
-                    .collect()
-            });
             debug_assert_eq!(xq.len(), m * arb);
-            cache.push((ty, isa, parts.concat()));
+            // Most types take no `aux` (an empty one): found on the first row, without
+            // forking.
+            let aux = if kernels::gemm_aux_for(ty, isa, &xq[..arb.min(xq.len())], 1, k).is_empty() {
+                Vec::new()
+            } else {
+                let parts: Vec<Vec<i32>> = pool.install(|| {
+                    xq.par_chunks(AUX_ROWS_PER_TASK * arb)
+                        .map(|x| kernels::gemm_aux_for(ty, isa, x, x.len() / arb, k))
+                        .collect()
+                });
+                parts.concat()
+            };
+            cache.push((ty, isa, aux));
             cache.len() - 1
         }
     };

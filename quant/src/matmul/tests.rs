@@ -362,6 +362,43 @@ fn shape_errors_and_empty() {
     assert_eq!(y, [0.0; 6]);
 }
 
+/// The GEMM's `aux` (widened activations, activation sums) cached in a `MatMulScratch` belongs
+/// to the activations it was computed from: on one scratch, groups of matrices that share a
+/// weight type (Q8_0, Q4_0: non-empty `aux`) on new activations of the same shape give
+/// `forward`'s bits, call after call, on every instruction set.
+#[test]
+fn gemm_aux_follows_the_activations() {
+    let pool = pool();
+    let (k, m) = (256, 12);
+    let mut scratch = MatMulScratch::new();
+    for ty in [GgmlType::Q8_0, GgmlType::Q4_0] {
+        let a = matrix(ty, &values(k * 40, 1), k, 40).0;
+        let b = matrix(ty, &values(k * 24, 2), k, 24).0;
+        for &isa in kernels::available_isas() {
+            for call in 0..3 {
+                let x = values(m * k, 30 + call);
+                let (mut wa, mut wb) = (vec![0f32; m * 40], vec![0f32; m * 24]);
+                a.forward_isa(isa, &x, m, &mut wa, &pool).unwrap();
+                b.forward_isa(isa, &x, m, &mut wb, &pool).unwrap();
+                let (mut ga, mut gb) = (vec![f32::NAN; m * 40], vec![f32::NAN; m * 24]);
+                forward_shared_isa(
+                    isa,
+                    [&a, &b],
+                    &x,
+                    m,
+                    [&mut ga, &mut gb],
+                    &pool,
+                    &mut scratch,
+                )
+                .unwrap();
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&ga), bits(&wa), "{ty} {isa} call {call}: first");
+                assert_eq!(bits(&gb), bits(&wb), "{ty} {isa} call {call}: second");
+            }
+        }
+    }
+}
+
 /// `forward_shared` gives each matrix `forward`'s bits, for a group mixing activation types
 /// (Q8_K, Q8_0, F32's own) and a type with no dot product (Q8_K weights: `forward_f32`), on
 /// every instruction set, in decode (one loop over all rows) and with several tokens (the

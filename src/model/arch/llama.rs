@@ -95,7 +95,9 @@ impl Scratch {
 /// Runs `tokens` (at positions `pos0..`) through the model, appending their keys/values to
 /// `cache`, and writes logits to `logits` (resized to `(1, n_vocab)` or
 /// `(tokens.len(), n_vocab)`). With the same batch size as the previous call (decoding: one
-/// token) nothing is allocated: every buffer is `scratch`'s or `logits`'s.
+/// token) nothing is allocated: every buffer is `scratch`'s or `logits`'s (the attention's
+/// grow with the context, a few times: `Scratch::parts` when the decoding attention splits
+/// into more parts, the pool threads' buffers).
 ///
 /// `window`: attend only to the last `window` positions (sliding-window attention).
 /// The caller guarantees the cache can hold the batch (see [`KvCache::max_batch`]).
@@ -475,9 +477,9 @@ fn attention_split(
 }
 
 thread_local! {
-    /// Each pool thread's attention buffers (keys and values converted from the cache, the
-    /// scores), kept between calls so that decoding allocates nothing once they have grown
-    /// to the longest context seen.
+    /// Each pool thread's attention buffers (keys converted from the cache, the same keys
+    /// transposed in blocks, values, scores), kept between calls so that decoding allocates
+    /// nothing once they have grown to the longest context seen.
     static ATTENTION_BUFFERS: std::cell::RefCell<AttentionBuffers> =
         const { std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new(), Vec::new())) };
 }
@@ -496,5 +498,8 @@ mod tests {
         assert_eq!(split_parts(1, 1, 4096), 1);
         assert_eq!(split_parts(1, 4, 4096), 8);
         assert_eq!(split_parts(0, 2, 4096), 1);
+        // tests/model.rs `split_decoding_attention_agrees_with_batched_prefill` decodes
+        // positions 260.. of the tiny model (two kv heads) on two threads: split.
+        assert!(split_parts(2, 2, 261) > 1);
     }
 }

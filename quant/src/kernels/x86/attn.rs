@@ -416,7 +416,7 @@ unsafe fn weighted_sum_cols_512<E: Load, const N: usize>(
 
 /// [`scores_t_avx2`] past its checks (`q`: `nq` rows of `d`; `kt`: `nb` key blocks; `out`:
 /// `nq` rows of `8·nb`): up to four queries at a time, with as many blocks in flight as keep
-/// eight to twelve independent accumulators (so that the FMA chains hide their latency)
+/// eight or nine independent accumulators (so that the FMA chains hide their latency)
 /// besides a register per block and the broadcast: per element, one load per block and one
 /// broadcast per query. (Sixteen registers: one more spills an accumulator through the
 /// stack on every element, a chain that more than halves the speed.)
@@ -434,7 +434,7 @@ unsafe fn scores_t_256(
     let mut i = 0;
     while i < nq {
         let qn = (nq - i).min(4);
-        // SAFETY: queries `i..i + qn < nq` and their output rows are inside `q` and `out`.
+        // SAFETY: queries `i..i + qn <= nq` and their output rows are inside `q` and `out`.
         let (qp, op) = (q.as_ptr().add(i * d), out.as_mut_ptr().add(i * s));
         let kp = kt.as_ptr();
         match qn {
