@@ -307,9 +307,11 @@ fn attention(
     let kern = orcinus_quant::kernels::attn::attn_kernels();
     let first = |pos: usize| window.map_or(0, |w| (pos + 1).saturating_sub(w));
     if t == 1 {
+        // Decoding: the heads read the f16 cache directly (one part per kv head, or several
+        // split across threads), unless a run wraps the sliding-window ring.
         let (lo, hi) = (first(pos0), pos0);
-        let n = split_parts(n_kv, pool.current_num_threads(), hi + 1 - lo);
-        if n > 1 && (0..n_kv).all(|g| cache.f16_rows(layer, lo, hi, g).is_some()) {
+        if (0..n_kv).all(|g| cache.f16_rows(layer, lo, hi, g).is_some()) {
+            let n = split_parts(n_kv, pool.current_num_threads(), hi + 1 - lo);
             return attention_split(hp, cache, layer, q, att, lo..hi + 1, n, pool, parts);
         }
     }
@@ -322,24 +324,6 @@ fn attention(
                 // Positions the chunk's queries attend to: from the first one's window start
                 // to the last one's position (later queries' windows start no earlier).
                 let (lo0, hi) = (first(pos0 + i0), pos0 + i1 - 1);
-                if i1 - i0 == 1 {
-                    // One query token (decoding): the heads that share the kv head read its
-                    // f16 rows directly, once for all of them, without a converted copy.
-                    if let Some((k16, v16)) = cache.f16_rows(layer, lo0, hi, g) {
-                        let n = hi + 1 - lo0;
-                        let idx = i0 * n_head + g * group;
-                        scores.resize(group * n, 0.0);
-                        let qs = &q[idx * hd..(idx + group) * hd];
-                        (kern.scores_many_f16)(qs, group, k16, scale, scores);
-                        for sc in scores.chunks_exact_mut(n) {
-                            softmax(sc);
-                        }
-                        // SAFETY: as below.
-                        let out = unsafe { rows.part(idx * hd..(idx + group) * hd) };
-                        (kern.weighted_sum_many_f16)(scores, n, group, v16, out);
-                        return;
-                    }
-                }
                 let len = hi + 1 - lo0;
                 keys.resize(len * hd, 0.0);
                 vals.resize(len * hd, 0.0);
@@ -399,7 +383,8 @@ fn split_parts(n_kv: usize, threads: usize, len: usize) -> usize {
 }
 
 /// [`attention`] for one query token whose kv heads' positions `span` are each one f16 run
-/// of the cache, split into `n` parts: one task per kv head and part computes the part's
+/// of the cache, split into `n` parts (1: not split; the merge then copies each head's
+/// output exactly): one task per kv head and part computes the part's
 /// softmax and weighted sum for the heads that share the kv head, and the parts merge as
 /// `out = Σ_p c_p·o_p / Σ_p c_p`, `c_p = s_p·e^(m_p − m)` (`m_p`, `s_p`: the part's softmax
 /// maximum and sum, `m` the largest `m_p`). Within float rounding of the unsplit softmax.
