@@ -76,6 +76,9 @@ pub const GEMM_MIN_M: usize = 8;
 /// measurable (each 32-row tile reads them once, a few GB/s per core).
 const GEMM_CHUNK_BYTES: usize = 8 << 20;
 
+/// How many tokens ahead the copy of a GEMM tile's results prefetches its destination.
+const COPY_AHEAD: usize = 8;
+
 /// Tokens per GEMM pass for `m` activation rows of `row_bytes` bytes: as few passes as keep
 /// each within `limit` bytes, the tokens shared evenly among them (a short last pass would
 /// pay a whole unpacking of the weights for a few tokens). A pass may take up to
@@ -144,6 +147,23 @@ impl<'a> SharedMut<'a> {
         );
         // SAFETY: inside the borrowed slice (checked); exclusive by the caller's promise.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.add(range.start), range.len()) }
+    }
+
+    /// Asks the CPU to bring the cache lines of elements `range` in for writing (a hint: it
+    /// reads and writes nothing, and does nothing off x86-64 or outside the slice).
+    #[inline]
+    pub fn prefetch_write(self, range: Range<usize>) {
+        #[cfg(target_arch = "x86_64")]
+        if range.start < range.end && range.end <= self.len {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0};
+            // SAFETY: a prefetch never faults; both addresses are inside the slice.
+            unsafe {
+                _mm_prefetch::<_MM_HINT_ET0>(self.ptr.add(range.start).cast());
+                _mm_prefetch::<_MM_HINT_ET0>(self.ptr.add(range.end - 1).cast());
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = range;
     }
 }
 
@@ -650,6 +670,10 @@ impl QMatMul {
                     let w = &data[j0 * rb..(j0 + rows) * rb];
                     gemm(w, rows, xq, aux, m, scratch, tile);
                     for (t, o) in tile.chunks_exact(GEMM_ROWS).enumerate() {
+                        // The destination rows are far apart and rarely cached: ask for
+                        // them ahead so that their misses overlap.
+                        let ahead = (t + COPY_AHEAD) * n + j0;
+                        out.prefetch_write(ahead..ahead + rows);
                         // SAFETY: each task writes only its own columns `j0..j0 + rows`.
                         let dst = unsafe { out.part(t * n + j0..t * n + j0 + rows) };
                         if let (Ok(d), Ok(s)) = (
