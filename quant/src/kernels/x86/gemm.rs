@@ -6,7 +6,11 @@
 //! vector of packed quants is loaded and multiplied (`vpdpbusd`) by each token's four
 //! activation bytes broadcast to every lane; per scale group the sums are scaled
 //! (`vpmulld`); per super-block the correction term (`vpdpwssd`) and the float accumulation
-//! follow. All integer sums are exact. [`tokens2`] does the same for the two tiles of a
+//! follow. All integer sums are exact. With `FS` (float scales, [`GemmKind::VnniFloatScales`])
+//! each scale group's sum is converted and added in floats instead (`vcvtdq2ps` +
+//! `vfmadd231ps`): on Intel's cores `vpmulld` takes the `vpdpbusd` port for about 0.6 cycles
+//! while the conversion and the FMA run beside it for free (on Zen 4 it is the other way
+//! round). [`tokens2`] does the same for the two tiles of a
 //! 32-row call at once, [`TOKENS2`] tokens at a time, so that each broadcast word meets two
 //! weight vectors. Q8_0 ([`tokens_q8_0`]) runs its tiles one after the other.
 
@@ -36,6 +40,9 @@ use crate::GgmlType;
 pub(super) enum GemmKind {
     /// 512-bit, AVX512-VNNI.
     Vnni,
+    /// 512-bit, AVX512-VNNI, the K-quants' scale step in floats (Intel cores); the legacy
+    /// types as [`GemmKind::Vnni`].
+    VnniFloatScales,
     /// 256-bit, AVX-VNNI (VEX).
     AvxVnni,
     /// 256-bit, AVX2 only.
@@ -45,14 +52,27 @@ pub(super) enum GemmKind {
 /// The GEMM tile function of `ty` for the micro-kernel `kind`.
 pub(super) fn gemm_tile(ty: GgmlType, kind: GemmKind) -> Option<GemmTileFn> {
     Some(match (ty, kind) {
-        (GgmlType::Q4K, GemmKind::Vnni) => tile_bytes::<BlockQ4K, Vnni>,
-        (GgmlType::Q5K, GemmKind::Vnni) => tile_bytes::<BlockQ5K, Vnni>,
-        (GgmlType::Q6K, GemmKind::Vnni) => tile_bytes::<BlockQ6K, Vnni>,
-        (GgmlType::Q4_0, GemmKind::Vnni) => tile_bytes_legacy::<BlockQ4_0, Vnni>,
-        (GgmlType::Q4_1, GemmKind::Vnni) => tile_bytes_legacy::<BlockQ4_1, Vnni>,
-        (GgmlType::Q5_0, GemmKind::Vnni) => tile_bytes_legacy::<BlockQ5_0, Vnni>,
-        (GgmlType::Q5_1, GemmKind::Vnni) => tile_bytes_legacy::<BlockQ5_1, Vnni>,
-        (GgmlType::Q8_0, GemmKind::Vnni) => tile_bytes_legacy::<BlockQ8_0, Vnni>,
+        (GgmlType::Q4K, GemmKind::Vnni) => tile_bytes::<BlockQ4K, Vnni<false>>,
+        (GgmlType::Q5K, GemmKind::Vnni) => tile_bytes::<BlockQ5K, Vnni<false>>,
+        (GgmlType::Q6K, GemmKind::Vnni) => tile_bytes::<BlockQ6K, Vnni<false>>,
+        (GgmlType::Q4K, GemmKind::VnniFloatScales) => tile_bytes::<BlockQ4K, Vnni<true>>,
+        (GgmlType::Q5K, GemmKind::VnniFloatScales) => tile_bytes::<BlockQ5K, Vnni<true>>,
+        (GgmlType::Q6K, GemmKind::VnniFloatScales) => tile_bytes::<BlockQ6K, Vnni<true>>,
+        (GgmlType::Q4_0, GemmKind::Vnni | GemmKind::VnniFloatScales) => {
+            tile_bytes_legacy::<BlockQ4_0, Vnni>
+        }
+        (GgmlType::Q4_1, GemmKind::Vnni | GemmKind::VnniFloatScales) => {
+            tile_bytes_legacy::<BlockQ4_1, Vnni>
+        }
+        (GgmlType::Q5_0, GemmKind::Vnni | GemmKind::VnniFloatScales) => {
+            tile_bytes_legacy::<BlockQ5_0, Vnni>
+        }
+        (GgmlType::Q5_1, GemmKind::Vnni | GemmKind::VnniFloatScales) => {
+            tile_bytes_legacy::<BlockQ5_1, Vnni>
+        }
+        (GgmlType::Q8_0, GemmKind::Vnni | GemmKind::VnniFloatScales) => {
+            tile_bytes_legacy::<BlockQ8_0, Vnni>
+        }
         (GgmlType::Q4_0, GemmKind::AvxVnni) => tile_bytes_legacy::<BlockQ4_0, AvxVnni>,
         (GgmlType::Q4_1, GemmKind::AvxVnni) => tile_bytes_legacy::<BlockQ4_1, AvxVnni>,
         (GgmlType::Q5_0, GemmKind::AvxVnni) => tile_bytes_legacy::<BlockQ5_0, AvxVnni>,
@@ -120,8 +140,8 @@ unsafe trait LegacyKernel {
     );
 }
 
-/// The AVX-512 VNNI kernel (`tokens`, below).
-struct Vnni;
+/// The AVX-512 VNNI kernel (`tokens`, below); `FS`: the K-quants' scale step in floats.
+struct Vnni<const FS: bool = false>;
 /// The AVX2 kernel (`gemm_avx2.rs`).
 struct Avx2;
 /// The AVX-VNNI kernel (`gemm_avx2.rs`).
@@ -344,7 +364,7 @@ pub(super) fn prefetch<B>(blocks: &[B]) {
 const TOKENS: usize = 8;
 
 // SAFETY: `tile` needs the features it enables; see `tile_bytes`.
-unsafe impl Kernel for Vnni {
+unsafe impl<const FS: bool> Kernel for Vnni<FS> {
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
     unsafe fn tile<B: GemmPack>(
         w: &[B],
@@ -367,7 +387,7 @@ unsafe impl Kernel for Vnni {
                     macro_rules! run {
                         ($($n:literal)*) => {
                             match n {
-                                $($n => tokens::<B, $n>(sbs, std::array::from_fn(|t| row(t0 + t)), o),)*
+                                $($n => tokens::<B, $n, FS>(sbs, std::array::from_fn(|t| row(t0 + t)), o),)*
                                 _ => unreachable!(),
                             }
                         };
@@ -396,7 +416,7 @@ unsafe impl Kernel for Vnni {
                 macro_rules! run {
                     ($($n:literal)*) => {
                         match n {
-                            $($n => tokens2::<B, $n>(sbs, std::array::from_fn(|t| row(t0 + t)), o),)*
+                            $($n => tokens2::<B, $n, FS>(sbs, std::array::from_fn(|t| row(t0 + t)), o),)*
                             _ => unreachable!(),
                         }
                     };
@@ -510,9 +530,10 @@ unsafe fn bcast<T>(p: *const T) -> __m512i {
     _mm512_set1_epi32(std::ptr::read_unaligned(p.cast::<i32>()))
 }
 
-/// `out[t][i] += Σ_b` (super-block `b` of `sbs`) · `y[t][b]`, for `T` tokens.
+/// `out[t][i] += Σ_b` (super-block `b` of `sbs`) · `y[t][b]`, for `T` tokens (`FS`: the
+/// scale step in floats, see the file's docs).
 #[inline(always)]
-unsafe fn tokens<B: GemmPack, const T: usize>(
+unsafe fn tokens<B: GemmPack, const T: usize, const FS: bool>(
     sbs: &[PackedSb],
     y: [&[BlockQ8K]; T],
     out: &mut [f32],
@@ -527,6 +548,7 @@ unsafe fn tokens<B: GemmPack, const T: usize>(
         // SAFETY (get_unchecked): `b < sbs.len() == y[t].len()` (asserted).
         let ys: [&BlockQ8K; T] = std::array::from_fn(|t| y[t].get_unchecked(b));
         let mut s = [_mm512_setzero_si512(); T];
+        let mut sf = [_mm512_setzero_ps(); T];
         for g in 0..B::GROUPS {
             let mut acc = [_mm512_setzero_si512(); T];
             for p in g * steps..(g + 1) * steps {
@@ -537,8 +559,20 @@ unsafe fn tokens<B: GemmPack, const T: usize>(
                 }
             }
             let sc = _mm512_load_si512(sb.sc[g].as_ptr().cast());
+            if FS {
+                let scf = _mm512_cvtepi32_ps(sc);
+                for t in 0..T {
+                    sf[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[t]), scf, sf[t]);
+                }
+            } else {
+                for t in 0..T {
+                    s[t] = _mm512_add_epi32(s[t], _mm512_mullo_epi32(acc[t], sc));
+                }
+            }
+        }
+        if !FS {
             for t in 0..T {
-                s[t] = _mm512_add_epi32(s[t], _mm512_mullo_epi32(acc[t], sc));
+                sf[t] = _mm512_cvtepi32_ps(s[t]);
             }
         }
         let da = _mm512_load_ps(sb.da.as_ptr());
@@ -554,7 +588,7 @@ unsafe fn tokens<B: GemmPack, const T: usize>(
             // llama.cpp's; `acc + a.d·(da·S + db·C)` (one multiply fewer) gave 0.556%, over the
             // 0.5% bound (see tests/parity.rs: that file moves by ~0.3% with float order alone).
             let yd = _mm512_set1_ps(ys[t].d);
-            facc[t] = _mm512_fmadd_ps(_mm512_mul_ps(yd, da), _mm512_cvtepi32_ps(s[t]), facc[t]);
+            facc[t] = _mm512_fmadd_ps(_mm512_mul_ps(yd, da), sf[t], facc[t]);
             facc[t] = _mm512_fmadd_ps(_mm512_mul_ps(yd, db), _mm512_cvtepi32_ps(c), facc[t]);
         }
     }
@@ -572,9 +606,9 @@ const TOKENS2: usize = 6;
 /// [`tokens`] for the two halves of a [`GEMM_ROWS`]-row tile at once (`sbs[h]`: rows
 /// `16h..16h + 16`): each broadcast activation word meets two weight vectors, which halves
 /// the broadcasts per `vpdpbusd`. The float accumulators live in `out`, updated once per
-/// super-block in the order of [`tokens`], so the results have its bits.
+/// super-block in the order of [`tokens`], so the results have its bits (for the same `FS`).
 #[inline(always)]
-unsafe fn tokens2<B: GemmPack, const T: usize>(
+unsafe fn tokens2<B: GemmPack, const T: usize, const FS: bool>(
     sbs: [&[PackedSb]; 2],
     y: [&[BlockQ8K]; T],
     out: &mut [f32],
@@ -588,6 +622,7 @@ unsafe fn tokens2<B: GemmPack, const T: usize>(
         let sb = [sbs[0].get_unchecked(b), sbs[1].get_unchecked(b)];
         let ys: [&BlockQ8K; T] = std::array::from_fn(|t| y[t].get_unchecked(b));
         let mut s = [[_mm512_setzero_si512(); 2]; T];
+        let mut sf = [[_mm512_setzero_ps(); 2]; T];
         for g in 0..B::GROUPS {
             let mut acc = [[_mm512_setzero_si512(); 2]; T];
             for p in g * steps..(g + 1) * steps {
@@ -601,9 +636,22 @@ unsafe fn tokens2<B: GemmPack, const T: usize>(
             }
             let sc0 = _mm512_load_si512(sb[0].sc[g].as_ptr().cast());
             let sc1 = _mm512_load_si512(sb[1].sc[g].as_ptr().cast());
+            if FS {
+                let (f0, f1) = (_mm512_cvtepi32_ps(sc0), _mm512_cvtepi32_ps(sc1));
+                for t in 0..T {
+                    sf[t][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[t][0]), f0, sf[t][0]);
+                    sf[t][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[t][1]), f1, sf[t][1]);
+                }
+            } else {
+                for t in 0..T {
+                    s[t][0] = _mm512_add_epi32(s[t][0], _mm512_mullo_epi32(acc[t][0], sc0));
+                    s[t][1] = _mm512_add_epi32(s[t][1], _mm512_mullo_epi32(acc[t][1], sc1));
+                }
+            }
+        }
+        if !FS {
             for t in 0..T {
-                s[t][0] = _mm512_add_epi32(s[t][0], _mm512_mullo_epi32(acc[t][0], sc0));
-                s[t][1] = _mm512_add_epi32(s[t][1], _mm512_mullo_epi32(acc[t][1], sc1));
+                sf[t] = [_mm512_cvtepi32_ps(s[t][0]), _mm512_cvtepi32_ps(s[t][1])];
             }
         }
         let words: [[i32; 8]; T] = std::array::from_fn(|t| corr_words::<B>(ys[t]));
@@ -620,7 +668,7 @@ unsafe fn tokens2<B: GemmPack, const T: usize>(
                 let f = o.add(t * GEMM_ROWS + h * TILE_ROWS);
                 let yd = _mm512_set1_ps(ys[t].d);
                 let mut facc = _mm512_loadu_ps(f);
-                facc = _mm512_fmadd_ps(_mm512_mul_ps(yd, da), _mm512_cvtepi32_ps(s[t][h]), facc);
+                facc = _mm512_fmadd_ps(_mm512_mul_ps(yd, da), sf[t][h], facc);
                 facc = _mm512_fmadd_ps(_mm512_mul_ps(yd, db), _mm512_cvtepi32_ps(c), facc);
                 _mm512_storeu_ps(f, facc);
             }
@@ -711,6 +759,62 @@ mod tests {
         // SAFETY: AVX-512 F was detected just above.
         unsafe { transpose_avx512(&src, &mut got) };
         assert_eq!(got, want);
+    }
+
+    /// Both VNNI K-quant kernels, integer and float scale steps, against the scalar
+    /// reference's dot product within float rounding (each CPU runs only one of them).
+    #[test]
+    fn float_and_integer_scales_agree() {
+        if !super::super::super::has_avx512_vnni() {
+            return;
+        }
+        let (k, m) = (512, 13);
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        };
+        let x: Vec<f32> = (0..m * k).map(|_| next()).collect();
+        let at = GgmlType::Q8K;
+        let arb = at.row_bytes(k).unwrap();
+        let mut xq = vec![0u8; m * arb];
+        for (q, x) in xq.chunks_exact_mut(arb).zip(x.chunks_exact(k)) {
+            at.from_float(x, q).unwrap();
+        }
+        for ty in [GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K] {
+            let rb = ty.row_bytes(k).unwrap();
+            for rows in [GEMM_ROWS, 11] {
+                let w: Vec<f32> = (0..rows * k).map(|_| next() * 2.0).collect();
+                let mut wq = vec![0u8; rows * rb];
+                ty.quantize(&w, &mut wq).unwrap();
+                let mut outs = Vec::new();
+                for kind in [GemmKind::Vnni, GemmKind::VnniFloatScales] {
+                    let tile = gemm_tile(ty, kind).unwrap();
+                    let mut out = vec![f32::NAN; m * GEMM_ROWS];
+                    tile(&wq, rows, &xq, &[], m, &mut Vec::new(), &mut out);
+                    outs.push(out);
+                }
+                let (mut wd, mut xd) = (vec![0f32; k], vec![0f32; k]);
+                for t in 0..m {
+                    let a = &xq[t * arb..(t + 1) * arb];
+                    at.dequantize(a, &mut xd).unwrap();
+                    for i in 0..rows {
+                        let wr = &wq[i * rb..(i + 1) * rb];
+                        ty.dequantize(wr, &mut wd).unwrap();
+                        let mag: f64 = wd.iter().zip(&xd).map(|(w, a)| (w * a).abs() as f64).sum();
+                        let want = ty.vec_dot(wr, a, k).unwrap() as f64;
+                        for out in &outs {
+                            let got = out[t * GEMM_ROWS + i] as f64;
+                            assert!((got - want).abs() <= 1e-6 * mag, "{ty} t{t} row {i}");
+                        }
+                    }
+                    let pad = |o: &Vec<f32>| o[t * GEMM_ROWS + rows..(t + 1) * GEMM_ROWS].to_vec();
+                    assert!(outs.iter().all(|o| pad(o).iter().all(|&v| v == 0.0)));
+                }
+            }
+        }
     }
 
     #[target_feature(enable = "avx512f")]

@@ -106,10 +106,26 @@ fn gemm_kind(isa: Isa) -> Option<gemm::GemmKind> {
     use gemm::GemmKind;
     match isa {
         Isa::Scalar => None,
+        Isa::Avx512 if super::has_avx512_vnni() && intel() => Some(GemmKind::VnniFloatScales),
         Isa::Avx512 if super::has_avx512_vnni() => Some(GemmKind::Vnni),
         Isa::AvxVnni => Some(GemmKind::AvxVnni),
         Isa::Avx2 | Isa::Avx512 => Some(GemmKind::Avx2),
     }
+}
+
+/// Whether the CPU is Intel's (CPUID vendor "GenuineIntel"): its cores run the K-quant
+/// GEMM's scale step faster in floats ([`gemm::GemmKind::VnniFloatScales`]); AMD's (Zen 4)
+/// in integers. Read once.
+fn intel() -> bool {
+    static INTEL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *INTEL.get_or_init(|| {
+        // SAFETY: CPUID leaf 0 exists on every x86-64 CPU. (Newer Rust declares `__cpuid`
+        // safe; the block keeps older compilers of the supported range building.)
+        #[allow(unused_unsafe)]
+        let r = unsafe { std::arch::x86_64::__cpuid(0) };
+        // The vendor string is in EBX, EDX, ECX: "Genu" "ineI" "ntel".
+        (r.ebx, r.edx, r.ecx) == (0x756e_6547, 0x4965_6e69, 0x6c65_746e)
+    })
 }
 
 /// Computes a GEMM tile's `aux` from `m` quantized activation rows of `k` elements.
