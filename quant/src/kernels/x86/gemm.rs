@@ -768,15 +768,9 @@ mod tests {
         if !super::super::super::has_avx512_vnni() {
             return;
         }
+        use crate::formats::k_common::test_util::weights_like;
         let (k, m) = (512, 13);
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        };
-        let x: Vec<f32> = (0..m * k).map(|_| next()).collect();
+        let x = weights_like(m * k, 1);
         let at = GgmlType::Q8K;
         let arb = at.row_bytes(k).unwrap();
         let mut xq = vec![0u8; m * arb];
@@ -786,7 +780,7 @@ mod tests {
         for ty in [GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K] {
             let rb = ty.row_bytes(k).unwrap();
             for rows in [GEMM_ROWS, 11] {
-                let w: Vec<f32> = (0..rows * k).map(|_| next() * 2.0).collect();
+                let w = weights_like(rows * k, 2 + rows as u64);
                 let mut wq = vec![0u8; rows * rb];
                 ty.quantize(&w, &mut wq).unwrap();
                 let mut outs = Vec::new();
