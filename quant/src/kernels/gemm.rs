@@ -242,6 +242,20 @@ pub(crate) fn corr_words<B: GemmPack>(y: &crate::formats::q8_k::BlockQ8K) -> [i3
     w
 }
 
+/// The [`corr_words`] of every super-block of the `m` Q8_K rows `xq` (`k` elements each),
+/// the first [`GemmPack::CORR_STEPS`] of each: `[m][k / 256][CORR_STEPS]`, the `aux` of the
+/// AVX-512 VNNI K-quant GEMM.
+pub fn corr_aux<B: GemmPack>(xq: &[u8], m: usize, k: usize) -> Vec<i32> {
+    crate::formats::with_blocks::<crate::formats::q8_k::BlockQ8K, _>(xq, |blocks| {
+        debug_assert_eq!(blocks.len(), m * k / QK_K);
+        let mut aux = Vec::with_capacity(blocks.len() * B::CORR_STEPS);
+        for b in blocks {
+            aux.extend_from_slice(&corr_words::<B>(b)[..B::CORR_STEPS]);
+        }
+        aux
+    })
+}
+
 /// How many super-blocks ahead [`pack_tile`] asks for each row's weights (the rows of a
 /// tile are sixteen streams, more than the hardware prefetcher follows well).
 pub(crate) const PREFETCH_BLOCKS: usize = 2;

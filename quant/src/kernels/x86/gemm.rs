@@ -17,8 +17,8 @@
 use std::arch::x86_64::*;
 
 use super::super::gemm::{
-    corr_words, pack_tile, pack_tile_legacy, GemmPack, LegacyAct, LegacyPack, PackedSb, Square,
-    GEMM_ROWS, STEPS, TILE_ROWS,
+    pack_tile, pack_tile_legacy, GemmPack, LegacyAct, LegacyPack, PackedSb, Square, GEMM_ROWS,
+    STEPS, TILE_ROWS,
 };
 use super::super::GemmTileFn;
 use super::avx2::{NO_VNNI, VEX_VNNI};
@@ -99,8 +99,11 @@ pub(super) fn gemm_tile(ty: GgmlType, kind: GemmKind) -> Option<GemmTileFn> {
 /// `tile` needs the CPU features its implementation names; the dispatch hands a kernel out
 /// only after detecting them.
 unsafe trait Kernel {
+    /// Whether `tile` takes the activations' [`corr_aux`](super::super::gemm::corr_aux) as its `aux` (else an empty one).
+    const CORR_AUX: bool;
     /// `out[t][i] = w[i] · a[t]` for the `rows` (1 to [`GEMM_ROWS`]) weight rows of `w`
-    /// (`nb` super-blocks each) and the `m` activation rows of `a`; `out` is
+    /// (`nb` super-blocks each) and the `m` activation rows of `a` (`aux`: their
+    /// [`corr_aux`](super::super::gemm::corr_aux) where the kernel takes it, checked by [`tile_bytes`]); `out` is
     /// `[m][GEMM_ROWS]`, its lanes past `rows` zero.
     ///
     /// # Safety
@@ -111,6 +114,7 @@ unsafe trait Kernel {
         rows: usize,
         nb: usize,
         a: &[BlockQ8K],
+        aux: &[i32],
         m: usize,
         scratch: &mut Vec<PackedSb>,
         out: &mut [f32],
@@ -148,12 +152,13 @@ struct Avx2;
 struct AvxVnni;
 
 /// [`GemmTileFn`] on bytes: `w` holds `rows` weight rows, `a` holds `m` Q8_K rows of as many
-/// elements, `out` is `[m][GEMM_ROWS]`.
+/// elements (`aux`: their [`corr_aux`](super::super::gemm::corr_aux) for a kernel that takes it), `out` is
+/// `[m][GEMM_ROWS]`.
 fn tile_bytes<B: GemmPack, K: Kernel>(
     w: &[u8],
     rows: usize,
     a: &[u8],
-    _aux: &[i32],
+    aux: &[i32],
     m: usize,
     scratch: &mut Vec<PackedSb>,
     out: &mut [f32],
@@ -163,9 +168,19 @@ fn tile_bytes<B: GemmPack, K: Kernel>(
             assert!(rows <= GEMM_ROWS && rows > 0 && w.len() % rows == 0);
             let nb = w.len() / rows;
             assert!(a.len() == m * nb && out.len() == m * GEMM_ROWS);
+            let aux_len = if K::CORR_AUX {
+                m * nb * B::CORR_STEPS
+            } else {
+                0
+            };
+            assert!(
+                aux.len() == aux_len,
+                "aux: {} words, not {aux_len}",
+                aux.len()
+            );
             // SAFETY: `gemm_tile` is consulted only after `kernels::available_isas` detected
             // the instruction set of `K` (and `kernels::has_avx512_vnni` VNNI for `Vnni`).
-            unsafe { K::tile::<B>(w, rows, nb, a, m, scratch, out) }
+            unsafe { K::tile::<B>(w, rows, nb, a, aux, m, scratch, out) }
         })
     })
 }
@@ -365,12 +380,15 @@ const TOKENS: usize = 8;
 
 // SAFETY: `tile` needs the features it enables; see `tile_bytes`.
 unsafe impl<const FS: bool> Kernel for Vnni<FS> {
+    const CORR_AUX: bool = true;
+
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
     unsafe fn tile<B: GemmPack>(
         w: &[B],
         rows: usize,
         nb: usize,
         a: &[BlockQ8K],
+        aux: &[i32],
         m: usize,
         scratch: &mut Vec<PackedSb>,
         out: &mut [f32],
@@ -382,12 +400,19 @@ unsafe impl<const FS: bool> Kernel for Vnni<FS> {
             sb_chunks(nb, SB_CHUNK, |bs| {
                 let sbs = &scratch[bs.clone()];
                 let row = |t: usize| &a[t * nb + bs.start..t * nb + bs.end];
+                let cs = B::CORR_STEPS;
+                let words = |t: usize| &aux[(t * nb + bs.start) * cs..(t * nb + bs.end) * cs];
                 groups(m, TOKENS, |t0, n| {
                     let o = &mut out[t0 * GEMM_ROWS..];
                     macro_rules! run {
                         ($($n:literal)*) => {
                             match n {
-                                $($n => tokens::<B, $n, FS>(sbs, std::array::from_fn(|t| row(t0 + t)), o),)*
+                                $($n => tokens::<B, $n, FS>(
+                                    sbs,
+                                    std::array::from_fn(|t| row(t0 + t)),
+                                    std::array::from_fn(|t| words(t0 + t)),
+                                    o,
+                                ),)*
                                 _ => unreachable!(),
                             }
                         };
@@ -411,12 +436,19 @@ unsafe impl<const FS: bool> Kernel for Vnni<FS> {
         sb_chunks(nb, SB_CHUNK / 2, |bs| {
             let sbs = [&lo[bs.clone()], &hi[bs.clone()]];
             let row = |t: usize| &a[t * nb + bs.start..t * nb + bs.end];
+            let cs = B::CORR_STEPS;
+            let words = |t: usize| &aux[(t * nb + bs.start) * cs..(t * nb + bs.end) * cs];
             groups(m, TOKENS2, |t0, n| {
                 let o = &mut out[t0 * GEMM_ROWS..];
                 macro_rules! run {
                     ($($n:literal)*) => {
                         match n {
-                            $($n => tokens2::<B, $n, FS>(sbs, std::array::from_fn(|t| row(t0 + t)), o),)*
+                            $($n => tokens2::<B, $n, FS>(
+                                sbs,
+                                std::array::from_fn(|t| row(t0 + t)),
+                                std::array::from_fn(|t| words(t0 + t)),
+                                o,
+                            ),)*
                             _ => unreachable!(),
                         }
                     };
@@ -435,12 +467,15 @@ macro_rules! kernel_256 {
     ($kernel:ty, $features:literal, $prepare:ident, $group:ident, $tokens:ident) => {
         // SAFETY: `tile` needs the features it enables; see `tile_bytes`.
         unsafe impl Kernel for $kernel {
+            const CORR_AUX: bool = false;
+
             #[target_feature(enable = $features)]
             unsafe fn tile<B: GemmPack>(
                 w: &[B],
                 rows: usize,
                 nb: usize,
                 a: &[BlockQ8K],
+                _aux: &[i32],
                 m: usize,
                 scratch: &mut Vec<PackedSb>,
                 out: &mut [f32],
@@ -531,14 +566,17 @@ unsafe fn bcast<T>(p: *const T) -> __m512i {
 }
 
 /// `out[t][i] += Σ_b` (super-block `b` of `sbs`) · `y[t][b]`, for `T` tokens (`FS`: the
-/// scale step in floats, see the file's docs).
+/// scale step in floats, see the file's docs); `cw[t]`: the [`corr_words`](super::super::gemm::corr_words) of `y[t]`'s
+/// super-blocks, [`GemmPack::CORR_STEPS`] each.
 #[inline(always)]
 unsafe fn tokens<B: GemmPack, const T: usize, const FS: bool>(
     sbs: &[PackedSb],
     y: [&[BlockQ8K]; T],
+    cw: [&[i32]; T],
     out: &mut [f32],
 ) {
     assert!(y.iter().all(|y| y.len() == sbs.len()));
+    assert!(cw.iter().all(|c| c.len() == sbs.len() * B::CORR_STEPS));
     let steps = STEPS / B::GROUPS;
     let mut facc = [_mm512_setzero_ps(); T];
     for (t, f) in facc.iter_mut().enumerate() {
@@ -578,11 +616,12 @@ unsafe fn tokens<B: GemmPack, const T: usize, const FS: bool>(
         let da = _mm512_load_ps(sb.da.as_ptr());
         let db = _mm512_load_ps(sb.db.as_ptr());
         for t in 0..T {
-            let words = corr_words::<B>(ys[t]);
+            // SAFETY: `cw[t]` holds `CORR_STEPS` words per super-block (asserted).
+            let words = cw[t].as_ptr().add(b * B::CORR_STEPS);
             let mut c = _mm512_setzero_si512();
-            for (p, &w) in words.iter().enumerate().take(B::CORR_STEPS) {
-                let cw = _mm512_load_si512(sb.corr[p].as_ptr().cast());
-                c = _mm512_dpwssd_epi32(c, cw, _mm512_set1_epi32(w));
+            for p in 0..B::CORR_STEPS {
+                let corr = _mm512_load_si512(sb.corr[p].as_ptr().cast());
+                c = _mm512_dpwssd_epi32(c, corr, bcast(words.add(p)));
             }
             // This float order keeps the SmolLM2 Q5_K_M parity perplexity at 0.215% from
             // llama.cpp's; `acc + a.d·(da·S + db·C)` (one multiply fewer) gave 0.556%, over the
@@ -611,9 +650,11 @@ const TOKENS2: usize = 6;
 unsafe fn tokens2<B: GemmPack, const T: usize, const FS: bool>(
     sbs: [&[PackedSb]; 2],
     y: [&[BlockQ8K]; T],
+    cw: [&[i32]; T],
     out: &mut [f32],
 ) {
     assert!(y.iter().all(|y| y.len() == sbs[0].len()));
+    assert!(cw.iter().all(|c| c.len() == sbs[0].len() * B::CORR_STEPS));
     let steps = STEPS / B::GROUPS;
     assert!(sbs[1].len() == sbs[0].len() && out.len() >= (T - 1) * GEMM_ROWS + 2 * TILE_ROWS);
     let o = out.as_mut_ptr();
@@ -654,15 +695,16 @@ unsafe fn tokens2<B: GemmPack, const T: usize, const FS: bool>(
                 sf[t] = [_mm512_cvtepi32_ps(s[t][0]), _mm512_cvtepi32_ps(s[t][1])];
             }
         }
-        let words: [[i32; 8]; T] = std::array::from_fn(|t| corr_words::<B>(ys[t]));
+        // SAFETY: `cw[t]` holds `CORR_STEPS` words per super-block (asserted).
+        let words: [*const i32; T] = std::array::from_fn(|t| cw[t].as_ptr().add(b * B::CORR_STEPS));
         for h in 0..2 {
             let da = _mm512_load_ps(sb[h].da.as_ptr());
             let db = _mm512_load_ps(sb[h].db.as_ptr());
             for t in 0..T {
                 let mut c = _mm512_setzero_si512();
-                for (p, &w) in words[t].iter().enumerate().take(B::CORR_STEPS) {
-                    let cw = _mm512_load_si512(sb[h].corr[p].as_ptr().cast());
-                    c = _mm512_dpwssd_epi32(c, cw, _mm512_set1_epi32(w));
+                for p in 0..B::CORR_STEPS {
+                    let corr = _mm512_load_si512(sb[h].corr[p].as_ptr().cast());
+                    c = _mm512_dpwssd_epi32(c, corr, bcast(words[t].add(p)));
                 }
                 // SAFETY: inside `out` (asserted above).
                 let f = o.add(t * GEMM_ROWS + h * TILE_ROWS);
@@ -745,7 +787,7 @@ unsafe fn tokens_legacy<W: LegacyPack, const T: usize>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::super::gemm::transpose_scalar;
+    use super::super::super::gemm::{corr_aux, transpose_scalar};
     use super::*;
 
     #[test]
@@ -784,10 +826,15 @@ mod tests {
                 let mut wq = vec![0u8; rows * rb];
                 ty.quantize(&w, &mut wq).unwrap();
                 let mut outs = Vec::new();
+                let aux = match ty {
+                    GgmlType::Q4K => corr_aux::<BlockQ4K>(&xq, m, k),
+                    GgmlType::Q5K => corr_aux::<BlockQ5K>(&xq, m, k),
+                    _ => corr_aux::<BlockQ6K>(&xq, m, k),
+                };
                 for kind in [GemmKind::Vnni, GemmKind::VnniFloatScales] {
                     let tile = gemm_tile(ty, kind).unwrap();
                     let mut out = vec![f32::NAN; m * GEMM_ROWS];
-                    tile(&wq, rows, &xq, &[], m, &mut Vec::new(), &mut out);
+                    tile(&wq, rows, &xq, &aux, m, &mut Vec::new(), &mut out);
                     outs.push(out);
                 }
                 let (mut wd, mut xd) = (vec![0f32; k], vec![0f32; k]);
