@@ -433,6 +433,15 @@ mod tests {
                         let (mut got, mut want) = (vec![f32::NAN; nq * s], vec![0f32; nq * s]);
                         (k.scores_t)(&q, nq, &kt, 0.3, &mut got);
                         scores_t_scalar(&q, nq, &kt, 0.3, &mut want);
+                        if isa != Isa::Scalar && available_isas().contains(&Isa::Avx2) {
+                            // Every width sums each score in the same FMA order: the bits
+                            // of the 256-bit kernel.
+                            let mut avx2 = vec![f32::NAN; nq * s];
+                            (attn_kernels_for(Isa::Avx2).scores_t)(&q, nq, &kt, 0.3, &mut avx2);
+                            let bits =
+                                |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                            assert_eq!(bits(&got), bits(&avx2), "{isa} d={d} nq={nq} n={n}");
+                        }
                         for i in 0..nq {
                             let qi = &q[i * d..(i + 1) * d];
                             let mut per_query = vec![0f32; n];

@@ -31,14 +31,28 @@ pub(in crate::kernels) fn attn_kernels(isa: Isa) -> Option<AttnKernels> {
             f16_to_f32: f16_to_f32_avx512,
             scores_f16: scores_f16_avx512,
             weighted_sum_f16: weighted_sum_f16_avx512,
-            // 256-bit: Zen 4 splits a 512-bit FMA in two, so its multiply-adds per cycle are
-            // the same.
-            scores_t: scores_t_avx2,
-            weighted_sum_many: weighted_sum_many_avx2,
+            // 256-bit on AMD: Zen 4 splits a 512-bit FMA in two, so its multiply-adds per
+            // cycle are the same. Intel's cores run two 512-bit FMAs per cycle, as many as
+            // 256-bit ones: twice the multiply-adds. (Each score, and each column of a
+            // weighted sum, is the same chain of FMAs at either width: the same bits.)
+            scores_t: if super::intel() {
+                scores_t_avx512
+            } else {
+                scores_t_avx2
+            },
+            weighted_sum_many: if super::intel() {
+                weighted_sum_many_avx512
+            } else {
+                weighted_sum_many_avx2
+            },
             // 256-bit as above; each query's results then have the AVX2 one-query kernels'
             // bits, not the 512-bit ones'.
             scores_many_f16: scores_many_f16_avx2,
-            weighted_sum_many_f16: weighted_sum_many_f16_avx2,
+            weighted_sum_many_f16: if super::intel() {
+                weighted_sum_many_f16_avx512
+            } else {
+                weighted_sum_many_f16_avx2
+            },
         }),
     }
 }
@@ -127,6 +141,12 @@ fn scores_t_avx2(q: &[f32], nq: usize, kt: &[f32], scale: f32, out: &mut [f32]) 
     unsafe { scores_t_256(q, nq, d, kt, nb, scale, out) }
 }
 
+fn scores_t_avx512(q: &[f32], nq: usize, kt: &[f32], scale: f32, out: &mut [f32]) {
+    let (d, nb) = check_t(q, nq, kt, out);
+    // SAFETY: see above.
+    unsafe { scores_t_512(q, nq, d, kt, nb, scale, out) }
+}
+
 fn weighted_sum_many_avx2(w: &[f32], stride: usize, nq: usize, rows: &[f32], out: &mut [f32]) {
     let (d, n) = check_many(w, stride, nq, rows, out);
     if !d.is_multiple_of(8) {
@@ -134,6 +154,30 @@ fn weighted_sum_many_avx2(w: &[f32], stride: usize, nq: usize, rows: &[f32], out
     }
     // SAFETY: see above.
     unsafe { weighted_sum_many_256(w, stride, nq, rows, d, n, out) }
+}
+
+fn weighted_sum_many_avx512(w: &[f32], stride: usize, nq: usize, rows: &[f32], out: &mut [f32]) {
+    let (d, n) = check_many(w, stride, nq, rows, out);
+    if !d.is_multiple_of(16) {
+        return weighted_sum_many_avx2(w, stride, nq, rows, out);
+    }
+    // SAFETY: see above.
+    unsafe { weighted_sum_many_512(w, stride, nq, rows, d, n, out) }
+}
+
+fn weighted_sum_many_f16_avx512(
+    w: &[f32],
+    stride: usize,
+    nq: usize,
+    rows: &[half::f16],
+    out: &mut [f32],
+) {
+    let (d, n) = check_many(w, stride, nq, rows, out);
+    if !d.is_multiple_of(16) {
+        return weighted_sum_many_f16_avx2(w, stride, nq, rows, out);
+    }
+    // SAFETY: see above.
+    unsafe { weighted_sum_many_512(w, stride, nq, rows, d, n, out) }
 }
 
 fn scores_many_f16_avx2(q: &[f32], nq: usize, rows: &[half::f16], scale: f32, out: &mut [f32]) {
@@ -522,6 +566,117 @@ unsafe fn scores_t_blocks<const Q: usize, const V: usize>(
     }
 }
 
+/// [`scores_t_avx512`] past its checks: as [`scores_t_256`], each 512-bit register holding
+/// two consecutive key blocks (the second inserted from its own row of `kt`), up to four
+/// queries at a time with as many pairs of blocks in flight as keep sixteen to eighteen
+/// accumulators; a last odd block by [`scores_t_blocks`]. Every score is the FMA chain of
+/// [`scores_t_256`] (same order, same scaling), so it has its bits.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn scores_t_512(
+    q: &[f32],
+    nq: usize,
+    d: usize,
+    kt: &[f32],
+    nb: usize,
+    scale: f32,
+    out: &mut [f32],
+) {
+    let s = KEY_BLOCK * nb;
+    let mut i = 0;
+    while i < nq {
+        let qn = (nq - i).min(4);
+        // SAFETY: queries `i..i + qn <= nq` and their output rows are inside `q` and `out`.
+        let (qp, op) = (q.as_ptr().add(i * d), out.as_mut_ptr().add(i * s));
+        let kp = kt.as_ptr();
+        match qn {
+            1 => scores_t_queries_512::<1, 8>(qp, d, kp, nb, scale, op, s),
+            2 => scores_t_queries_512::<2, 8>(qp, d, kp, nb, scale, op, s),
+            3 => scores_t_queries_512::<3, 6>(qp, d, kp, nb, scale, op, s),
+            _ => scores_t_queries_512::<4, 4>(qp, d, kp, nb, scale, op, s),
+        }
+        i += qn;
+    }
+}
+
+/// As [`scores_t_queries`], `P` (at most 8) pairs of blocks at a time, the remaining pairs in
+/// one smaller step and a last odd block by [`scores_t_blocks`].
+///
+/// # Safety
+/// As [`scores_t_queries`]; the CPU must have AVX-512 F, AVX2 and FMA.
+#[inline(always)]
+unsafe fn scores_t_queries_512<const Q: usize, const P: usize>(
+    q: *const f32,
+    d: usize,
+    kt: *const f32,
+    nb: usize,
+    scale: f32,
+    out: *mut f32,
+    s: usize,
+) {
+    let mut b = 0;
+    while b + 2 * P <= nb {
+        let (k, o) = (kt.add(b * KEY_BLOCK * d), out.add(b * KEY_BLOCK));
+        scores_t_pairs::<Q, P>(q, d, k, scale, o, s);
+        b += 2 * P;
+    }
+    let (k, o) = (kt.add(b * KEY_BLOCK * d), out.add(b * KEY_BLOCK));
+    match (nb - b) / 2 {
+        0 => {}
+        1 => scores_t_pairs::<Q, 1>(q, d, k, scale, o, s),
+        2 => scores_t_pairs::<Q, 2>(q, d, k, scale, o, s),
+        3 => scores_t_pairs::<Q, 3>(q, d, k, scale, o, s),
+        4 => scores_t_pairs::<Q, 4>(q, d, k, scale, o, s),
+        5 => scores_t_pairs::<Q, 5>(q, d, k, scale, o, s),
+        6 => scores_t_pairs::<Q, 6>(q, d, k, scale, o, s),
+        _ => scores_t_pairs::<Q, 7>(q, d, k, scale, o, s),
+    }
+    b += (nb - b) / 2 * 2;
+    if b < nb {
+        let (k, o) = (kt.add(b * KEY_BLOCK * d), out.add(b * KEY_BLOCK));
+        scores_t_blocks::<Q, 1>(q, d, k, scale, o, s);
+    }
+}
+
+/// `Q` queries against `P` pairs of consecutive key blocks: `Q·P` 512-bit accumulators,
+/// summed over the `d` elements in order.
+///
+/// # Safety
+/// `q` points to `Q` rows of `d`, `kt` to `2·P` blocks of `8·d`, `out` to `Q` rows of at
+/// least `16·P` that are `s` apart; the CPU must have AVX-512 F.
+#[inline(always)]
+unsafe fn scores_t_pairs<const Q: usize, const P: usize>(
+    q: *const f32,
+    d: usize,
+    kt: *const f32,
+    scale: f32,
+    out: *mut f32,
+    s: usize,
+) {
+    let mut acc = [[_mm512_setzero_ps(); P]; Q];
+    for j in 0..d {
+        let k: [__m512; P] = std::array::from_fn(|v| {
+            let lo = _mm256_loadu_ps(kt.add((2 * v * d + j) * KEY_BLOCK));
+            let hi = _mm256_loadu_ps(kt.add(((2 * v + 1) * d + j) * KEY_BLOCK));
+            _mm512_castpd_ps(_mm512_insertf64x4::<1>(
+                _mm512_castpd256_pd512(_mm256_castps_pd(lo)),
+                _mm256_castps_pd(hi),
+            ))
+        });
+        for (i, acc) in acc.iter_mut().enumerate() {
+            let x = _mm512_set1_ps(*q.add(i * d + j));
+            for (a, &k) in acc.iter_mut().zip(&k) {
+                *a = _mm512_fmadd_ps(x, k, *a);
+            }
+        }
+    }
+    let sv = _mm512_set1_ps(scale);
+    for (i, acc) in acc.iter().enumerate() {
+        for (v, a) in acc.iter().enumerate() {
+            _mm512_storeu_ps(out.add(i * s + 2 * v * KEY_BLOCK), _mm512_mul_ps(*a, sv));
+        }
+    }
+}
+
 /// [`weighted_sum_many_avx2`] past its checks (`d` a multiple of 8): the value rows in blocks
 /// of [`ROW_BLOCK_BYTES`], each block run through every query and column while it is in the
 /// L1 cache (one pass over all the rows per query and column range had read a long context's
@@ -647,6 +802,119 @@ unsafe fn weighted_sum_cols<E: Load, const Q: usize, const C: usize>(
     for (i, acc) in acc.iter().enumerate() {
         for (c, a) in acc.iter().enumerate() {
             _mm256_storeu_ps(out.add(i * d + 8 * c), *a);
+        }
+    }
+}
+
+/// [`weighted_sum_many_avx512`] past its checks (`d` a multiple of 16): as
+/// [`weighted_sum_many_256`], with 512-bit registers (32 of them): four queries at a time 64
+/// columns at a time (sixteen accumulators, four value registers), three 96, two or one 128.
+/// Each column sums its rows in order, so the results have [`weighted_sum_256`]'s bits.
+#[target_feature(enable = "avx512f,f16c")]
+unsafe fn weighted_sum_many_512<E: Load>(
+    w: &[f32],
+    stride: usize,
+    nq: usize,
+    rows: &[E],
+    d: usize,
+    n: usize,
+    out: &mut [f32],
+) {
+    if n == 0 {
+        out.fill(0.0);
+        return;
+    }
+    let block = (ROW_BLOCK_BYTES / (std::mem::size_of::<E>() * d)).max(8);
+    let mut r0 = 0;
+    while r0 < n {
+        let len = block.min(n - r0);
+        let first = r0 == 0;
+        let mut i = 0;
+        while i < nq {
+            let qn = (nq - i).min(4);
+            // SAFETY: as in `weighted_sum_many_256`.
+            let wp = w.as_ptr().add(i * stride + r0);
+            let (rp, op) = (rows.as_ptr().add(r0 * d), out.as_mut_ptr().add(i * d));
+            match qn {
+                1 => weighted_sum_queries_512::<E, 1, 8>(wp, stride, rp, d, len, op, first),
+                2 => weighted_sum_queries_512::<E, 2, 8>(wp, stride, rp, d, len, op, first),
+                3 => weighted_sum_queries_512::<E, 3, 6>(wp, stride, rp, d, len, op, first),
+                _ => weighted_sum_queries_512::<E, 4, 4>(wp, stride, rp, d, len, op, first),
+            }
+            i += qn;
+        }
+        r0 += len;
+    }
+}
+
+/// As [`weighted_sum_queries`], `16·C` columns at a time.
+///
+/// # Safety
+/// As [`weighted_sum_cols_512m`] with all `d` columns readable and writable; `d` a multiple
+/// of 16; the CPU must have AVX-512 F.
+#[inline(always)]
+unsafe fn weighted_sum_queries_512<E: Load, const Q: usize, const C: usize>(
+    w: *const f32,
+    stride: usize,
+    rows: *const E,
+    d: usize,
+    n: usize,
+    out: *mut f32,
+    first: bool,
+) {
+    let mut c0 = 0;
+    while c0 + 16 * C <= d {
+        weighted_sum_cols_512m::<E, Q, C>(w, stride, rows.add(c0), d, n, out.add(c0), first);
+        c0 += 16 * C;
+    }
+    let (rows, out) = (rows.add(c0), out.add(c0));
+    match (d - c0) / 16 {
+        0 => {}
+        1 => weighted_sum_cols_512m::<E, Q, 1>(w, stride, rows, d, n, out, first),
+        2 => weighted_sum_cols_512m::<E, Q, 2>(w, stride, rows, d, n, out, first),
+        3 => weighted_sum_cols_512m::<E, Q, 3>(w, stride, rows, d, n, out, first),
+        4 => weighted_sum_cols_512m::<E, Q, 4>(w, stride, rows, d, n, out, first),
+        5 => weighted_sum_cols_512m::<E, Q, 5>(w, stride, rows, d, n, out, first),
+        6 => weighted_sum_cols_512m::<E, Q, 6>(w, stride, rows, d, n, out, first),
+        _ => weighted_sum_cols_512m::<E, Q, 7>(w, stride, rows, d, n, out, first),
+    }
+}
+
+/// As [`weighted_sum_cols`], `16·C` columns of `Q` queries in 512-bit registers.
+///
+/// # Safety
+/// As [`weighted_sum_cols`] with `16·C` columns; the CPU must have AVX-512 F.
+#[inline(always)]
+unsafe fn weighted_sum_cols_512m<E: Load, const Q: usize, const C: usize>(
+    w: *const f32,
+    stride: usize,
+    rows: *const E,
+    d: usize,
+    n: usize,
+    out: *mut f32,
+    first: bool,
+) {
+    let mut acc: [[__m512; C]; Q] = std::array::from_fn(|i| {
+        std::array::from_fn(|c| {
+            if first {
+                _mm512_setzero_ps()
+            } else {
+                _mm512_loadu_ps(out.add(i * d + 16 * c))
+            }
+        })
+    });
+    for r in 0..n {
+        let v: [__m512; C] = std::array::from_fn(|c| E::load16(rows.add(r * d + 16 * c)));
+        for (i, acc) in acc.iter_mut().enumerate() {
+            let x = _mm512_set1_ps(*w.add(i * stride + r));
+            for (a, &v) in acc.iter_mut().zip(&v) {
+                *a = _mm512_fmadd_ps(x, v, *a);
+            }
+        }
+    }
+    for (i, acc) in acc.iter().enumerate() {
+        for (c, a) in acc.iter().enumerate() {
+            _mm512_storeu_ps(out.add(i * d + 16 * c), *a);
         }
     }
 }
