@@ -677,15 +677,11 @@ unsafe fn scores_t_pairs<const Q: usize, const P: usize>(
     }
 }
 
-/// [`weighted_sum_many_avx2`] past its checks (`d` a multiple of 8): the value rows in blocks
-/// of [`ROW_BLOCK_BYTES`], each block run through every query and column while it is in the
-/// L1 cache (one pass over all the rows per query and column range had read a long context's
-/// values from L2 eight times per token for a 128-wide head). Within a block, three queries
-/// at a time 24 columns at a time (nine accumulators, three value registers and the
-/// broadcast), or two (four as two and two) 32 columns at a time (eight accumulators, four
-/// value registers): more spill an accumulator; a single query 64 columns at a time. Each
-/// column sums its rows in order, as [`weighted_sum_256`] does (the sums carry over from
-/// block to block in `out`, exactly), so the results have its bits.
+/// [`weighted_sum_many_avx2`] past its checks (`d` a multiple of 8): [`weighted_sum_many`]
+/// in 256-bit registers (16 of them): three queries at a time 24 columns at a time (nine
+/// accumulators, three value registers and the broadcast), or two (four as two and two)
+/// 32 columns at a time (eight accumulators, four value registers): more spill an
+/// accumulator; a single query 64 columns at a time.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn weighted_sum_many_256<E: Load>(
     w: &[f32],
@@ -696,122 +692,159 @@ unsafe fn weighted_sum_many_256<E: Load>(
     n: usize,
     out: &mut [f32],
 ) {
-    if n == 0 {
-        out.fill(0.0);
-        return;
-    }
-    let block = (ROW_BLOCK_BYTES / (std::mem::size_of::<E>() * d)).max(8);
-    let mut r0 = 0;
-    while r0 < n {
-        let len = block.min(n - r0);
-        let first = r0 == 0;
-        let mut i = 0;
-        while i < nq {
-            let qn = match nq - i {
-                4 => 2,
-                r => r.min(3),
-            };
-            // SAFETY: queries `i..i + qn <= nq`: their weights (`n` from `w[q·stride]`, here
-            // `r0..r0 + len`) and output rows are inside `w` and `out`, the block's rows inside
-            // `rows` (checked by the caller).
-            let wp = w.as_ptr().add(i * stride + r0);
-            let (rp, op) = (rows.as_ptr().add(r0 * d), out.as_mut_ptr().add(i * d));
-            match qn {
-                1 => weighted_sum_queries::<E, 1, 8>(wp, stride, rp, d, len, op, first),
-                2 => weighted_sum_queries::<E, 2, 4>(wp, stride, rp, d, len, op, first),
-                _ => weighted_sum_queries::<E, 3, 3>(wp, stride, rp, d, len, op, first),
-            }
-            i += qn;
-        }
-        r0 += len;
-    }
+    weighted_sum_many::<W256, E>(w, stride, nq, rows, d, n, out)
 }
 
-/// Bytes of value rows per block of [`weighted_sum_many_256`]: half the L1 data cache.
-const ROW_BLOCK_BYTES: usize = 16 << 10;
-
-/// All `d` columns of `Q` queries' weighted sums over `n` rows, `8·C` (`C` at most 8) at a
-/// time, the rest in one smaller step; `first`: the sums start from zero, else from `out`.
-///
-/// # Safety
-/// As [`weighted_sum_cols`] with all `d` columns readable and writable; `d` a multiple of 8;
-/// the CPU must have AVX2 and FMA.
-#[inline(always)]
-unsafe fn weighted_sum_queries<E: Load, const Q: usize, const C: usize>(
-    w: *const f32,
-    stride: usize,
-    rows: *const E,
-    d: usize,
-    n: usize,
-    out: *mut f32,
-    first: bool,
-) {
-    let mut c0 = 0;
-    while c0 + 8 * C <= d {
-        weighted_sum_cols::<E, Q, C>(w, stride, rows.add(c0), d, n, out.add(c0), first);
-        c0 += 8 * C;
-    }
-    let (rows, out) = (rows.add(c0), out.add(c0));
-    match (d - c0) / 8 {
-        0 => {}
-        1 => weighted_sum_cols::<E, Q, 1>(w, stride, rows, d, n, out, first),
-        2 => weighted_sum_cols::<E, Q, 2>(w, stride, rows, d, n, out, first),
-        3 => weighted_sum_cols::<E, Q, 3>(w, stride, rows, d, n, out, first),
-        4 => weighted_sum_cols::<E, Q, 4>(w, stride, rows, d, n, out, first),
-        5 => weighted_sum_cols::<E, Q, 5>(w, stride, rows, d, n, out, first),
-        6 => weighted_sum_cols::<E, Q, 6>(w, stride, rows, d, n, out, first),
-        _ => weighted_sum_cols::<E, Q, 7>(w, stride, rows, d, n, out, first),
-    }
-}
-
-/// `8·C` columns of `Q` queries' weighted sums: `Q·C` accumulators over the `n` rows, starting
-/// from zero (`first`) or from `out`.
-///
-/// # Safety
-/// `w` points to `Q` rows of `n` weights `stride` apart, `rows` to `n` rows `d` apart with
-/// `8·C` readable columns each, `out` to `Q` rows `d` apart with `8·C` writable columns; the
-/// CPU must have AVX2 and FMA.
-#[inline(always)]
-unsafe fn weighted_sum_cols<E: Load, const Q: usize, const C: usize>(
-    w: *const f32,
-    stride: usize,
-    rows: *const E,
-    d: usize,
-    n: usize,
-    out: *mut f32,
-    first: bool,
-) {
-    let mut acc: [[__m256; C]; Q] = std::array::from_fn(|i| {
-        std::array::from_fn(|c| {
-            if first {
-                _mm256_setzero_ps()
-            } else {
-                _mm256_loadu_ps(out.add(i * d + 8 * c))
-            }
-        })
-    });
-    for r in 0..n {
-        let v: [__m256; C] = std::array::from_fn(|c| E::load8(rows.add(r * d + 8 * c)));
-        for (i, acc) in acc.iter_mut().enumerate() {
-            let x = _mm256_broadcast_ss(&*w.add(i * stride + r));
-            for (a, &v) in acc.iter_mut().zip(&v) {
-                *a = _mm256_fmadd_ps(x, v, *a);
-            }
-        }
-    }
-    for (i, acc) in acc.iter().enumerate() {
-        for (c, a) in acc.iter().enumerate() {
-            _mm256_storeu_ps(out.add(i * d + 8 * c), *a);
-        }
-    }
-}
-
-/// [`weighted_sum_many_avx512`] past its checks (`d` a multiple of 16): as
-/// [`weighted_sum_many_256`], with 512-bit registers (32 of them): four queries at a time 64
-/// columns at a time (sixteen accumulators, four value registers), three 96, two or one 128.
-/// Each column sums its rows in order, so the results have [`weighted_sum_256`]'s bits.
+/// [`weighted_sum_many_avx512`] past its checks (`d` a multiple of 16): [`weighted_sum_many`]
+/// in 512-bit registers (32 of them): four queries at a time 64 columns at a time (sixteen
+/// accumulators, four value registers), three 96, two or one 128.
 #[target_feature(enable = "avx512f,f16c")]
 unsafe fn weighted_sum_many_512<E: Load>(
+    w: &[f32],
+    stride: usize,
+    nq: usize,
+    rows: &[E],
+    d: usize,
+    n: usize,
+    out: &mut [f32],
+) {
+    weighted_sum_many::<W512, E>(w, stride, nq, rows, d, n, out)
+}
+
+/// A register width of [`weighted_sum_many`]: its vector operations, and ([`Width::queries`])
+/// how many queries and columns one step takes for the registers it has.
+trait Width {
+    /// A vector of [`Width::LANES`] f32.
+    type V: Copy;
+    /// f32 lanes per vector.
+    const LANES: usize;
+    /// All lanes zero.
+    ///
+    /// # Safety
+    /// The CPU must have this width's instructions (as for every method here).
+    unsafe fn zero() -> Self::V;
+    /// `LANES` f32 at `p` (which must point to them).
+    ///
+    /// # Safety
+    /// As [`Width::zero`].
+    unsafe fn load(p: *const f32) -> Self::V;
+    /// `LANES` row elements at `p` (which must point to them) as f32.
+    ///
+    /// # Safety
+    /// As [`Width::zero`].
+    unsafe fn load_row<E: Load>(p: *const E) -> Self::V;
+    /// `v` to the `LANES` f32 at `p` (which must be writable).
+    ///
+    /// # Safety
+    /// As [`Width::zero`].
+    unsafe fn store(p: *mut f32, v: Self::V);
+    /// The f32 at `p` in every lane.
+    ///
+    /// # Safety
+    /// As [`Width::zero`].
+    unsafe fn splat(p: *const f32) -> Self::V;
+    /// `a·b + c`, fused.
+    ///
+    /// # Safety
+    /// As [`Width::zero`].
+    unsafe fn fmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// [`weighted_sum_queries`] of as many of the `rest` (> 0) queries left as one step takes,
+    /// with the column count that fits the registers; returns how many it took.
+    ///
+    /// # Safety
+    /// As [`weighted_sum_queries`] for `rest` queries.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn queries<E: Load>(
+        rest: usize,
+        w: *const f32,
+        stride: usize,
+        rows: *const E,
+        d: usize,
+        n: usize,
+        out: *mut f32,
+        first: bool,
+    ) -> usize;
+}
+
+/// 256-bit registers (AVX2, FMA, F16C).
+struct W256;
+
+/// 512-bit registers (AVX-512 F, F16C).
+struct W512;
+
+/// The vector operations of a [`Width`] (`$load8`: the [`Load`] method of its lane count),
+/// and its `queries` (`|rest| -> (Q, C)`: queries and column vectors per step).
+macro_rules! width {
+    ($w:ty, $v:ty, $lanes:literal, $zero:ident, $loadu:ident, $load_row:ident, $storeu:ident,
+     $set1:ident, $fmadd:ident,
+     |$rest:ident| { $($pat:pat => ($q:literal, $c:literal)),* $(,)? }) => {
+        impl Width for $w {
+            type V = $v;
+            const LANES: usize = $lanes;
+            #[inline(always)]
+            unsafe fn zero() -> $v {
+                $zero()
+            }
+            #[inline(always)]
+            unsafe fn load(p: *const f32) -> $v {
+                $loadu(p)
+            }
+            #[inline(always)]
+            unsafe fn load_row<E: Load>(p: *const E) -> $v {
+                E::$load_row(p)
+            }
+            #[inline(always)]
+            unsafe fn store(p: *mut f32, v: $v) {
+                $storeu(p, v)
+            }
+            #[inline(always)]
+            unsafe fn splat(p: *const f32) -> $v {
+                $set1(*p)
+            }
+            #[inline(always)]
+            unsafe fn fmadd(a: $v, b: $v, c: $v) -> $v {
+                $fmadd(a, b, c)
+            }
+            #[inline(always)]
+            unsafe fn queries<E: Load>(
+                $rest: usize,
+                w: *const f32,
+                stride: usize,
+                rows: *const E,
+                d: usize,
+                n: usize,
+                out: *mut f32,
+                first: bool,
+            ) -> usize {
+                match $rest {
+                    $($pat => {
+                        weighted_sum_queries::<Self, E, $q, $c>(w, stride, rows, d, n, out, first);
+                        $q
+                    })*
+                }
+            }
+        }
+    };
+}
+
+width!(W256, __m256, 8, _mm256_setzero_ps, _mm256_loadu_ps, load8, _mm256_storeu_ps,
+    _mm256_set1_ps, _mm256_fmadd_ps, |rest| { 1 => (1, 8), 2 | 4 => (2, 4), _ => (3, 3) });
+width!(W512, __m512, 16, _mm512_setzero_ps, _mm512_loadu_ps, load16, _mm512_storeu_ps,
+    _mm512_set1_ps, _mm512_fmadd_ps, |rest| { 1 => (1, 8), 2 => (2, 8), 3 => (3, 6), _ => (4, 4) });
+
+/// `out[i] = Σ_r w[i·stride + r] · rows[r]` for the `nq` queries `i`, in registers of width
+/// `W` (`d` a multiple of its lanes): the value rows in blocks of [`ROW_BLOCK_BYTES`], each
+/// block run through every query and column while it is in the L1 cache (one pass over all
+/// the rows per query and column range had read a long context's values from L2 eight times
+/// per token for a 128-wide head); within a block, [`Width::queries`] queries at a time.
+/// Each column sums its rows in order, as [`weighted_sum_256`] does (the sums carry over
+/// from block to block in `out`, exactly, and every lane is the same FMA chain at either
+/// width), so the results have its bits.
+///
+/// # Safety
+/// As the callers' checks (`check_many`); the CPU must have `W`'s instructions.
+#[inline(always)]
+unsafe fn weighted_sum_many<W: Width, E: Load>(
     w: &[f32],
     stride: usize,
     nq: usize,
@@ -831,29 +864,28 @@ unsafe fn weighted_sum_many_512<E: Load>(
         let first = r0 == 0;
         let mut i = 0;
         while i < nq {
-            let qn = (nq - i).min(4);
-            // SAFETY: as in `weighted_sum_many_256`.
+            // SAFETY: the queries of this step, `i..i + qn <= nq`: their weights (`n` from
+            // `w[q·stride]`, here `r0..r0 + len`) and output rows are inside `w` and `out`,
+            // the block's rows inside `rows` (checked by the caller).
             let wp = w.as_ptr().add(i * stride + r0);
             let (rp, op) = (rows.as_ptr().add(r0 * d), out.as_mut_ptr().add(i * d));
-            match qn {
-                1 => weighted_sum_queries_512::<E, 1, 8>(wp, stride, rp, d, len, op, first),
-                2 => weighted_sum_queries_512::<E, 2, 8>(wp, stride, rp, d, len, op, first),
-                3 => weighted_sum_queries_512::<E, 3, 6>(wp, stride, rp, d, len, op, first),
-                _ => weighted_sum_queries_512::<E, 4, 4>(wp, stride, rp, d, len, op, first),
-            }
-            i += qn;
+            i += W::queries(nq - i, wp, stride, rp, d, len, op, first);
         }
         r0 += len;
     }
 }
 
-/// As [`weighted_sum_queries`], `16·C` columns at a time.
+/// Bytes of value rows per block of [`weighted_sum_many`]: half the L1 data cache.
+const ROW_BLOCK_BYTES: usize = 16 << 10;
+
+/// All `d` columns of `Q` queries' weighted sums over `n` rows, `LANES·C` (`C` at most 8) at a
+/// time, the rest in one smaller step; `first`: the sums start from zero, else from `out`.
 ///
 /// # Safety
-/// As [`weighted_sum_cols_512m`] with all `d` columns readable and writable; `d` a multiple
-/// of 16; the CPU must have AVX-512 F.
+/// As [`weighted_sum_cols`] with all `d` columns readable and writable; `d` a multiple of
+/// `W::LANES`; the CPU must have `W`'s instructions.
 #[inline(always)]
-unsafe fn weighted_sum_queries_512<E: Load, const Q: usize, const C: usize>(
+unsafe fn weighted_sum_queries<W: Width, E: Load, const Q: usize, const C: usize>(
     w: *const f32,
     stride: usize,
     rows: *const E,
@@ -862,30 +894,34 @@ unsafe fn weighted_sum_queries_512<E: Load, const Q: usize, const C: usize>(
     out: *mut f32,
     first: bool,
 ) {
+    let step = W::LANES;
     let mut c0 = 0;
-    while c0 + 16 * C <= d {
-        weighted_sum_cols_512m::<E, Q, C>(w, stride, rows.add(c0), d, n, out.add(c0), first);
-        c0 += 16 * C;
+    while c0 + step * C <= d {
+        weighted_sum_cols::<W, E, Q, C>(w, stride, rows.add(c0), d, n, out.add(c0), first);
+        c0 += step * C;
     }
     let (rows, out) = (rows.add(c0), out.add(c0));
-    match (d - c0) / 16 {
+    match (d - c0) / step {
         0 => {}
-        1 => weighted_sum_cols_512m::<E, Q, 1>(w, stride, rows, d, n, out, first),
-        2 => weighted_sum_cols_512m::<E, Q, 2>(w, stride, rows, d, n, out, first),
-        3 => weighted_sum_cols_512m::<E, Q, 3>(w, stride, rows, d, n, out, first),
-        4 => weighted_sum_cols_512m::<E, Q, 4>(w, stride, rows, d, n, out, first),
-        5 => weighted_sum_cols_512m::<E, Q, 5>(w, stride, rows, d, n, out, first),
-        6 => weighted_sum_cols_512m::<E, Q, 6>(w, stride, rows, d, n, out, first),
-        _ => weighted_sum_cols_512m::<E, Q, 7>(w, stride, rows, d, n, out, first),
+        1 => weighted_sum_cols::<W, E, Q, 1>(w, stride, rows, d, n, out, first),
+        2 => weighted_sum_cols::<W, E, Q, 2>(w, stride, rows, d, n, out, first),
+        3 => weighted_sum_cols::<W, E, Q, 3>(w, stride, rows, d, n, out, first),
+        4 => weighted_sum_cols::<W, E, Q, 4>(w, stride, rows, d, n, out, first),
+        5 => weighted_sum_cols::<W, E, Q, 5>(w, stride, rows, d, n, out, first),
+        6 => weighted_sum_cols::<W, E, Q, 6>(w, stride, rows, d, n, out, first),
+        _ => weighted_sum_cols::<W, E, Q, 7>(w, stride, rows, d, n, out, first),
     }
 }
 
-/// As [`weighted_sum_cols`], `16·C` columns of `Q` queries in 512-bit registers.
+/// `LANES·C` columns of `Q` queries' weighted sums: `Q·C` accumulators over the `n` rows,
+/// starting from zero (`first`) or from `out`.
 ///
 /// # Safety
-/// As [`weighted_sum_cols`] with `16·C` columns; the CPU must have AVX-512 F.
+/// `w` points to `Q` rows of `n` weights `stride` apart, `rows` to `n` rows `d` apart with
+/// `LANES·C` readable columns each, `out` to `Q` rows `d` apart with `LANES·C` writable
+/// columns; the CPU must have `W`'s instructions.
 #[inline(always)]
-unsafe fn weighted_sum_cols_512m<E: Load, const Q: usize, const C: usize>(
+unsafe fn weighted_sum_cols<W: Width, E: Load, const Q: usize, const C: usize>(
     w: *const f32,
     stride: usize,
     rows: *const E,
@@ -894,27 +930,28 @@ unsafe fn weighted_sum_cols_512m<E: Load, const Q: usize, const C: usize>(
     out: *mut f32,
     first: bool,
 ) {
-    let mut acc: [[__m512; C]; Q] = std::array::from_fn(|i| {
+    let step = W::LANES;
+    let mut acc: [[W::V; C]; Q] = std::array::from_fn(|i| {
         std::array::from_fn(|c| {
             if first {
-                _mm512_setzero_ps()
+                W::zero()
             } else {
-                _mm512_loadu_ps(out.add(i * d + 16 * c))
+                W::load(out.add(i * d + step * c))
             }
         })
     });
     for r in 0..n {
-        let v: [__m512; C] = std::array::from_fn(|c| E::load16(rows.add(r * d + 16 * c)));
+        let v: [W::V; C] = std::array::from_fn(|c| W::load_row(rows.add(r * d + step * c)));
         for (i, acc) in acc.iter_mut().enumerate() {
-            let x = _mm512_set1_ps(*w.add(i * stride + r));
+            let x = W::splat(w.add(i * stride + r));
             for (a, &v) in acc.iter_mut().zip(&v) {
-                *a = _mm512_fmadd_ps(x, v, *a);
+                *a = W::fmadd(x, v, *a);
             }
         }
     }
     for (i, acc) in acc.iter().enumerate() {
         for (c, a) in acc.iter().enumerate() {
-            _mm512_storeu_ps(out.add(i * d + 16 * c), *a);
+            W::store(out.add(i * d + step * c), *a);
         }
     }
 }

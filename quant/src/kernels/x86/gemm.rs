@@ -8,9 +8,9 @@
 //! (`vpmulld`); per super-block the correction term (`vpdpwssd`) and the float accumulation
 //! follow. All integer sums are exact. With `FS` (float scales, [`GemmKind::VnniFloatScales`])
 //! each scale group's sum is converted and added in floats instead (`vcvtdq2ps` +
-//! `vfmadd231ps`): on Intel's cores `vpmulld` takes the `vpdpbusd` port for about 0.6 cycles
-//! while the conversion and the FMA run beside it for free (on Zen 4 it is the other way
-//! round). [`tokens2`] does the same for the two tiles of a
+//! `vfmadd231ps`): on Intel's cores all of them share the two `vpdpbusd` ports, and the two
+//! float uops cost less there than `vpmulld` (two uops) and `vpaddd` (on Zen 4 it is the
+//! other way round). [`tokens2`] does the same for the two tiles of a
 //! 32-row call at once, [`TOKENS2`] tokens at a time, so that each broadcast word meets two
 //! weight vectors. Q8_0 ([`tokens_q8_0`]) runs its tiles one after the other.
 
@@ -99,12 +99,13 @@ pub(super) fn gemm_tile(ty: GgmlType, kind: GemmKind) -> Option<GemmTileFn> {
 /// `tile` needs the CPU features its implementation names; the dispatch hands a kernel out
 /// only after detecting them.
 unsafe trait Kernel {
-    /// Whether `tile` takes the activations' [`corr_aux`](super::super::gemm::corr_aux) as its `aux` (else an empty one).
+    /// Whether `tile` takes the activations' [`corr_aux`](super::super::gemm::corr_aux) as
+    /// its `aux` (else an empty one).
     const CORR_AUX: bool;
     /// `out[t][i] = w[i] · a[t]` for the `rows` (1 to [`GEMM_ROWS`]) weight rows of `w`
     /// (`nb` super-blocks each) and the `m` activation rows of `a` (`aux`: their
-    /// [`corr_aux`](super::super::gemm::corr_aux) where the kernel takes it, checked by [`tile_bytes`]); `out` is
-    /// `[m][GEMM_ROWS]`, its lanes past `rows` zero.
+    /// [`corr_aux`](super::super::gemm::corr_aux) where the kernel takes it, checked by
+    /// [`tile_bytes`]); `out` is `[m][GEMM_ROWS]`, its lanes past `rows` zero.
     ///
     /// # Safety
     /// The CPU must have the implementation's features.
@@ -152,8 +153,8 @@ struct Avx2;
 struct AvxVnni;
 
 /// [`GemmTileFn`] on bytes: `w` holds `rows` weight rows, `a` holds `m` Q8_K rows of as many
-/// elements (`aux`: their [`corr_aux`](super::super::gemm::corr_aux) for a kernel that takes it), `out` is
-/// `[m][GEMM_ROWS]`.
+/// elements (`aux`: their [`corr_aux`](super::super::gemm::corr_aux) for a kernel that
+/// takes it), `out` is `[m][GEMM_ROWS]`.
 fn tile_bytes<B: GemmPack, K: Kernel>(
     w: &[u8],
     rows: usize,
@@ -566,8 +567,9 @@ unsafe fn bcast<T>(p: *const T) -> __m512i {
 }
 
 /// `out[t][i] += Σ_b` (super-block `b` of `sbs`) · `y[t][b]`, for `T` tokens (`FS`: the
-/// scale step in floats, see the file's docs); `cw[t]`: the [`corr_words`](super::super::gemm::corr_words) of `y[t]`'s
-/// super-blocks, [`GemmPack::CORR_STEPS`] each.
+/// scale step in floats, see the file's docs); `cw[t]`: the
+/// [`corr_words`](super::super::gemm::corr_words) of `y[t]`'s super-blocks,
+/// [`GemmPack::CORR_STEPS`] each.
 #[inline(always)]
 unsafe fn tokens<B: GemmPack, const T: usize, const FS: bool>(
     sbs: &[PackedSb],
