@@ -244,8 +244,8 @@ pub(crate) fn corr_words<B: GemmPack>(y: &crate::formats::q8_k::BlockQ8K) -> [i3
 
 /// The correction words of every super-block of the `m` Q8_K rows `xq` (`k` elements each),
 /// the first [`GemmPack::CORR_STEPS`] of each (two i16 per word, paired with the packed
-/// `corr[p]`: for Q6_K the bsums, for Q4_K/Q5_K each sub-block's two bsums summed): `[m][k / 256][CORR_STEPS]`, the `aux` of the
-/// AVX-512 VNNI K-quant GEMM.
+/// `corr[p]`: for Q6_K the bsums, for Q4_K/Q5_K each sub-block's two bsums summed):
+/// `[m][k / 256][CORR_STEPS]`, the `aux` of the AVX-512 VNNI K-quant GEMM.
 pub fn corr_aux<B: GemmPack>(xq: &[u8], m: usize, k: usize) -> Vec<i32> {
     crate::formats::with_blocks::<crate::formats::q8_k::BlockQ8K, _>(xq, |blocks| {
         debug_assert_eq!(blocks.len(), m * k / QK_K);
