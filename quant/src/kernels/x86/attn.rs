@@ -772,8 +772,8 @@ struct W256;
 /// 512-bit registers (AVX-512 F, F16C).
 struct W512;
 
-/// The vector operations of a [`Width`] (`$load8`: the [`Load`] method of its lane count),
-/// and its `queries` (`|rest| -> (Q, C)`: queries and column vectors per step).
+/// The vector operations of a [`Width`] (`$load_row`: the [`Load`] method of its lane
+/// count), and its `queries` (`|rest| -> (Q, C)`: queries and column vectors per step).
 macro_rules! width {
     ($w:ty, $v:ty, $lanes:literal, $zero:ident, $loadu:ident, $load_row:ident, $storeu:ident,
      $set1:ident, $fmadd:ident,
