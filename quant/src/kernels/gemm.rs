@@ -30,7 +30,11 @@
 //!
 //! which is the weight row's dot product (`da = d`, `db = -dmin` for Q4_K/Q5_K:
 //! `d·Σ sc·Σ q·y - dmin·Σ m·bsum`; `da = d`, `db = -32·d` for Q6_K, whose quants are stored
-//! as `q + 32`). The integer sums are exact, as in the dot-product kernels; only the float
+//! as `q + 32`). The AVX-512 VNNI kernel reads each token's super-block (scale, correction
+//! words, quants) from one contiguous run ([`vnni_aux`]), and for Q6_K folds the `+ 32`
+//! away: signed quants against activations biased to unsigned, each sum starting from a
+//! packed constant, no correction term. The integer sums are exact, as in the dot-product
+//! kernels; only the float
 //! accumulation order differs from them (one conversion per super-block instead of eight
 //! lanes), so a GEMM output differs from [`super::vec_dot_for`]'s in the last bits.
 
@@ -91,6 +95,12 @@ pub trait GemmPack: bytemuck::Pod {
     const SUMMED_MINS: bool;
     /// `vpdpwssd` steps of the correction term per super-block (two i16 each).
     const CORR_STEPS: usize = if Self::SUMMED_MINS { 4 } else { 8 };
+    /// What each stored quant carries on top of the signed value it stands for (Q6_K: 32, its
+    /// quants being stored as `q + 32`, whence its `db = -32·d`); 0 for Q4_K/Q5_K, whose
+    /// unsigned quants count up from a minimum. The AVX-512 VNNI kernel subtracts a nonzero
+    /// offset after packing and takes the activations biased to unsigned instead
+    /// ([`vnni_aux`]), which needs no correction term per token.
+    const QUANT_OFFSET: u8 = 0;
     /// Steps whose `vpmaddubsw` pairs (two products of a quant and a Q8_K activation in
     /// -128..=127) add up without leaving i16: `STEPS_I16 · 2 · max_q · 128 < 2^15` (the
     /// AVX2 micro-kernel sums that many in i16 before scaling); 0 where no AVX2 kernel
@@ -190,6 +200,7 @@ impl GemmPack for BlockQ6K {
     const GROUPS: usize = 16;
     const SUMMED_MINS: bool = false;
     const STEPS_I16: usize = 2; // 2 · 2 · 63 · 128 = 32256
+    const QUANT_OFFSET: u8 = 32;
     #[inline(always)]
     fn unpack(&self, q: &mut [u8; QK_K], s: &mut [u32; 16]) -> (f32, f32) {
         for h in 0..2 {
@@ -242,16 +253,54 @@ pub(crate) fn corr_words<B: GemmPack>(y: &crate::formats::q8_k::BlockQ8K) -> [i3
     w
 }
 
-/// The correction words of every super-block of the `m` Q8_K rows `xq` (`k` elements each),
-/// the first [`GemmPack::CORR_STEPS`] of each (two i16 per word, paired with the packed
-/// `corr[p]`: for Q6_K the bsums, for Q4_K/Q5_K each sub-block's two bsums summed):
-/// `[m][k / 256][CORR_STEPS]`, the `aux` of the AVX-512 VNNI K-quant GEMM.
-pub fn corr_aux<B: GemmPack>(xq: &[u8], m: usize, k: usize) -> Vec<i32> {
+/// The correction steps of the AVX-512 VNNI kernel for `B`: none where it folds the quant
+/// offset ([`GemmPack::QUANT_OFFSET`], Q6_K), else [`GemmPack::CORR_STEPS`].
+pub(crate) const fn vnni_corr_steps<B: GemmPack>() -> usize {
+    if B::QUANT_OFFSET != 0 {
+        0
+    } else {
+        B::CORR_STEPS
+    }
+}
+
+/// Words per activation super-block in [`vnni_aux`]`::<B>`.
+pub(crate) const fn vnni_aux_words<B: GemmPack>() -> usize {
+    1 + vnni_corr_steps::<B>() + STEPS
+}
+
+/// The `aux` of the AVX-512 VNNI K-quant GEMM for weights `B`: the `m` Q8_K rows `xq` (`k`
+/// elements each) rewritten as the kernel reads them, `vnni_aux_words` words per
+/// super-block, one after the other:
+///
+/// ```text
+/// d         the block's scale (f32 bits)
+/// corr[p]   its correction words (`corr_words`, vnni_corr_steps of them; none for Q6_K)
+/// qs[p]     its 256 quants, four per word in element order; for a type with a quant
+///           offset (Q6_K) biased to unsigned, `a + 128` (`a ^ 0x80`)
+/// ```
+///
+/// One contiguous run per super-block, so that each token's part of a tile step touches the
+/// fewest cache lines (the kernel streams every token's activations once per tile, and
+/// its speed follows the lines it reads). With the biased quants the kernel multiplies
+/// (`vpdpbusd`: unsigned × signed bytes) the signed weight quants `q` by `a + 128` and
+/// starts each row's super-block sum at `-128 · Σ_g sc[g] · Σ_{j in g} q_j` (packed once
+/// per tile), which gives the exact `Σ_g sc[g] · Σ_{j in g} q_j·a_j` without a per-token
+/// correction term.
+pub fn vnni_aux<B: GemmPack>(xq: &[u8], m: usize, k: usize) -> Vec<i32> {
     crate::formats::with_blocks::<crate::formats::q8_k::BlockQ8K, _>(xq, |blocks| {
         debug_assert_eq!(blocks.len(), m * k / QK_K);
-        let mut aux = Vec::with_capacity(blocks.len() * B::CORR_STEPS);
+        let bias = if B::QUANT_OFFSET != 0 {
+            0x8080_8080u32
+        } else {
+            0
+        };
+        let mut aux = Vec::with_capacity(blocks.len() * vnni_aux_words::<B>());
         for b in blocks {
-            aux.extend_from_slice(&corr_words::<B>(b)[..B::CORR_STEPS]);
+            aux.push(b.d.to_bits() as i32);
+            aux.extend_from_slice(&corr_words::<B>(b)[..vnni_corr_steps::<B>()]);
+            aux.extend(b.qs.chunks_exact(4).map(|q| {
+                (u32::from_le_bytes([q[0] as u8, q[1] as u8, q[2] as u8, q[3] as u8]) ^ bias) as i32
+            }));
         }
         aux
     })

@@ -73,7 +73,9 @@ pub const GEMM_MIN_M: usize = 8;
 /// as running 8 to 16 tokens through them (50-100 cycles per row and super-block against
 /// about 6 per token): passes sized for the L2 cache instead (1 MiB, 64 tokens of that row)
 /// made 7B pp512 6% slower, and reading each pass's activations from L3 costs nothing
-/// measurable (each 32-row tile reads them once, a few GB/s per core).
+/// measurable (each 32-row tile reads them once, a few GB/s per core) as long as each
+/// token's super-block is one contiguous run: an extra cache line per token and
+/// super-block cost the AVX-512 Q6_K tile 15% (see `kernels::gemm::vnni_aux`).
 const GEMM_CHUNK_BYTES: usize = 8 << 20;
 
 /// How many tokens ahead the copy of a GEMM tile's results prefetches its destination.

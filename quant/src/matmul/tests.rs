@@ -364,14 +364,14 @@ fn shape_errors_and_empty() {
 
 /// The GEMM's `aux` (widened activations, activation sums) cached in a `MatMulScratch` belongs
 /// to the activations it was computed from: on one scratch, groups of matrices that share a
-/// weight type (Q8_0, Q4_0: non-empty `aux`) on new activations of the same shape give
+/// weight type (Q8_0, Q4_0, Q6_K: non-empty `aux`) on new activations of the same shape give
 /// `forward`'s bits, call after call, on every instruction set.
 #[test]
 fn gemm_aux_follows_the_activations() {
     let pool = pool();
     let (k, m) = (256, 12);
     let mut scratch = MatMulScratch::new();
-    for ty in [GgmlType::Q8_0, GgmlType::Q4_0] {
+    for ty in [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q6K] {
         let a = matrix(ty, &values(k * 40, 1), k, 40).0;
         let b = matrix(ty, &values(k * 24, 2), k, 24).0;
         for &isa in kernels::available_isas() {

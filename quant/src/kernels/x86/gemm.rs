@@ -5,8 +5,10 @@
 //! to [`TOKENS`] tokens at a time, each with its own accumulators. Per four-column step one
 //! vector of packed quants is loaded and multiplied (`vpdpbusd`) by each token's four
 //! activation bytes broadcast to every lane; per scale group the sums are scaled
-//! (`vpmulld`); per super-block the correction term (`vpdpwssd`) and the float accumulation
-//! follow. All integer sums are exact. With `FS` (float scales, [`GemmKind::VnniFloatScales`])
+//! (`vpmulld`); per super-block the correction term (`vpdpwssd`; none for Q6_K, whose
+//! offset [`fold_offset`] folds into each sum's start) and the float accumulation follow.
+//! Each token's activations come from its [`vnni_aux`](super::super::gemm::vnni_aux) words,
+//! one run per super-block. All integer sums are exact. With `FS` (float scales, [`GemmKind::VnniFloatScales`])
 //! each scale group's sum is converted and added in floats instead (`vcvtdq2ps` +
 //! `vfmadd231ps`): on Intel's cores all of them share the two `vpdpbusd` ports, and the two
 //! float uops cost less there than `vpmulld` (two uops) and `vpaddd` (on Zen 4 it is the
@@ -17,8 +19,8 @@
 use std::arch::x86_64::*;
 
 use super::super::gemm::{
-    pack_tile, pack_tile_legacy, GemmPack, LegacyAct, LegacyPack, PackedSb, Square, GEMM_ROWS,
-    STEPS, TILE_ROWS,
+    pack_tile, pack_tile_legacy, vnni_aux_words, vnni_corr_steps, GemmPack, LegacyAct, LegacyPack,
+    PackedSb, Square, GEMM_ROWS, STEPS, TILE_ROWS,
 };
 use super::super::GemmTileFn;
 use super::avx2::{NO_VNNI, VEX_VNNI};
@@ -99,13 +101,13 @@ pub(super) fn gemm_tile(ty: GgmlType, kind: GemmKind) -> Option<GemmTileFn> {
 /// `tile` needs the CPU features its implementation names; the dispatch hands a kernel out
 /// only after detecting them.
 unsafe trait Kernel {
-    /// Whether `tile` takes the activations' [`corr_aux`](super::super::gemm::corr_aux) as
-    /// its `aux` (else an empty one).
-    const CORR_AUX: bool;
+    /// The words of `aux` that `tile` takes per activation super-block for weights `B`
+    /// (0: an empty `aux`).
+    fn aux_words<B: GemmPack>() -> usize;
     /// `out[t][i] = w[i] · a[t]` for the `rows` (1 to [`GEMM_ROWS`]) weight rows of `w`
     /// (`nb` super-blocks each) and the `m` activation rows of `a` (`aux`: their
-    /// [`corr_aux`](super::super::gemm::corr_aux) where the kernel takes it, checked by
-    /// [`tile_bytes`]); `out` is `[m][GEMM_ROWS]`, its lanes past `rows` zero.
+    /// `super::gemm_aux` where the kernel takes one, its length checked by [`tile_bytes`]);
+    /// `out` is `[m][GEMM_ROWS]`, its lanes past `rows` zero.
     ///
     /// # Safety
     /// The CPU must have the implementation's features.
@@ -153,8 +155,8 @@ struct Avx2;
 struct AvxVnni;
 
 /// [`GemmTileFn`] on bytes: `w` holds `rows` weight rows, `a` holds `m` Q8_K rows of as many
-/// elements (`aux`: their [`corr_aux`](super::super::gemm::corr_aux) for a kernel that
-/// takes it), `out` is `[m][GEMM_ROWS]`.
+/// elements (`aux`: their `super::gemm_aux` for a kernel that takes one), `out` is
+/// `[m][GEMM_ROWS]`.
 fn tile_bytes<B: GemmPack, K: Kernel>(
     w: &[u8],
     rows: usize,
@@ -169,11 +171,7 @@ fn tile_bytes<B: GemmPack, K: Kernel>(
             assert!(rows <= GEMM_ROWS && rows > 0 && w.len() % rows == 0);
             let nb = w.len() / rows;
             assert!(a.len() == m * nb && out.len() == m * GEMM_ROWS);
-            let aux_len = if K::CORR_AUX {
-                m * nb * B::CORR_STEPS
-            } else {
-                0
-            };
+            let aux_len = m * nb * K::aux_words::<B>();
             assert!(
                 aux.len() == aux_len,
                 "aux: {} words, not {aux_len}",
@@ -381,14 +379,17 @@ const TOKENS: usize = 8;
 
 // SAFETY: `tile` needs the features it enables; see `tile_bytes`.
 unsafe impl<const FS: bool> Kernel for Vnni<FS> {
-    const CORR_AUX: bool = true;
+    fn aux_words<B: GemmPack>() -> usize {
+        vnni_aux_words::<B>()
+    }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
     unsafe fn tile<B: GemmPack>(
         w: &[B],
         rows: usize,
         nb: usize,
-        a: &[BlockQ8K],
+        // Read through `aux`, which holds all of it as the kernel takes it.
+        _a: &[BlockQ8K],
         aux: &[i32],
         m: usize,
         scratch: &mut Vec<PackedSb>,
@@ -398,11 +399,11 @@ unsafe impl<const FS: bool> Kernel for Vnni<FS> {
         if rows <= TILE_ROWS {
             scratch.resize(nb, bytemuck::Zeroable::zeroed());
             pack(w, rows, nb, scratch, |src, dst| transpose(src, dst));
+            fold_offset::<B>(scratch);
             sb_chunks(nb, SB_CHUNK, |bs| {
                 let sbs = &scratch[bs.clone()];
-                let row = |t: usize| &a[t * nb + bs.start..t * nb + bs.end];
-                let cs = B::CORR_STEPS;
-                let words = |t: usize| &aux[(t * nb + bs.start) * cs..(t * nb + bs.end) * cs];
+                let aw = vnni_aux_words::<B>();
+                let act = |t: usize| &aux[(t * nb + bs.start) * aw..(t * nb + bs.end) * aw];
                 groups(m, TOKENS, |t0, n| {
                     let o = &mut out[t0 * GEMM_ROWS..];
                     macro_rules! run {
@@ -410,8 +411,7 @@ unsafe impl<const FS: bool> Kernel for Vnni<FS> {
                             match n {
                                 $($n => tokens::<B, $n, FS>(
                                     sbs,
-                                    std::array::from_fn(|t| row(t0 + t)),
-                                    std::array::from_fn(|t| words(t0 + t)),
+                                    std::array::from_fn(|t| act(t0 + t)),
                                     o,
                                 ),)*
                                 _ => unreachable!(),
@@ -434,11 +434,12 @@ unsafe impl<const FS: bool> Kernel for Vnni<FS> {
             hi,
             |src, dst| transpose(src, dst),
         );
+        fold_offset::<B>(lo);
+        fold_offset::<B>(hi);
         sb_chunks(nb, SB_CHUNK / 2, |bs| {
             let sbs = [&lo[bs.clone()], &hi[bs.clone()]];
-            let row = |t: usize| &a[t * nb + bs.start..t * nb + bs.end];
-            let cs = B::CORR_STEPS;
-            let words = |t: usize| &aux[(t * nb + bs.start) * cs..(t * nb + bs.end) * cs];
+            let aw = vnni_aux_words::<B>();
+            let act = |t: usize| &aux[(t * nb + bs.start) * aw..(t * nb + bs.end) * aw];
             groups(m, TOKENS2, |t0, n| {
                 let o = &mut out[t0 * GEMM_ROWS..];
                 macro_rules! run {
@@ -446,8 +447,7 @@ unsafe impl<const FS: bool> Kernel for Vnni<FS> {
                         match n {
                             $($n => tokens2::<B, $n, FS>(
                                 sbs,
-                                std::array::from_fn(|t| row(t0 + t)),
-                                std::array::from_fn(|t| words(t0 + t)),
+                                std::array::from_fn(|t| act(t0 + t)),
                                 o,
                             ),)*
                             _ => unreachable!(),
@@ -468,7 +468,9 @@ macro_rules! kernel_256 {
     ($kernel:ty, $features:literal, $prepare:ident, $group:ident, $tokens:ident) => {
         // SAFETY: `tile` needs the features it enables; see `tile_bytes`.
         unsafe impl Kernel for $kernel {
-            const CORR_AUX: bool = false;
+            fn aux_words<B: GemmPack>() -> usize {
+                0
+            }
 
             #[target_feature(enable = $features)]
             unsafe fn tile<B: GemmPack>(
@@ -566,36 +568,128 @@ unsafe fn bcast<T>(p: *const T) -> __m512i {
     _mm512_set1_epi32(std::ptr::read_unaligned(p.cast::<i32>()))
 }
 
-/// `out[t][i] += Σ_b` (super-block `b` of `sbs`) · `y[t][b]`, for `T` tokens (`FS`: the
-/// scale step in floats, see the file's docs); `cw[t]`: the
-/// [`corr_words`](super::super::gemm::corr_words) of `y[t]`'s super-blocks,
-/// [`GemmPack::CORR_STEPS`] each.
+/// For weights with a [`GemmPack::QUANT_OFFSET`] (else nothing): turns the packed unsigned
+/// quants `q + offset` into the signed `q`, and stores in `corr[0]` each row's starting sum
+/// `-128 · Σ_g sc[g] · Σ_{j in g} q_j`, so that adding `sc[g] · Σ_{j in g} q_j·(a_j + 128)`
+/// for every group gives the exact `Σ_g sc[g] · Σ_{j in g} q_j·a_j` (rows past the matrix
+/// have zero scales, so their sums stay zero). Runs once per packed tile.
+#[inline(always)]
+unsafe fn fold_offset<B: GemmPack>(sbs: &mut [PackedSb]) {
+    if B::QUANT_OFFSET == 0 {
+        return;
+    }
+    let off = _mm512_set1_epi8(B::QUANT_OFFSET as i8);
+    let ones = _mm512_set1_epi8(1);
+    let steps = STEPS / B::GROUPS;
+    for sb in sbs {
+        let mut c = _mm512_setzero_si512();
+        for g in 0..B::GROUPS {
+            let mut sum = _mm512_setzero_si512();
+            for p in g * steps..(g + 1) * steps {
+                let wq = sb.wq[p].as_mut_ptr().cast();
+                let q = _mm512_sub_epi8(_mm512_load_si512(wq), off);
+                _mm512_store_si512(wq, q);
+                sum = _mm512_dpbusd_epi32(sum, ones, q);
+            }
+            let sc = _mm512_load_si512(sb.sc[g].as_ptr().cast());
+            c = _mm512_add_epi32(c, _mm512_mullo_epi32(sum, sc));
+        }
+        let start = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32::<7>(c));
+        _mm512_store_si512(sb.corr[0].as_mut_ptr().cast(), start);
+    }
+}
+
+/// `acc + ` the four-byte dot products of the packed weights `w` and the activation bytes
+/// `a` in each lane (`vpdpbusd`, whose first factor is unsigned): the weights unsigned
+/// against signed activations, or where `B` has a [`GemmPack::QUANT_OFFSET`], the signed
+/// weights [`fold_offset`] leaves against biased (unsigned) activations.
+#[inline(always)]
+unsafe fn dot4<B: GemmPack>(acc: __m512i, w: __m512i, a: __m512i) -> __m512i {
+    if B::QUANT_OFFSET != 0 {
+        _mm512_dpbusd_epi32(acc, a, w)
+    } else {
+        _mm512_dpbusd_epi32(acc, w, a)
+    }
+}
+
+/// One activation super-block as [`vnni_aux`] lays it out: its scale, its correction
+/// words, its (possibly biased) quants.
+#[derive(Clone, Copy)]
+struct Act {
+    d: f32,
+    corr: *const i32,
+    qs: *const i32,
+}
+
+impl Act {
+    /// Super-block `b` of a token's [`vnni_aux`] words `act` (the caller checked that `act`
+    /// holds it).
+    #[inline(always)]
+    unsafe fn at<B: GemmPack>(act: &[i32], b: usize) -> Act {
+        let p = act.as_ptr().add(b * vnni_aux_words::<B>());
+        Act {
+            d: f32::from_bits(*p as u32),
+            corr: p.add(1),
+            qs: p.add(1 + vnni_corr_steps::<B>()),
+        }
+    }
+}
+
+/// The sums every super-block of a row starts from: `corr[0]` where [`fold_offset`] put
+/// them there, else zero.
+#[inline(always)]
+unsafe fn start<B: GemmPack>(sb: &PackedSb) -> __m512i {
+    if B::QUANT_OFFSET != 0 {
+        _mm512_load_si512(sb.corr[0].as_ptr().cast())
+    } else {
+        _mm512_setzero_si512()
+    }
+}
+
+/// Adds a row's correction term for token `a` to `facc`: `(a.d · db) · Σ_p corr[p]·words[p]`
+/// (nothing where [`fold_offset`] folded it into the start sums).
+#[inline(always)]
+unsafe fn add_corr<B: GemmPack>(sb: &PackedSb, a: Act, yd: __m512, facc: __m512) -> __m512 {
+    if vnni_corr_steps::<B>() == 0 {
+        return facc;
+    }
+    let mut c = _mm512_setzero_si512();
+    for p in 0..vnni_corr_steps::<B>() {
+        let corr = _mm512_load_si512(sb.corr[p].as_ptr().cast());
+        c = _mm512_dpwssd_epi32(c, corr, bcast(a.corr.add(p)));
+    }
+    let db = _mm512_load_ps(sb.db.as_ptr());
+    _mm512_fmadd_ps(_mm512_mul_ps(yd, db), _mm512_cvtepi32_ps(c), facc)
+}
+
+/// `out[t][i] += Σ_b` (super-block `b` of `sbs`) · (super-block `b` of token `t`), for `T`
+/// tokens (`FS`: the scale step in floats, see the file's docs); `act[t]`: token `t`'s
+/// [`vnni_aux`] words of those super-blocks.
 #[inline(always)]
 unsafe fn tokens<B: GemmPack, const T: usize, const FS: bool>(
     sbs: &[PackedSb],
-    y: [&[BlockQ8K]; T],
-    cw: [&[i32]; T],
+    act: [&[i32]; T],
     out: &mut [f32],
 ) {
-    assert!(y.iter().all(|y| y.len() == sbs.len()));
-    assert!(cw.iter().all(|c| c.len() == sbs.len() * B::CORR_STEPS));
+    assert!(act
+        .iter()
+        .all(|a| a.len() == sbs.len() * vnni_aux_words::<B>()));
     let steps = STEPS / B::GROUPS;
     let mut facc = [_mm512_setzero_ps(); T];
     for (t, f) in facc.iter_mut().enumerate() {
         *f = _mm512_loadu_ps(out[t * GEMM_ROWS..t * GEMM_ROWS + TILE_ROWS].as_ptr());
     }
     for (b, sb) in sbs.iter().enumerate() {
-        // SAFETY (get_unchecked): `b < sbs.len() == y[t].len()` (asserted).
-        let ys: [&BlockQ8K; T] = std::array::from_fn(|t| y[t].get_unchecked(b));
-        let mut s = [_mm512_setzero_si512(); T];
-        let mut sf = [_mm512_setzero_ps(); T];
+        // SAFETY: `act[t]` holds every super-block of `sbs` (asserted).
+        let ys: [Act; T] = std::array::from_fn(|t| Act::at::<B>(act[t], b));
+        let mut s = [start::<B>(sb); T];
+        let mut sf = [_mm512_cvtepi32_ps(s[0]); T];
         for g in 0..B::GROUPS {
             let mut acc = [_mm512_setzero_si512(); T];
             for p in g * steps..(g + 1) * steps {
                 let w = _mm512_load_si512(sb.wq[p].as_ptr().cast());
                 for t in 0..T {
-                    let yq = bcast(ys[t].qs.as_ptr().add(4 * p));
-                    acc[t] = _mm512_dpbusd_epi32(acc[t], w, yq);
+                    acc[t] = dot4::<B>(acc[t], w, bcast(ys[t].qs.add(p)));
                 }
             }
             let sc = _mm512_load_si512(sb.sc[g].as_ptr().cast());
@@ -616,21 +710,13 @@ unsafe fn tokens<B: GemmPack, const T: usize, const FS: bool>(
             }
         }
         let da = _mm512_load_ps(sb.da.as_ptr());
-        let db = _mm512_load_ps(sb.db.as_ptr());
         for t in 0..T {
-            // SAFETY: `cw[t]` holds `CORR_STEPS` words per super-block (asserted).
-            let words = cw[t].as_ptr().add(b * B::CORR_STEPS);
-            let mut c = _mm512_setzero_si512();
-            for p in 0..B::CORR_STEPS {
-                let corr = _mm512_load_si512(sb.corr[p].as_ptr().cast());
-                c = _mm512_dpwssd_epi32(c, corr, bcast(words.add(p)));
-            }
             // This float order keeps the SmolLM2 Q5_K_M parity perplexity at 0.215% from
             // llama.cpp's; `acc + a.d·(da·S + db·C)` (one multiply fewer) gave 0.556%, over the
             // 0.5% bound (see tests/parity.rs: that file moves by ~0.3% with float order alone).
             let yd = _mm512_set1_ps(ys[t].d);
             facc[t] = _mm512_fmadd_ps(_mm512_mul_ps(yd, da), sf[t], facc[t]);
-            facc[t] = _mm512_fmadd_ps(_mm512_mul_ps(yd, db), _mm512_cvtepi32_ps(c), facc[t]);
+            facc[t] = add_corr::<B>(sb, ys[t], yd, facc[t]);
         }
     }
     for (t, f) in facc.iter().enumerate() {
@@ -651,30 +737,31 @@ const TOKENS2: usize = 6;
 #[inline(always)]
 unsafe fn tokens2<B: GemmPack, const T: usize, const FS: bool>(
     sbs: [&[PackedSb]; 2],
-    y: [&[BlockQ8K]; T],
-    cw: [&[i32]; T],
+    act: [&[i32]; T],
     out: &mut [f32],
 ) {
-    assert!(y.iter().all(|y| y.len() == sbs[0].len()));
-    assert!(cw.iter().all(|c| c.len() == sbs[0].len() * B::CORR_STEPS));
+    assert!(act
+        .iter()
+        .all(|a| a.len() == sbs[0].len() * vnni_aux_words::<B>()));
     let steps = STEPS / B::GROUPS;
     assert!(sbs[1].len() == sbs[0].len() && out.len() >= (T - 1) * GEMM_ROWS + 2 * TILE_ROWS);
     let o = out.as_mut_ptr();
     for b in 0..sbs[0].len() {
-        // SAFETY (get_unchecked): `b < sbs[h].len() == y[t].len()` (asserted).
+        // SAFETY (get_unchecked, `Act::at`): `b < sbs[h].len()`, and `act[t]` holds every
+        // super-block of `sbs[h]` (asserted).
         let sb = [sbs[0].get_unchecked(b), sbs[1].get_unchecked(b)];
-        let ys: [&BlockQ8K; T] = std::array::from_fn(|t| y[t].get_unchecked(b));
-        let mut s = [[_mm512_setzero_si512(); 2]; T];
-        let mut sf = [[_mm512_setzero_ps(); 2]; T];
+        let ys: [Act; T] = std::array::from_fn(|t| Act::at::<B>(act[t], b));
+        let mut s = [[start::<B>(sb[0]), start::<B>(sb[1])]; T];
+        let mut sf = [[_mm512_cvtepi32_ps(s[0][0]), _mm512_cvtepi32_ps(s[0][1])]; T];
         for g in 0..B::GROUPS {
             let mut acc = [[_mm512_setzero_si512(); 2]; T];
             for p in g * steps..(g + 1) * steps {
                 let w0 = _mm512_load_si512(sb[0].wq[p].as_ptr().cast());
                 let w1 = _mm512_load_si512(sb[1].wq[p].as_ptr().cast());
                 for t in 0..T {
-                    let yq = bcast(ys[t].qs.as_ptr().add(4 * p));
-                    acc[t][0] = _mm512_dpbusd_epi32(acc[t][0], w0, yq);
-                    acc[t][1] = _mm512_dpbusd_epi32(acc[t][1], w1, yq);
+                    let yq = bcast(ys[t].qs.add(p));
+                    acc[t][0] = dot4::<B>(acc[t][0], w0, yq);
+                    acc[t][1] = dot4::<B>(acc[t][1], w1, yq);
                 }
             }
             let sc0 = _mm512_load_si512(sb[0].sc[g].as_ptr().cast());
@@ -697,23 +784,15 @@ unsafe fn tokens2<B: GemmPack, const T: usize, const FS: bool>(
                 sf[t] = [_mm512_cvtepi32_ps(s[t][0]), _mm512_cvtepi32_ps(s[t][1])];
             }
         }
-        // SAFETY: `cw[t]` holds `CORR_STEPS` words per super-block (asserted).
-        let words: [*const i32; T] = std::array::from_fn(|t| cw[t].as_ptr().add(b * B::CORR_STEPS));
         for h in 0..2 {
             let da = _mm512_load_ps(sb[h].da.as_ptr());
-            let db = _mm512_load_ps(sb[h].db.as_ptr());
             for t in 0..T {
-                let mut c = _mm512_setzero_si512();
-                for p in 0..B::CORR_STEPS {
-                    let corr = _mm512_load_si512(sb[h].corr[p].as_ptr().cast());
-                    c = _mm512_dpwssd_epi32(c, corr, bcast(words[t].add(p)));
-                }
                 // SAFETY: inside `out` (asserted above).
                 let f = o.add(t * GEMM_ROWS + h * TILE_ROWS);
                 let yd = _mm512_set1_ps(ys[t].d);
                 let mut facc = _mm512_loadu_ps(f);
                 facc = _mm512_fmadd_ps(_mm512_mul_ps(yd, da), sf[t][h], facc);
-                facc = _mm512_fmadd_ps(_mm512_mul_ps(yd, db), _mm512_cvtepi32_ps(c), facc);
+                facc = add_corr::<B>(sb[h], ys[t], yd, facc);
                 _mm512_storeu_ps(f, facc);
             }
         }
@@ -789,7 +868,7 @@ unsafe fn tokens_legacy<W: LegacyPack, const T: usize>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::super::gemm::{corr_aux, transpose_scalar};
+    use super::super::super::gemm::{transpose_scalar, vnni_aux};
     use super::*;
 
     #[test]
@@ -829,9 +908,9 @@ mod tests {
                 ty.quantize(&w, &mut wq).unwrap();
                 let mut outs = Vec::new();
                 let aux = match ty {
-                    GgmlType::Q4K => corr_aux::<BlockQ4K>(&xq, m, k),
-                    GgmlType::Q5K => corr_aux::<BlockQ5K>(&xq, m, k),
-                    _ => corr_aux::<BlockQ6K>(&xq, m, k),
+                    GgmlType::Q4K => vnni_aux::<BlockQ4K>(&xq, m, k),
+                    GgmlType::Q5K => vnni_aux::<BlockQ5K>(&xq, m, k),
+                    _ => vnni_aux::<BlockQ6K>(&xq, m, k),
                 };
                 for kind in [GemmKind::Vnni, GemmKind::VnniFloatScales] {
                     let tile = gemm_tile(ty, kind).unwrap();

@@ -133,17 +133,18 @@ pub(super) type GemmAuxFn = fn(xq: &[u8], m: usize, k: usize) -> Vec<i32>;
 
 /// The `aux` of [`gemm_tile`]`(ty, isa)` where it is not [`super::gemm::activation_sums`]:
 /// Q8_0 on AVX2 without VNNI takes its activations widened to i16 (`gemm_i16.rs`); the
-/// AVX-512 VNNI K-quant kernels take each activation super-block's correction words
-/// ([`super::gemm::corr_aux`]), computed once per matrix rather than once per tile.
+/// AVX-512 VNNI K-quant kernels take them rewritten as they read them
+/// ([`super::gemm::vnni_aux`]: per super-block the scale, the correction words, the
+/// quants), computed once per matrix rather than once per tile.
 pub(super) fn gemm_aux(ty: GgmlType, isa: Isa) -> Option<GemmAuxFn> {
-    use super::gemm::corr_aux;
+    use super::gemm::vnni_aux;
     use crate::formats::{q4_k::BlockQ4K, q5_k::BlockQ5K, q6_k::BlockQ6K};
     use gemm::GemmKind::{Avx2, Vnni, VnniFloatScales};
     match (ty, gemm_kind(isa)?) {
         (GgmlType::Q8_0, Avx2) => Some(gemm_i16::widen),
-        (GgmlType::Q4K, Vnni | VnniFloatScales) => Some(corr_aux::<BlockQ4K>),
-        (GgmlType::Q5K, Vnni | VnniFloatScales) => Some(corr_aux::<BlockQ5K>),
-        (GgmlType::Q6K, Vnni | VnniFloatScales) => Some(corr_aux::<BlockQ6K>),
+        (GgmlType::Q4K, Vnni | VnniFloatScales) => Some(vnni_aux::<BlockQ4K>),
+        (GgmlType::Q5K, Vnni | VnniFloatScales) => Some(vnni_aux::<BlockQ5K>),
+        (GgmlType::Q6K, Vnni | VnniFloatScales) => Some(vnni_aux::<BlockQ6K>),
         _ => None,
     }
 }
