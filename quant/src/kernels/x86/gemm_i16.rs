@@ -22,7 +22,7 @@
 use std::arch::x86_64::*;
 
 use super::super::gemm::{PackedSb, Square, GEMM_ROWS, TILE_ROWS};
-use super::gemm::{for_halves, groups, prefetch, sb_chunks};
+use super::gemm::{for_halves, groups, prefetch, sb_chunks, NextWeights};
 use super::gemm_avx2::transpose;
 use crate::formats::q8_0::BlockQ8_0;
 use crate::formats::with_blocks;
@@ -113,9 +113,10 @@ unsafe fn tile_avx2(
 ) {
     out.fill(0.0);
     let nsb = nb.div_ceil(BLOCKS);
+    let next = NextWeights::after(w);
     for_halves(w, rows, nb, nsb, scratch, |w, rows, sbs_all, col| {
         pack(w, rows, nb, sbs_all);
-        sb_chunks(nsb, CHUNK, |c| {
+        sb_chunks(nsb, CHUNK, (col > 0).then_some(next), |c| {
             let sbs = &sbs_all[c.start..];
             let (b0, b1) = (BLOCKS * c.start, (BLOCKS * c.end).min(nb));
             groups(m, TOKENS, |t0, n| {
