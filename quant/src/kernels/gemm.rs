@@ -34,9 +34,9 @@
 //! words, quants) from one contiguous run ([`vnni_aux`]), and for Q6_K folds the `+ 32`
 //! away: signed quants against activations biased to unsigned, each sum starting from a
 //! packed constant, no correction term. The integer sums are exact, as in the dot-product
-//! kernels; only the float
-//! accumulation order differs from them (one conversion per super-block instead of eight
-//! lanes), so a GEMM output differs from [`super::vec_dot_for`]'s in the last bits.
+//! kernels; only the float accumulation order differs from them (one conversion per
+//! super-block instead of eight lanes), so a GEMM output differs from
+//! [`super::vec_dot_for`]'s in the last bits.
 
 use crate::formats::k_common::get_scale_min_k4;
 use crate::formats::q4_0::BlockQ4_0;

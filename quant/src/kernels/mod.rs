@@ -292,9 +292,9 @@ pub fn gemm_tile_for(ty: GgmlType, isa: Isa) -> Option<GemmTileFn> {
 /// What [`gemm_tile_for`]`(ty, isa)` takes as its `aux`, for the quantized activations `xq`
 /// (`m` rows of `k` elements of [`GgmlType::vec_dot_type`]): [`gemm::activation_sums`], or
 /// where the tile reads its activations in another form (Q8_0 on AVX2 without VNNI: widened
-/// to i16; the K-quants on AVX-512 VNNI: [`gemm::vnni_aux`]), that form. Either is a run of the same length per row, one row after the
-/// other, so the `aux` of rows `t0..t1` is that part of the whole (and the rows' parts can
-/// be computed apart).
+/// to i16; the K-quants on AVX-512 VNNI: [`gemm::vnni_aux`]), that form. Either is a run of
+/// the same length per row, one row after the other, so the `aux` of rows `t0..t1` is that
+/// part of the whole (and the rows' parts can be computed apart).
 pub fn gemm_aux_for(ty: GgmlType, isa: Isa, xq: &[u8], m: usize, k: usize) -> Vec<i32> {
     #[cfg(target_arch = "x86_64")]
     if available_isas().contains(&isa) {

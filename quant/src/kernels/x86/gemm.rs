@@ -8,13 +8,13 @@
 //! (`vpmulld`); per super-block the correction term (`vpdpwssd`; none for Q6_K, whose
 //! offset [`fold_offset`] folds into each sum's start) and the float accumulation follow.
 //! Each token's activations come from its [`vnni_aux`](super::super::gemm::vnni_aux) words,
-//! one run per super-block. All integer sums are exact. With `FS` (float scales, [`GemmKind::VnniFloatScales`])
-//! each scale group's sum is converted and added in floats instead (`vcvtdq2ps` +
-//! `vfmadd231ps`): on Intel's cores all of them share the two `vpdpbusd` ports, and the two
-//! float uops cost less there than `vpmulld` (two uops) and `vpaddd` (on Zen 4 it is the
-//! other way round). [`tokens2`] does the same for the two tiles of a
-//! 32-row call at once, [`TOKENS2`] tokens at a time, so that each broadcast word meets two
-//! weight vectors. Q8_0 ([`tokens_q8_0`]) runs its tiles one after the other.
+//! one run per super-block. All integer sums are exact. With `FS` (float scales,
+//! [`GemmKind::VnniFloatScales`]) each scale group's sum is converted and added in floats
+//! instead (`vcvtdq2ps` + `vfmadd231ps`): on Intel's cores all of them share the two
+//! `vpdpbusd` ports, and the two float uops cost less there than `vpmulld` (two uops) and
+//! `vpaddd` (on Zen 4 it is the other way round). [`tokens2`] does the same for the two
+//! tiles of a 32-row call at once, [`TOKENS2`] tokens at a time, so that each broadcast word
+//! meets two weight vectors. Q8_0 ([`tokens_q8_0`]) runs its tiles one after the other.
 
 use std::arch::x86_64::*;
 
