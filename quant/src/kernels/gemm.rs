@@ -253,10 +253,18 @@ pub(crate) fn corr_words<B: GemmPack>(y: &crate::formats::q8_k::BlockQ8K) -> [i3
     w
 }
 
+/// Whether the AVX-512 VNNI kernel folds `B`'s quant offset away ([`GemmPack::QUANT_OFFSET`]
+/// nonzero, Q6_K): signed weight quants after packing, activations biased to unsigned
+/// ([`vnni_aux`]), each row's super-block sum started from its offset term, no correction
+/// term per token. The one place that policy is decided.
+pub(crate) const fn vnni_folds<B: GemmPack>() -> bool {
+    B::QUANT_OFFSET != 0
+}
+
 /// The correction steps of the AVX-512 VNNI kernel for `B`: none where it folds the quant
-/// offset ([`GemmPack::QUANT_OFFSET`], Q6_K), else [`GemmPack::CORR_STEPS`].
+/// offset ([`vnni_folds`], Q6_K), else [`GemmPack::CORR_STEPS`].
 pub(crate) const fn vnni_corr_steps<B: GemmPack>() -> usize {
-    if B::QUANT_OFFSET != 0 {
+    if vnni_folds::<B>() {
         0
     } else {
         B::CORR_STEPS
@@ -289,11 +297,7 @@ pub(crate) const fn vnni_aux_words<B: GemmPack>() -> usize {
 pub fn vnni_aux<B: GemmPack>(xq: &[u8], m: usize, k: usize) -> Vec<i32> {
     crate::formats::with_blocks::<crate::formats::q8_k::BlockQ8K, _>(xq, |blocks| {
         debug_assert_eq!(blocks.len(), m * k / QK_K);
-        let bias = if B::QUANT_OFFSET != 0 {
-            0x8080_8080u32
-        } else {
-            0
-        };
+        let bias = if vnni_folds::<B>() { 0x8080_8080u32 } else { 0 };
         let mut aux = Vec::with_capacity(blocks.len() * vnni_aux_words::<B>());
         for b in blocks {
             aux.push(b.d.to_bits() as i32);

@@ -19,8 +19,8 @@
 use std::arch::x86_64::*;
 
 use super::super::gemm::{
-    pack_tile, pack_tile_legacy, vnni_aux_words, vnni_corr_steps, GemmPack, LegacyAct, LegacyPack,
-    PackedSb, Square, GEMM_ROWS, STEPS, TILE_ROWS,
+    pack_tile, pack_tile_legacy, vnni_aux_words, vnni_corr_steps, vnni_folds, GemmPack, LegacyAct,
+    LegacyPack, PackedSb, Square, GEMM_ROWS, STEPS, TILE_ROWS,
 };
 use super::super::GemmTileFn;
 use super::avx2::{NO_VNNI, VEX_VNNI};
@@ -619,14 +619,15 @@ unsafe fn bcast<T>(p: *const T) -> __m512i {
     _mm512_set1_epi32(std::ptr::read_unaligned(p.cast::<i32>()))
 }
 
-/// For weights with a [`GemmPack::QUANT_OFFSET`] (else nothing): turns the packed unsigned
-/// quants `q + offset` into the signed `q`, and stores in `corr[0]` each row's starting sum
-/// `-128 · Σ_g sc[g] · Σ_{j in g} q_j`, so that adding `sc[g] · Σ_{j in g} q_j·(a_j + 128)`
-/// for every group gives the exact `Σ_g sc[g] · Σ_{j in g} q_j·a_j` (rows past the matrix
-/// have zero scales, so their sums stay zero). Runs once per packed tile.
+/// Where the kernel folds the quant offset ([`vnni_folds`]; else nothing): turns the packed
+/// unsigned quants `q + offset` into the signed `q`, and stores in `corr[0]` each row's
+/// starting sum `-128 · Σ_g sc[g] · Σ_{j in g} q_j`, so that adding
+/// `sc[g] · Σ_{j in g} q_j·(a_j + 128)` for every group gives the exact
+/// `Σ_g sc[g] · Σ_{j in g} q_j·a_j` (rows past the matrix have zero scales, so their sums
+/// stay zero). Runs once per packed tile.
 #[inline(always)]
 unsafe fn fold_offset<B: GemmPack>(sbs: &mut [PackedSb]) {
-    if B::QUANT_OFFSET == 0 {
+    if !vnni_folds::<B>() {
         return;
     }
     let off = _mm512_set1_epi8(B::QUANT_OFFSET as i8);
@@ -652,11 +653,11 @@ unsafe fn fold_offset<B: GemmPack>(sbs: &mut [PackedSb]) {
 
 /// `acc + ` the four-byte dot products of the packed weights `w` and the activation bytes
 /// `a` in each lane (`vpdpbusd`, whose first factor is unsigned): the weights unsigned
-/// against signed activations, or where `B` has a [`GemmPack::QUANT_OFFSET`], the signed
+/// against signed activations, or where it folds the offset ([`vnni_folds`]), the signed
 /// weights [`fold_offset`] leaves against biased (unsigned) activations.
 #[inline(always)]
 unsafe fn dot4<B: GemmPack>(acc: __m512i, w: __m512i, a: __m512i) -> __m512i {
-    if B::QUANT_OFFSET != 0 {
+    if vnni_folds::<B>() {
         _mm512_dpbusd_epi32(acc, a, w)
     } else {
         _mm512_dpbusd_epi32(acc, w, a)
@@ -690,7 +691,7 @@ impl Act {
 /// them there, else zero.
 #[inline(always)]
 unsafe fn start<B: GemmPack>(sb: &PackedSb) -> __m512i {
-    if B::QUANT_OFFSET != 0 {
+    if vnni_folds::<B>() {
         _mm512_load_si512(sb.corr[0].as_ptr().cast())
     } else {
         _mm512_setzero_si512()
