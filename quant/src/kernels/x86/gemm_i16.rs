@@ -14,8 +14,8 @@
 //! Layout: a tile of [`TILE_ROWS`] rows is packed block by block (32 columns), four blocks
 //! per [`PackedSb`]: `wq[16j + s][i]` holds quants `2s` and `2s + 1` of block `j` of row `i`
 //! as two i16 (the low one first), `sc[j][i]` the f32 bits of that block's scale. The
-//! activations (`aux`) are, for each token in turn, its `k / 2` quant pairs in the same
-//! form, then the f32 bits of each of its blocks' scales (`k / 32`). Each
+//! activations (`aux`) are, for each token in turn and each of its blocks, the block's
+//! sixteen quant pairs in the same form, then the f32 bits of its scale. Each
 //! block's integer sum is added to the f32 sum as the scalar reference does
 //! (`sumi·(d_w·d_a)`), so the results have its bits.
 
@@ -35,7 +35,8 @@ const BLOCKS: usize = 4;
 /// broadcast pair and a product (fourteen of the sixteen registers). Measured on the Q8_0
 /// GEMM of a 4096-wide matrix (Zen 4): four or six tokens 4-8% slower. Running the two tiles
 /// of a call together, two or three tokens at a time (one broadcast per four `vpmaddwd`
-/// instead of two), was 3-5% slower (three spill their sums).
+/// instead of two), was 3-5% slower (three spill their sums). With the block's steps written
+/// out (Emerald Rapids, 2026-11-29): four and five tokens equal.
 const TOKENS: usize = 5;
 
 /// Packed super-blocks of one pass over the tokens: 4 · 4 KiB of quant pairs, which stay in
@@ -46,8 +47,8 @@ const CHUNK: usize = 4;
 /// How many blocks ahead of the one being packed each row's weights are asked for.
 const PREFETCH_AHEAD: usize = 8;
 
-/// The activations' `aux` for [`tile`]: per token, its quant pairs, then its blocks' scales
-/// (layout in the module documentation). `xq` holds `m` Q8_0 rows of `k` elements.
+/// The activations' `aux` for [`tile`]: per token and block, the block's quant pairs, then
+/// its scale (layout in the module documentation). `xq` holds `m` Q8_0 rows of `k` elements.
 pub(super) fn widen(xq: &[u8], m: usize, k: usize) -> Vec<i32> {
     with_blocks::<BlockQ8_0, _>(xq, |blocks| {
         debug_assert_eq!(blocks.len() * 32, m * k);
@@ -55,11 +56,9 @@ pub(super) fn widen(xq: &[u8], m: usize, k: usize) -> Vec<i32> {
             return Vec::new();
         }
         let mut aux = Vec::with_capacity(blocks.len() * 17);
-        for row in blocks.chunks(k / 32) {
-            for b in row {
-                aux.extend(b.qs.chunks_exact(2).map(|p| pair(p[0], p[1])));
-            }
-            aux.extend(row.iter().map(|b| b.d.to_f32().to_bits() as i32));
+        for b in blocks {
+            aux.extend(b.qs.chunks_exact(2).map(|p| pair(p[0], p[1])));
+            aux.push(b.d.to_f32().to_bits() as i32);
         }
         aux
     })
@@ -179,9 +178,12 @@ unsafe fn halves(lanes: &[u32; TILE_ROWS]) -> [__m256i; 2] {
 
 /// `out[t][i] += Σ_b` (block `b` of the packed tile `sbs`) · token `t`'s block `b0 + b`,
 /// for `T` tokens (`out` rows [`GEMM_ROWS`] apart) and the blocks `b0..b1` of rows of `nb`,
-/// each token given by its `aux` row (`y[t]`: `16·nb` quant pairs, then `nb` scales): per
-/// block the exact integer sum (`vpmaddwd` into i32 lanes), then `sumi·(d_w·d_a)` added to
-/// the f32 sum in `out`, as the scalar reference adds it.
+/// each token given by its `aux` row (`y[t]`: per block its sixteen quant pairs, then its
+/// scale): per block the exact integer sum (`vpmaddwd` into i32 lanes), then
+/// `sumi·(d_w·d_a)` added to the f32 sum in `out`, as the scalar reference adds it. The
+/// sixteen steps of a block are written out (no loop counter, every address a constant
+/// offset from the block's pointers: the scalar work of the loop took the vector ports'
+/// slots).
 ///
 /// # Safety
 /// Every `y[t]` must point to an `aux` row of `17·nb` values, `b1 <= nb`; the CPU must have
@@ -202,22 +204,26 @@ unsafe fn tokens<const T: usize>(
     for b in blocks {
         // SAFETY (get_unchecked): `(b - b0) / BLOCKS < sbs.len()` (asserted).
         let (sb, j) = (sbs.get_unchecked((b - b0) / BLOCKS), (b - b0) % BLOCKS);
+        let wq = sb.wq.as_ptr().add(16 * j);
+        // SAFETY: block `b < nb` of each row (the caller's contract): 17 words from `17b`.
+        let yb: [*const i32; T] = std::array::from_fn(|t| y[t].add(17 * b));
         let mut acc = [[_mm256_setzero_si256(); 2]; T];
-        for s in 0..16 {
-            let w = halves(&sb.wq[16 * j + s]);
-            for t in 0..T {
-                // SAFETY: pair `16b + s < 16·nb` of the row (the caller's contract).
-                let yp = _mm256_set1_epi32(*y[t].add(16 * b + s));
-                for h in 0..2 {
-                    acc[t][h] = _mm256_add_epi32(acc[t][h], _mm256_madd_epi16(w[h], yp));
+        macro_rules! steps {
+            ($($s:literal)*) => {$(
+                let w = halves(&*wq.add($s));
+                for t in 0..T {
+                    let yp = _mm256_set1_epi32(*yb[t].add($s));
+                    for h in 0..2 {
+                        acc[t][h] = _mm256_add_epi32(acc[t][h], _mm256_madd_epi16(w[h], yp));
+                    }
                 }
-            }
+            )*};
         }
+        steps!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
         for h in 0..2 {
             let dw = _mm256_loadu_ps(sb.sc[j].as_ptr().add(8 * h).cast());
             for t in 0..T {
-                // SAFETY: scale `b < nb`, after the row's `16·nb` pairs.
-                let da = _mm256_set1_ps(f32::from_bits(*y[t].add(16 * nb + b) as u32));
+                let da = _mm256_set1_ps(f32::from_bits(*yb[t].add(16) as u32));
                 // C: sumi*(d_x*d_y).
                 let term = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[t][h]), _mm256_mul_ps(dw, da));
                 // SAFETY: inside `out` (asserted above).
