@@ -15,9 +15,9 @@
 //! per [`PackedSb`]: `wq[16j + s][i]` holds quants `2s` and `2s + 1` of block `j` of row `i`
 //! as two i16 (the low one first), `sc[j][i]` the f32 bits of that block's scale. The
 //! activations (`aux`) are, for each token in turn and each of its blocks, the block's
-//! sixteen quant pairs in the same form, then the f32 bits of its scale. Each
-//! block's integer sum is added to the f32 sum as the scalar reference does
-//! (`sumi·(d_w·d_a)`), so the results have its bits.
+//! sixteen quant pairs in the same form, then the f32 bits of its scale. Each block's
+//! integer sum is added to the f32 sum as the scalar reference does (`sumi·(d_w·d_a)`), so
+//! the results have its bits.
 
 use std::arch::x86_64::*;
 
@@ -52,9 +52,6 @@ const PREFETCH_AHEAD: usize = 8;
 pub(super) fn widen(xq: &[u8], m: usize, k: usize) -> Vec<i32> {
     with_blocks::<BlockQ8_0, _>(xq, |blocks| {
         debug_assert_eq!(blocks.len() * 32, m * k);
-        if k < 32 {
-            return Vec::new();
-        }
         let mut aux = Vec::with_capacity(blocks.len() * 17);
         for b in blocks {
             aux.extend(b.qs.chunks_exact(2).map(|p| pair(p[0], p[1])));
@@ -204,14 +201,18 @@ unsafe fn tokens<const T: usize>(
     for b in blocks {
         // SAFETY (get_unchecked): `(b - b0) / BLOCKS < sbs.len()` (asserted).
         let (sb, j) = (sbs.get_unchecked((b - b0) / BLOCKS), (b - b0) % BLOCKS);
-        let wq = sb.wq.as_ptr().add(16 * j);
-        // SAFETY: block `b < nb` of each row (the caller's contract): 17 words from `17b`.
+        let wq: &[[u32; TILE_ROWS]; 16] = (&sb.wq[16 * j..16 * j + 16])
+            .try_into()
+            .expect("sixteen steps");
+        // SAFETY: `b < nb` (asserted): words `17b..17b + 17` of each token's `17·nb`-word
+        // `aux` row (the caller's contract), the pairs at `+0..16`, the scale at `+16`.
         let yb: [*const i32; T] = std::array::from_fn(|t| y[t].add(17 * b));
         let mut acc = [[_mm256_setzero_si256(); 2]; T];
         macro_rules! steps {
             ($($s:literal)*) => {$(
-                let w = halves(&*wq.add($s));
+                let w = halves(&wq[$s]);
                 for t in 0..T {
+                    // SAFETY: pair `$s < 16` of the block (see `yb`).
                     let yp = _mm256_set1_epi32(*yb[t].add($s));
                     for h in 0..2 {
                         acc[t][h] = _mm256_add_epi32(acc[t][h], _mm256_madd_epi16(w[h], yp));
@@ -223,6 +224,7 @@ unsafe fn tokens<const T: usize>(
         for h in 0..2 {
             let dw = _mm256_loadu_ps(sb.sc[j].as_ptr().add(8 * h).cast());
             for t in 0..T {
+                // SAFETY: the block's scale (see `yb`).
                 let da = _mm256_set1_ps(f32::from_bits(*yb[t].add(16) as u32));
                 // C: sumi*(d_x*d_y).
                 let term = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[t][h]), _mm256_mul_ps(dw, da));
