@@ -27,6 +27,9 @@ use super::gemm_avx2::transpose;
 use crate::formats::q8_0::BlockQ8_0;
 use crate::formats::with_blocks;
 
+/// `aux` words per token and block: the block's sixteen quant pairs, then its scale.
+const AUX_WORDS: usize = 16 + 1;
+
 /// Blocks per packed super-block (a [`PackedSb`]'s 64 steps of sixteen i32 lanes hold four
 /// blocks of sixteen quant pairs).
 const BLOCKS: usize = 4;
@@ -52,7 +55,7 @@ const PREFETCH_AHEAD: usize = 8;
 pub(super) fn widen(xq: &[u8], m: usize, k: usize) -> Vec<i32> {
     with_blocks::<BlockQ8_0, _>(xq, |blocks| {
         debug_assert_eq!(blocks.len() * 32, m * k);
-        let mut aux = Vec::with_capacity(blocks.len() * 17);
+        let mut aux = Vec::with_capacity(blocks.len() * AUX_WORDS);
         for b in blocks {
             aux.extend(b.qs.chunks_exact(2).map(|p| pair(p[0], p[1])));
             aux.push(b.d.to_f32().to_bits() as i32);
@@ -84,7 +87,7 @@ pub(super) fn tile(
         let nb = w.len() / rows;
         let blocks = m * nb;
         assert!(a.len() == blocks * std::mem::size_of::<BlockQ8_0>());
-        assert!(aux.len() == blocks * 17 && out.len() == m * GEMM_ROWS);
+        assert!(aux.len() == blocks * AUX_WORDS && out.len() == m * GEMM_ROWS);
         // SAFETY: `gemm_tile` hands this function out only after `kernels::available_isas`
         // detected AVX2 (with FMA and F16C).
         unsafe { tile_avx2(w, rows, nb, aux, m, scratch, out) }
@@ -116,9 +119,9 @@ unsafe fn tile_avx2(
             let sbs = &sbs_all[c.start..];
             let (b0, b1) = (BLOCKS * c.start, (BLOCKS * c.end).min(nb));
             groups(m, TOKENS, |t0, n| {
-                // SAFETY: tokens `t0..t0 + n <= m`, whose `aux` rows (`17·nb` each) are
+                // SAFETY: tokens `t0..t0 + n <= m`, whose `aux` rows ([`AUX_WORDS`]`·nb` each) are
                 // inside it (asserted by `tile`).
-                let y = |t: usize| unsafe { aux.as_ptr().add(17 * nb * (t0 + t)) };
+                let y = |t: usize| unsafe { aux.as_ptr().add(AUX_WORDS * nb * (t0 + t)) };
                 let o = &mut out[t0 * GEMM_ROWS + col..];
                 macro_rules! run {
                     ($($k:literal)*) => {
@@ -183,7 +186,7 @@ unsafe fn halves(lanes: &[u32; TILE_ROWS]) -> [__m256i; 2] {
 /// slots).
 ///
 /// # Safety
-/// Every `y[t]` must point to an `aux` row of `17·nb` values, `b1 <= nb`; the CPU must have
+/// Every `y[t]` must point to an `aux` row of [`AUX_WORDS`]`·nb` values, `b1 <= nb`; the CPU must have
 /// AVX2 and FMA (the caller's `target_feature`).
 #[inline(always)]
 #[allow(clippy::needless_range_loop)] // `h` picks a half of the lanes
@@ -204,9 +207,9 @@ unsafe fn tokens<const T: usize>(
         let wq: &[[u32; TILE_ROWS]; 16] = (&sb.wq[16 * j..16 * j + 16])
             .try_into()
             .expect("sixteen steps");
-        // SAFETY: `b < nb` (asserted): words `17b..17b + 17` of each token's `17·nb`-word
+        // SAFETY: `b < nb` (asserted): words `AUX_WORDS·b..AUX_WORDS·(b + 1)` of each token's `AUX_WORDS·nb`-word
         // `aux` row (the caller's contract), the pairs at `+0..16`, the scale at `+16`.
-        let yb: [*const i32; T] = std::array::from_fn(|t| y[t].add(17 * b));
+        let yb: [*const i32; T] = std::array::from_fn(|t| y[t].add(AUX_WORDS * b));
         let mut acc = [[_mm256_setzero_si256(); 2]; T];
         macro_rules! steps {
             ($($s:literal)*) => {$(
