@@ -27,8 +27,12 @@ use super::gemm_avx2::transpose;
 use crate::formats::q8_0::BlockQ8_0;
 use crate::formats::with_blocks;
 
-/// `aux` words per token and block: the block's sixteen quant pairs, then its scale.
-const AUX_WORDS: usize = 16 + 1;
+/// Quant pairs per block: a block's weight steps in a [`PackedSb`], its `aux` words before
+/// the scale.
+const PAIRS: usize = 32 / 2;
+
+/// `aux` words per token and block: the block's [`PAIRS`] quant pairs, then its scale.
+const AUX_WORDS: usize = PAIRS + 1;
 
 /// Blocks per packed super-block (a [`PackedSb`]'s 64 steps of sixteen i32 lanes hold four
 /// blocks of sixteen quant pairs).
@@ -119,8 +123,8 @@ unsafe fn tile_avx2(
             let sbs = &sbs_all[c.start..];
             let (b0, b1) = (BLOCKS * c.start, (BLOCKS * c.end).min(nb));
             groups(m, TOKENS, |t0, n| {
-                // SAFETY: tokens `t0..t0 + n <= m`, whose `aux` rows ([`AUX_WORDS`]`·nb` each) are
-                // inside it (asserted by `tile`).
+                // SAFETY: tokens `t0..t0 + n <= m`, whose `aux` rows (`AUX_WORDS·nb` words
+                // each) are inside it (asserted by `tile`).
                 let y = |t: usize| unsafe { aux.as_ptr().add(AUX_WORDS * nb * (t0 + t)) };
                 let o = &mut out[t0 * GEMM_ROWS + col..];
                 macro_rules! run {
@@ -162,7 +166,7 @@ unsafe fn pack(w: &[BlockQ8_0], rows: usize, nb: usize, out: &mut [PackedSb]) {
             _mm256_storeu_si256(s[8..].as_mut_ptr().cast(), hi);
             sb.sc[j][i] = blk.d.to_f32().to_bits() as i32;
         }
-        let dst: &mut Square = (&mut sb.wq[16 * j..16 * (j + 1)])
+        let dst: &mut Square = (&mut sb.wq[PAIRS * j..PAIRS * (j + 1)])
             .try_into()
             .expect("sixteen steps");
         transpose(&src, dst);
@@ -186,8 +190,8 @@ unsafe fn halves(lanes: &[u32; TILE_ROWS]) -> [__m256i; 2] {
 /// slots).
 ///
 /// # Safety
-/// Every `y[t]` must point to an `aux` row of [`AUX_WORDS`]`·nb` values, `b1 <= nb`; the CPU must have
-/// AVX2 and FMA (the caller's `target_feature`).
+/// Every `y[t]` must point to an `aux` row of [`AUX_WORDS`]`·nb` values, `b1 <= nb`; the
+/// CPU must have AVX2 and FMA (the caller's `target_feature`).
 #[inline(always)]
 #[allow(clippy::needless_range_loop)] // `h` picks a half of the lanes
 unsafe fn tokens<const T: usize>(
@@ -204,18 +208,19 @@ unsafe fn tokens<const T: usize>(
     for b in blocks {
         // SAFETY (get_unchecked): `(b - b0) / BLOCKS < sbs.len()` (asserted).
         let (sb, j) = (sbs.get_unchecked((b - b0) / BLOCKS), (b - b0) % BLOCKS);
-        let wq: &[[u32; TILE_ROWS]; 16] = (&sb.wq[16 * j..16 * j + 16])
+        let wq: &[[u32; TILE_ROWS]; PAIRS] = (&sb.wq[PAIRS * j..PAIRS * (j + 1)])
             .try_into()
             .expect("sixteen steps");
-        // SAFETY: `b < nb` (asserted): words `AUX_WORDS·b..AUX_WORDS·(b + 1)` of each token's `AUX_WORDS·nb`-word
-        // `aux` row (the caller's contract), the pairs at `+0..16`, the scale at `+16`.
+        // SAFETY: `b < nb` (asserted): words `AUX_WORDS·b..AUX_WORDS·(b + 1)` of each token's
+        // `AUX_WORDS·nb`-word `aux` row (the caller's contract), the pairs at `+0..PAIRS`, the
+        // scale at `+PAIRS`.
         let yb: [*const i32; T] = std::array::from_fn(|t| y[t].add(AUX_WORDS * b));
         let mut acc = [[_mm256_setzero_si256(); 2]; T];
         macro_rules! steps {
             ($($s:literal)*) => {$(
                 let w = halves(&wq[$s]);
                 for t in 0..T {
-                    // SAFETY: pair `$s < 16` of the block (see `yb`).
+                    // SAFETY: pair `$s < PAIRS` of the block (see `yb`).
                     let yp = _mm256_set1_epi32(*yb[t].add($s));
                     for h in 0..2 {
                         acc[t][h] = _mm256_add_epi32(acc[t][h], _mm256_madd_epi16(w[h], yp));
@@ -228,7 +233,7 @@ unsafe fn tokens<const T: usize>(
             let dw = _mm256_loadu_ps(sb.sc[j].as_ptr().add(8 * h).cast());
             for t in 0..T {
                 // SAFETY: the block's scale (see `yb`).
-                let da = _mm256_set1_ps(f32::from_bits(*yb[t].add(16) as u32));
+                let da = _mm256_set1_ps(f32::from_bits(*yb[t].add(PAIRS) as u32));
                 // C: sumi*(d_x*d_y).
                 let term = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[t][h]), _mm256_mul_ps(dw, da));
                 // SAFETY: inside `out` (asserted above).
