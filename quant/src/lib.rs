@@ -44,7 +44,9 @@ pub mod matmul;
 mod types;
 
 pub use error::QuantError;
-pub use matmul::{forward_shared, forward_shared_isa, MatMulScratch, QMatMul, WeightStorage};
+pub use matmul::{
+    forward_shared, forward_shared_isa, AlignedF32, MatMulScratch, QMatMul, WeightStorage,
+};
 pub use types::{GgmlType, TypeInfo, VecDotFn, TYPE_TABLE};
 
 /// Elements per super-block of the K-quants (ggml's `QK_K`).

@@ -12,7 +12,7 @@
 //! ```
 
 use orcinus_quant::matmul::SharedMut;
-use orcinus_quant::{forward_shared, MatMulScratch};
+use orcinus_quant::{forward_shared, AlignedF32, MatMulScratch};
 use rayon::prelude::*;
 use rayon::ThreadPool;
 
@@ -38,23 +38,23 @@ pub enum Logits {
 pub struct Scratch {
     t: usize,
     /// `(t, n_embd)` residual stream.
-    x: Vec<f32>,
+    x: AlignedF32,
     /// `(t, n_embd)` normed input of a sub-block.
-    h: Vec<f32>,
+    h: AlignedF32,
     /// `(t, n_head * head_dim)`
-    q: Vec<f32>,
+    q: AlignedF32,
     /// `(t, n_head_kv * head_dim)`
-    k: Vec<f32>,
+    k: AlignedF32,
     /// `(t, n_head_kv * head_dim)`
-    v: Vec<f32>,
+    v: AlignedF32,
     /// `(t, n_head * head_dim)` attention output.
-    att: Vec<f32>,
+    att: AlignedF32,
     /// `(t, n_embd)` sub-block output.
-    o: Vec<f32>,
+    o: AlignedF32,
     /// `(t, n_ff)`
-    gate: Vec<f32>,
+    gate: AlignedF32,
     /// `(t, n_ff)`
-    up: Vec<f32>,
+    up: AlignedF32,
     /// `(t, rope_dim / 2)` RoPE cosines and sines of the batch's positions.
     cos: Vec<f32>,
     sin: Vec<f32>,
@@ -78,15 +78,15 @@ impl Scratch {
             hp.n_head_kv * hp.head_dim,
         );
         self.t = t;
-        self.x = vec![0.0; t * e];
-        self.h = vec![0.0; t * e];
-        self.q = vec![0.0; t * qd];
-        self.k = vec![0.0; t * kvd];
-        self.v = vec![0.0; t * kvd];
-        self.att = vec![0.0; t * qd];
-        self.o = vec![0.0; t * e];
-        self.gate = vec![0.0; t * hp.n_ff];
-        self.up = vec![0.0; t * hp.n_ff];
+        self.x = AlignedF32::zeroed(t * e);
+        self.h = AlignedF32::zeroed(t * e);
+        self.q = AlignedF32::zeroed(t * qd);
+        self.k = AlignedF32::zeroed(t * kvd);
+        self.v = AlignedF32::zeroed(t * kvd);
+        self.att = AlignedF32::zeroed(t * qd);
+        self.o = AlignedF32::zeroed(t * e);
+        self.gate = AlignedF32::zeroed(t * hp.n_ff);
+        self.up = AlignedF32::zeroed(t * hp.n_ff);
         self.cos = vec![0.0; t * (hp.rope_dim / 2)];
         self.sin = vec![0.0; t * (hp.rope_dim / 2)];
     }
