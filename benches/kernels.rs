@@ -35,7 +35,7 @@
 use std::sync::Arc;
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use orcinus::quant::{kernels, GgmlType, QMatMul};
+use orcinus::quant::{kernels, AlignedF32, GgmlType, QMatMul};
 
 const K: usize = 4096;
 const N: usize = 4096;
@@ -82,7 +82,7 @@ fn bench(c: &mut Criterion) {
         let mm = QMatMul::new(Arc::new(w), 0..len, ty, K, N).unwrap();
         for m in [1usize, 32] {
             let x: Vec<f32> = (0..m * K).map(|i| (i % 97) as f32 / 97.0 - 0.5).collect();
-            let mut y = vec![0f32; m * N];
+            let mut y = AlignedF32::zeroed(m * N);
             g.throughput(Throughput::Elements((m * K * N) as u64));
             g.bench_function(BenchmarkId::new(ty.name(), format!("m{m}")), |b| {
                 b.iter(|| mm.forward(black_box(&x), m, &mut y, &pool).unwrap())
@@ -100,7 +100,7 @@ fn bench(c: &mut Criterion) {
         let mm = QMatMul::new(Arc::new(w), 0..len, ty, K, N).unwrap();
         for m in [1usize, 4, 32, 128] {
             let x: Vec<f32> = (0..m * K).map(|i| (i % 97) as f32 / 97.0 - 0.5).collect();
-            let mut y = vec![0f32; m * N];
+            let mut y = AlignedF32::zeroed(m * N);
             g.throughput(Throughput::Elements((m * K * N) as u64));
             for &isa in kernels::available_isas() {
                 let id = BenchmarkId::new(ty.name(), format!("{isa}/m{m}"));

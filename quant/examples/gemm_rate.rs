@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use orcinus_quant::{GgmlType, QMatMul};
+use orcinus_quant::{AlignedF32, GgmlType, QMatMul};
 
 mod common;
 use common::{best_of, values};
@@ -67,7 +67,7 @@ fn main() {
         let mm = QMatMul::new(Arc::new(bytes), 0..len, ty, k, n).expect("matmul");
         for &m in &ms {
             let x = values(k * m, 2);
-            let mut y = orcinus_quant::AlignedF32::zeroed(m * n);
+            let mut y = AlignedF32::zeroed(m * n);
             let best = best_of(|| mm.forward(&x, m, &mut y, &pool).expect("forward"));
             println!(
                 "{:<5} {:>11} m={m:<4} {:>7.1} G/s",

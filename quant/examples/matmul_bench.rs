@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use orcinus_quant::{GgmlType, QMatMul};
+use orcinus_quant::{AlignedF32, GgmlType, QMatMul};
 
 mod common;
 use common::{best_of, values};
@@ -44,7 +44,7 @@ fn main() {
         let mm = QMatMul::new(Arc::new(bytes), 0..len, ty, k, n).unwrap();
         for m in [1, 32] {
             let x = values(k * m, 2);
-            let (mut y, mut y32) = (orcinus_quant::AlignedF32::zeroed(m * n), vec![0f32; m * n]);
+            let (mut y, mut y32) = (AlignedF32::zeroed(m * n), vec![0f32; m * n]);
             let old = best_of(|| mm.forward_f32(&x, m, &mut y32, &pool).unwrap());
             let new = best_of(|| mm.forward(&x, m, &mut y, &pool).unwrap());
             let scale = y32.iter().fold(0f32, |a, v| a.max(v.abs()));

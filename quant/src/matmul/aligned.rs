@@ -15,12 +15,12 @@ struct Line([f32; LINE_F32S]);
 /// it dereferences to `[f32]`.
 ///
 /// Meant for the outputs of [`QMatMul`](crate::QMatMul)'s prefill products: its GEMM writes
-/// each token's results in runs of 32 floats (128 bytes) starting at multiples of 32
-/// columns. With an aligned output whose rows are a multiple of 16 floats long, each run is
+/// each token's results in runs of [`GEMM_ROWS`](crate::kernels::gemm::GEMM_ROWS) = 32
+/// floats (128 bytes) starting at multiples of 32 columns. With an aligned output whose rows are a multiple of 16 floats long, each run is
 /// two whole cache lines that no other task writes; with the 16-byte alignment of a plain
 /// `Vec<f32>` it touches three, two of them shared with the neighbouring column tiles, which
 /// other threads may be writing at the same time.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct AlignedF32 {
     lines: Vec<Line>,
     len: usize,
@@ -33,6 +33,13 @@ impl AlignedF32 {
             lines: vec![bytemuck::Zeroable::zeroed(); len.div_ceil(LINE_F32S)],
             len,
         }
+    }
+}
+
+impl std::fmt::Debug for AlignedF32 {
+    /// As the `[f32]` it holds.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
     }
 }
 
@@ -59,11 +66,18 @@ mod tests {
         for len in [1, 15, 16, 17, 32 * 576, 512 * 1536 + 3] {
             let mut b = AlignedF32::zeroed(len);
             assert_eq!(b.len(), len);
+            assert_eq!((*b).len(), len);
+            let through_mut: &mut [f32] = &mut b;
+            assert_eq!(through_mut.len(), len);
             assert_eq!(b.as_ptr() as usize % 64, 0, "len {len}");
             assert!(b.iter().all(|&v| v == 0.0));
             b[len - 1] = 2.5;
             assert_eq!(b.iter().sum::<f32>(), 2.5);
+            let c = b.clone();
+            assert_eq!(c.as_ptr() as usize % 64, 0, "clone, len {len}");
+            assert_eq!(&*c, &*b);
         }
+        assert_eq!(format!("{:?}", AlignedF32::zeroed(2)), "[0.0, 0.0]");
         let empty = AlignedF32::default();
         assert!(empty.is_empty());
         assert!(AlignedF32::zeroed(0).is_empty());

@@ -461,6 +461,9 @@ impl QMatMul {
     /// [`GEMM_MIN_M`]; from there, where a GEMM exists, within float rounding). For Q8_1
     /// and Q8_K weights, which have no dot product (nor in ggml), this is
     /// [`QMatMul::forward_f32`].
+    ///
+    /// With many rows (prefill), give `y` as an [`AlignedF32`] when `n` is a multiple of 16:
+    /// the GEMM then writes whole cache lines of its own (see there).
     pub fn forward(
         &self,
         x: &[f32],
@@ -672,6 +675,8 @@ impl QMatMul {
         let out = SharedMut::new(y);
         pool.install(|| {
             (0..n.div_ceil(GEMM_ROWS)).into_par_iter().for_each_init(
+                // Aligned so that the tile's vector loads and stores of its rows (128
+                // bytes each) never straddle two cache lines.
                 || (Vec::new(), AlignedF32::zeroed(m * GEMM_ROWS)),
                 |(scratch, tile), c| {
                     let j0 = c * GEMM_ROWS;
