@@ -16,10 +16,11 @@ struct Line([f32; LINE_F32S]);
 ///
 /// Meant for the outputs of [`QMatMul`](crate::QMatMul)'s prefill products: its GEMM writes
 /// each token's results in runs of [`GEMM_ROWS`](crate::kernels::gemm::GEMM_ROWS) = 32
-/// floats (128 bytes) starting at multiples of 32 columns. With an aligned output whose rows are a multiple of 16 floats long, each run is
-/// two whole cache lines that no other task writes; with the 16-byte alignment of a plain
-/// `Vec<f32>` it touches three, two of them shared with the neighbouring column tiles, which
-/// other threads may be writing at the same time.
+/// floats (128 bytes) starting at multiples of 32 columns. With an aligned output whose rows
+/// are a multiple of 16 floats long, each run is two whole cache lines that no other task
+/// writes; with the 16-byte alignment of a plain (large) `Vec<f32>` it touches three, two of
+/// them shared with the neighbouring column tiles, which other threads may be writing at the
+/// same time.
 #[derive(Clone, Default)]
 pub struct AlignedF32 {
     lines: Vec<Line>,
