@@ -8,7 +8,7 @@ const LINE_F32S: usize = 16;
 /// One 64-byte cache line of floats: the unit [`AlignedF32`] allocates in, so that its data
 /// starts on a line boundary.
 #[repr(C, align(64))]
-#[derive(Clone, Copy, Debug, bytemuck::Zeroable, bytemuck::Pod)]
+#[derive(Clone, Copy, bytemuck::Zeroable, bytemuck::Pod)]
 struct Line([f32; LINE_F32S]);
 
 /// A zeroed `f32` buffer whose first element sits on a 64-byte boundary (a cache line);

@@ -24,12 +24,12 @@ use std::arch::x86_64::*;
 use super::super::gemm::{PackedSb, Square, GEMM_ROWS, TILE_ROWS};
 use super::gemm::{for_halves, groups, prefetch, sb_chunks, NextWeights};
 use super::gemm_avx2::transpose;
-use crate::formats::q8_0::BlockQ8_0;
+use crate::formats::q8_0::{BlockQ8_0, QK8_0};
 use crate::formats::with_blocks;
 
 /// Quant pairs per block: a block's weight steps in a [`PackedSb`], its `aux` words before
 /// the scale.
-const PAIRS: usize = 32 / 2;
+const PAIRS: usize = QK8_0 / 2;
 
 /// `aux` words per token and block: the block's [`PAIRS`] quant pairs, then its scale.
 const AUX_WORDS: usize = PAIRS + 1;
