@@ -84,7 +84,7 @@ pub(super) fn gemm_tile(ty: GgmlType, kind: GemmKind) -> Option<GemmTileFn> {
         (GgmlType::Q4_1, GemmKind::Avx2) => tile_bytes_legacy::<BlockQ4_1, Avx2>,
         (GgmlType::Q5_0, GemmKind::Avx2) => tile_bytes_legacy::<BlockQ5_0, Avx2>,
         (GgmlType::Q5_1, GemmKind::Avx2) => tile_bytes_legacy::<BlockQ5_1, Avx2>,
-        (GgmlType::Q8_0, GemmKind::Avx2) => super::gemm_i16::tile,
+        (GgmlType::Q8_0, GemmKind::Avx2) => super::gemm_i16::tile_for(super::intel()),
         (GgmlType::Q4K, GemmKind::AvxVnni) => tile_bytes::<BlockQ4K, AvxVnni>,
         (GgmlType::Q5K, GemmKind::AvxVnni) => tile_bytes::<BlockQ5K, AvxVnni>,
         (GgmlType::Q6K, GemmKind::AvxVnni) => tile_bytes::<BlockQ6K, AvxVnni>,
