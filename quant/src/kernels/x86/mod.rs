@@ -114,8 +114,9 @@ fn gemm_kind(isa: Isa) -> Option<gemm::GemmKind> {
 }
 
 /// Whether the CPU is Intel's (CPUID vendor "GenuineIntel"): its cores run the K-quant
-/// GEMM's scale step faster in floats ([`gemm::GemmKind::VnniFloatScales`]); AMD's (Zen 4)
-/// in integers. Read once.
+/// GEMM's scale step faster in floats ([`gemm::GemmKind::VnniFloatScales`]) and the AVX2
+/// Q8_0 GEMM's steps faster written out ([`gemm_i16::tile_for`]); AMD's (Zen 4) run the
+/// scale step in integers and the steps in a loop. Read once.
 pub(super) fn intel() -> bool {
     static INTEL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *INTEL.get_or_init(|| {
