@@ -31,6 +31,9 @@ use crate::formats::with_blocks;
 /// the scale.
 const PAIRS: usize = QK8_0 / 2;
 
+// The written-out steps of `tokens` and the packed block's sixteen-step arrays assume it.
+const _: () = assert!(PAIRS == 16);
+
 /// `aux` words per token and block: the block's [`PAIRS`] quant pairs, then its scale.
 const AUX_WORDS: usize = PAIRS + 1;
 
@@ -58,7 +61,7 @@ const PREFETCH_AHEAD: usize = 8;
 /// its scale (layout in the module documentation). `xq` holds `m` Q8_0 rows of `k` elements.
 pub(super) fn widen(xq: &[u8], m: usize, k: usize) -> Vec<i32> {
     with_blocks::<BlockQ8_0, _>(xq, |blocks| {
-        debug_assert_eq!(blocks.len() * 32, m * k);
+        debug_assert_eq!(blocks.len() * QK8_0, m * k);
         let mut aux = Vec::with_capacity(blocks.len() * AUX_WORDS);
         for b in blocks {
             aux.extend(b.qs.chunks_exact(2).map(|p| pair(p[0], p[1])));
@@ -75,13 +78,16 @@ fn pair(lo: i8, hi: i8) -> i32 {
 }
 
 /// The [`tile`] for this CPU: each block's [`PAIRS`] steps written out on Intel's cores
-/// (`unrolled`), a loop over them elsewhere. Measured, the same bits either way:
-/// - Emerald Rapids (2026-11-29): written out, the loop's index, pointer and counter
-///   arithmetic leaves the ports the `vpmaddwd`/`vpaddd` stream needs; `gemm_rate` (one
-///   thread, m = 512) 4096x14336 47-48 -> 50-52 G/s, 7B Q8_0 pp512 +8-12%.
-/// - Zen 4 (2026-11-29): the loop is faster; `gemm_rate` 4096x14336 65.0-66.1 G/s written out
+/// (`unrolled`), a loop over them elsewhere. The same bits either way; measured:
+/// - Emerald Rapids (2026-11-29): with no loop, its index, pointer and counter arithmetic no
+///   longer takes the ports the `vpmaddwd`/`vpaddd` stream needs; `gemm_rate` (one thread,
+///   m = 512) 4096x14336 about 48-49 -> 51-52 G/s, 7B Q8_0 pp512 +8-12%.
+/// - Zen 4 (2026-11-29): the loop is faster; `gemm_rate` 4096x14336 65.0-66.9 G/s written out
 ///   against 69.1-70.3 as a loop (three alternating runs); 7B Q8_0 pp512 with
 ///   `ORCINUS_ISA=avx2`, two threads: 17.19-18.14 t/s against 18.94-19.10 (three pairs).
+///
+/// The loop's speed on Zen 4 rests on the compiler keeping it a loop (rustc 1.95 does not
+/// unroll its sixteen steps); re-measure after a compiler update.
 pub(super) fn tile_for(unrolled: bool) -> super::super::GemmTileFn {
     if unrolled {
         tile::<true>
@@ -93,7 +99,7 @@ pub(super) fn tile_for(unrolled: bool) -> super::super::GemmTileFn {
 /// [`super::super::GemmTileFn`] for Q8_0 on AVX2 (`UNROLLED`: see [`tile_for`]): `w` holds
 /// `rows` Q8_0 weight rows, `a` the `m` Q8_0 activation rows (only their length is read: the
 /// kernel takes `aux`, [`widen`] of them), `out` is `[m][GEMM_ROWS]`.
-pub(super) fn tile<const UNROLLED: bool>(
+fn tile<const UNROLLED: bool>(
     w: &[u8],
     rows: usize,
     a: &[u8],
@@ -242,7 +248,7 @@ unsafe fn tokens<const T: usize, const UNROLLED: bool>(
             ($s:expr) => {{
                 let w = halves(&wq[$s]);
                 for t in 0..T {
-                    // SAFETY: pair `$s < PAIRS` of the block (see `yb`).
+                    // SAFETY: the step index is below `PAIRS`: a pair of the block (see `yb`).
                     let yp = _mm256_set1_epi32(*yb[t].add($s));
                     for h in 0..2 {
                         acc[t][h] = _mm256_add_epi32(acc[t][h], _mm256_madd_epi16(w[h], yp));
@@ -251,7 +257,6 @@ unsafe fn tokens<const T: usize, const UNROLLED: bool>(
             }};
         }
         if UNROLLED {
-            const { assert!(PAIRS == 16) };
             macro_rules! steps {
                 ($($s:literal)*) => {$(step!($s);)*};
             }
@@ -279,70 +284,50 @@ unsafe fn tokens<const T: usize, const UNROLLED: bool>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::formats::k_common::test_util::weights_like;
+    use crate::kernels::{available_isas, Isa};
     use crate::GgmlType;
 
-    /// The written-out and the looped kernel give the same bits (each CPU runs only one of
-    /// them), within float rounding of the scalar reference's dot product, and zeros past
-    /// the weight rows.
+    /// The written-out and the looped kernel (each CPU runs only one of them) both give the
+    /// scalar reference's bits, and zeros past the weight rows: rows of 37 blocks (ten chunks,
+    /// the last one short), every group size of tokens.
     #[test]
-    fn unrolled_and_looped_agree() {
-        if !super::super::super::available_isas().contains(&crate::kernels::Isa::Avx2) {
+    fn unrolled_and_looped_give_the_reference_bits() {
+        if !available_isas().contains(&Isa::Avx2) {
             return;
         }
-        let (k, m) = (320, 13);
-        let (at, ty) = (GgmlType::Q8_0, GgmlType::Q8_0);
-        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            // Spread over two decades with a few outliers, as real rows are.
-            let u = (seed >> 11) as f32 / (1u64 << 53) as f32 - 0.5;
-            if seed.is_multiple_of(97) {
-                40.0 * u
-            } else {
-                u * (1 + seed % 13) as f32
-            }
-        };
+        let ty = GgmlType::Q8_0;
+        let k = 37 * QK8_0;
         let rb = ty.row_bytes(k).unwrap();
-        let mut xq = vec![0u8; m * rb];
-        for q in xq.chunks_exact_mut(rb) {
-            let x: Vec<f32> = (0..k).map(|_| next()).collect();
-            at.from_float(&x, q).unwrap();
-        }
-        let aux = widen(&xq, m, k);
+        let x = weights_like(13 * k, 1);
+        let mut xq = vec![0u8; 13 * rb];
+        ty.quantize(&x, &mut xq).unwrap();
         for rows in [GEMM_ROWS, TILE_ROWS, 11] {
-            let w: Vec<f32> = (0..rows * k).map(|_| next()).collect();
+            let w = weights_like(rows * k, 2 + rows as u64);
             let mut wq = vec![0u8; rows * rb];
             ty.quantize(&w, &mut wq).unwrap();
-            let outs: Vec<Vec<f32>> = [true, false]
-                .into_iter()
-                .map(|unrolled| {
+            for m in [1, 2, 3, 4, 13] {
+                let xq = &xq[..m * rb];
+                let aux = widen(xq, m, k);
+                for unrolled in [true, false] {
                     let mut out = vec![f32::NAN; m * GEMM_ROWS];
-                    tile_for(unrolled)(&wq, rows, &xq, &aux, m, &mut Vec::new(), &mut out);
-                    out
-                })
-                .collect();
-            let bits = |o: &Vec<f32>| o.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(&outs[0]), bits(&outs[1]), "rows {rows}");
-            let (mut wd, mut xd) = (vec![0f32; k], vec![0f32; k]);
-            for t in 0..m {
-                let a = &xq[t * rb..(t + 1) * rb];
-                at.dequantize(a, &mut xd).unwrap();
-                for i in 0..GEMM_ROWS {
-                    let got = outs[0][t * GEMM_ROWS + i] as f64;
-                    if i >= rows {
-                        assert_eq!(got, 0.0, "t{t} row {i} past the weights");
-                        continue;
+                    tile_for(unrolled)(&wq, rows, xq, &aux, m, &mut Vec::new(), &mut out);
+                    for t in 0..m {
+                        for i in 0..GEMM_ROWS {
+                            let got = out[t * GEMM_ROWS + i];
+                            let want = if i < rows {
+                                let a = &xq[t * rb..(t + 1) * rb];
+                                ty.vec_dot(&wq[i * rb..(i + 1) * rb], a, k).unwrap()
+                            } else {
+                                0.0
+                            };
+                            assert_eq!(
+                                got.to_bits(),
+                                want.to_bits(),
+                                "unrolled {unrolled}, {rows} rows, m {m}, t{t} row {i}: {got} vs {want}"
+                            );
+                        }
                     }
-                    let wr = &wq[i * rb..(i + 1) * rb];
-                    ty.dequantize(wr, &mut wd).unwrap();
-                    let mag: f64 = wd.iter().zip(&xd).map(|(w, a)| (w * a).abs() as f64).sum();
-                    let want = ty.vec_dot(wr, a, k).unwrap() as f64;
-                    assert!(
-                        (got - want).abs() <= 1e-6 * mag,
-                        "t{t} row {i}: {got} vs {want}"
-                    );
                 }
             }
         }
