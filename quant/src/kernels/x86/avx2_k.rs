@@ -129,12 +129,18 @@ unsafe fn scale_vectors_k4(sm: __m256i) -> ([__m256i; 8], __m128i) {
 /// `Σ_j mins[j]·(bsums[2j] + bsums[2j+1])` as four i32 lanes (the minimum's term).
 #[inline(always)]
 pub(super) unsafe fn min_sums(mins: __m128i, y: &BlockQ8K) -> __m128i {
+    _mm_madd_epi16(mins, sub_block_sums(y))
+}
+
+/// The sums of the quants of each of `y`'s eight sub-blocks of 32 (`bsums` added in pairs;
+/// exact in i16: at most 32·128).
+#[inline(always)]
+pub(super) unsafe fn sub_block_sums(y: &BlockQ8K) -> __m128i {
     let bs = _mm256_loadu_si256(y.bsums.as_ptr().cast());
-    let pairs = _mm_hadd_epi16(
+    _mm_hadd_epi16(
         _mm256_castsi256_si128(bs),
         _mm256_extracti128_si256::<1>(bs),
-    );
-    _mm_madd_epi16(mins, pairs)
+    )
 }
 
 /// Sum of four i32 lanes (exact: the lanes are bounded well inside i32).

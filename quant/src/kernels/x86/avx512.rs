@@ -9,8 +9,13 @@
 //! and high nibbles are two sub-blocks whose 64 activations are adjacent in the Q8_K block,
 //! so one load serves both; the two halves are then added in integers, which gives back the
 //! eight lanes of the 256-bit kernels, so the float order (llama.cpp's) and the bits are
-//! unchanged. The 32-element types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) take two blocks per vector
-//! and accumulate in sixteen f32 lanes (not the reference's order; within rounding of it).
+//! unchanged. In decode (one activation row against many weight rows, [`RowKernel::many`])
+//! the Q4_K and Q5_K kernels first copy the activations into the order of the weights'
+//! 64-byte loads ([`PrepK4`]), once for all the rows of the call: each row's super-block
+//! then takes its quants without crossing lanes and its block sums ready (Q4_K: ~55
+//! instructions instead of ~69), with the same integer sums, so the same bits. The 32-element
+//! types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) take two blocks per vector and accumulate in sixteen
+//! f32 lanes (not the reference's order; within rounding of it).
 //! Without VNNI the [`super::super::Isa::Avx512`] table is the 512-bit F16 kernel plus the
 //! AVX2 kernels.
 
@@ -132,9 +137,12 @@ unsafe impl RowKernel for Q4KVnni {
     type W = BlockQ4K;
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     unsafe fn rows<const R: usize>(x: &[BlockQ4K], y: [&[BlockQ8K]; R]) -> [f32; R] {
-        k4_zmm::<_, R>(x, y)
+        k4_zmm::<_, _, R>(x, y)
     }
-    many_rows!("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni");
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    unsafe fn many(x: &[BlockQ4K], y: &[BlockQ8K], out: &mut [f32]) {
+        k4_many(x, y, out)
+    }
 }
 
 pub(super) struct Q5KVnni;
@@ -142,9 +150,12 @@ unsafe impl RowKernel for Q5KVnni {
     type W = BlockQ5K;
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     unsafe fn rows<const R: usize>(x: &[BlockQ5K], y: [&[BlockQ8K]; R]) -> [f32; R] {
-        k4_zmm::<_, R>(x, y)
+        k4_zmm::<_, _, R>(x, y)
     }
-    many_rows!("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni");
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    unsafe fn many(x: &[BlockQ5K], y: &[BlockQ8K], out: &mut [f32]) {
+        k4_many(x, y, out)
+    }
 }
 
 pub(super) struct Q6KVnni;
@@ -420,20 +431,23 @@ unsafe fn nibbles64(bits: &[u8], m4: __m512i) -> __m512i {
     )
 }
 
-/// Σ over a super-block's four vectors of 64 quants of `scale · Σ q·y` per four elements,
-/// with the two 256-bit halves added: the eight i32 lanes of the 256-bit kernel (lane `k`:
-/// elements `4k..4k + 4` of every 32 elements, exact).
+/// Σ over a super-block's four vectors of 64 quants of `scale · Σ q·y` per four elements
+/// (vector `c` against the activations `qs[64c..64c + 64]`), with the two 256-bit halves
+/// added: the eight i32 lanes of the 256-bit kernel (lane `k`: elements `4k..4k + 4` of every
+/// 32 elements, exact). Each half of a vector holds one sub-block, so the lanes do not depend
+/// on which sub-block sits in which half.
 ///
 /// Each vector's sums of four products come from one `vpdpbusd`. They fit in i16
 /// (`4·63·128 < 2^15`, Q6_K's quants being the largest), so two vectors' sums share one
 /// register, one in each i16 half of a lane, and one `vpmaddwd` against the pair of their
-/// scales (`sp`, low and high halves as [`k4_pair_index`] and [`q6k_pair_index`] place them)
+/// scales (`sp`, low and high halves as [`k4_pair_index`], [`k4_prepped_index`] and
+/// [`q6k_pair_index`] place them)
 /// scales and adds both: six multiplies per super-block instead of eight.
 #[inline(always)]
-unsafe fn scaled_sums64(q: &[__m512i; 4], sp: &[__m512i; 2], y: &BlockQ8K) -> __m256i {
+unsafe fn scaled_sums64(q: &[__m512i; 4], sp: &[__m512i; 2], qs: &[i8; 256]) -> __m256i {
     let mut d = [_mm512_setzero_si512(); 4];
     for c in 0..4 {
-        let yv = _mm512_loadu_si512(y.qs.as_ptr().add(64 * c).cast());
+        let yv = _mm512_loadu_si512(qs.as_ptr().add(64 * c).cast());
         d[c] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[c], yv);
     }
     // Odd i16 lanes from the second vector: its sums moved to the high halves.
@@ -464,6 +478,20 @@ trait K4Zmm: bytemuck::Pod {
     /// # Safety
     /// The CPU must have AVX-512 F+BW.
     unsafe fn quants(&self, m4: __m512i) -> [__m512i; 4];
+    /// The four vectors of 64 quants in [`PrepK4`]'s order: vector `2p + s` holds sub-blocks
+    /// `4p + s` and `4p + s + 2`, the low (`s = 0`) or high (`s = 1`) nibbles of the 64 bytes
+    /// `qs[64p..64p + 64]`, so each comes from one load and no lane crossing.
+    ///
+    /// # Safety
+    /// As `quants`.
+    unsafe fn quants_prepped(&self, m4: __m512i) -> [__m512i; 4];
+}
+
+/// `(a & m4) | b`, one `vpternlogd`.
+#[inline(always)]
+unsafe fn and_or(a: __m512i, m4: __m512i, b: __m512i) -> __m512i {
+    // Truth table over (a, b, m4) as bits (2, 1, 0): set where b, or where a and m4.
+    _mm512_ternarylogic_epi32::<0xec>(a, b, m4)
 }
 
 impl K4Zmm for BlockQ4K {
@@ -473,6 +501,16 @@ impl K4Zmm for BlockQ4K {
         let mut q = [_mm512_setzero_si512(); 4];
         for (c, qc) in q.iter_mut().enumerate() {
             *qc = nibbles64(&self.qs[32 * c..], m4);
+        }
+        q
+    }
+    #[inline(always)]
+    unsafe fn quants_prepped(&self, m4: __m512i) -> [__m512i; 4] {
+        let mut q = [_mm512_setzero_si512(); 4];
+        for p in 0..2 {
+            let a = _mm512_loadu_si512(self.qs.as_ptr().add(64 * p).cast());
+            q[2 * p] = _mm512_and_si512(a, m4);
+            q[2 * p + 1] = _mm512_and_si512(_mm512_srli_epi16::<4>(a), m4);
         }
         q
     }
@@ -500,18 +538,144 @@ impl K4Zmm for BlockQ5K {
         }
         q
     }
+    /// As `quants`, in [`PrepK4`]'s order.
+    #[inline(always)]
+    unsafe fn quants_prepped(&self, m4: __m512i) -> [__m512i; 4] {
+        let b4 = _mm512_set1_epi8(0x10);
+        // Vector `2p + s` wants bit `4p + s` of each `qh` byte in its low half and bit
+        // `4p + s + 2` in its high half, at bit 4: with `qh >> 2` in the high half both are
+        // bit `4p + s`, which a 16-bit shift by `4 - (4p + s)` moves there within each byte.
+        let qh = _mm256_loadu_si256(self.qh.as_ptr().cast());
+        let h02 = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(qh), _mm256_srli_epi16::<2>(qh));
+        let h = [
+            _mm512_slli_epi16::<4>(h02),
+            _mm512_slli_epi16::<3>(h02),
+            h02,
+            _mm512_srli_epi16::<1>(h02),
+        ];
+        let mut q = [_mm512_setzero_si512(); 4];
+        for p in 0..2 {
+            let a = _mm512_loadu_si512(self.qs.as_ptr().add(64 * p).cast());
+            q[2 * p] = and_or(a, m4, _mm512_and_si512(h[2 * p], b4));
+            q[2 * p + 1] = and_or(
+                _mm512_srli_epi16::<4>(a),
+                m4,
+                _mm512_and_si512(h[2 * p + 1], b4),
+            );
+        }
+        q
+    }
 }
 
-/// Q4_K or Q5_K · Q8_K with 512-bit vectors: each 32-byte chunk of quants becomes one vector
-/// of 64 (low nibbles, then high; Q5_K with its fifth bits), dotted with the 64 adjacent
-/// activations by `vpmaddubsw` and `vpdpwssd` against its two scales; the two halves are
-/// added in integers, so the lanes and the float order are those of the 256-bit kernels
-/// (llama.cpp's, bit for bit) with half the instructions.
+/// The activation side of [`k4_zmm`]: a Q8_K block as it is, or as [`k4_many`] prepared it.
+trait K4Act {
+    /// Whether the quants are in [`PrepK4`]'s order (the weights then come from
+    /// [`K4Zmm::quants_prepped`], the scales through [`k4_prepped_index`]).
+    const PREPPED: bool;
+    /// The block's scale.
+    fn d(&self) -> f32;
+    /// The 256 quants, in the order of `PREPPED`.
+    fn qs(&self) -> &[i8; 256];
+    /// The sums of the quants of each sub-block ([`avx2_k::sub_block_sums`]).
+    ///
+    /// # Safety
+    /// The CPU must have AVX2.
+    unsafe fn sums(&self) -> __m128i;
+}
+
+impl K4Act for BlockQ8K {
+    const PREPPED: bool = false;
+    #[inline(always)]
+    fn d(&self) -> f32 {
+        self.d
+    }
+    #[inline(always)]
+    fn qs(&self) -> &[i8; 256] {
+        &self.qs
+    }
+    #[inline(always)]
+    unsafe fn sums(&self) -> __m128i {
+        avx2_k::sub_block_sums(self)
+    }
+}
+
+/// A Q8_K block prepared once per [`k4_many`] call for all its weight rows: the quants in
+/// the order of [`K4Zmm::quants_prepped`] (vector `2p + s`: sub-blocks `4p + s`, then
+/// `4p + s + 2`), the sub-block sums added up.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct PrepK4 {
+    qs: [i8; 256],
+    sums: [i16; 8],
+    d: f32,
+}
+
+impl PrepK4 {
+    /// `y` prepared.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2.
+    #[inline(always)]
+    unsafe fn new(y: &BlockQ8K) -> PrepK4 {
+        let mut out = PrepK4 {
+            qs: [0; 256],
+            sums: [0; 8],
+            d: y.d,
+        };
+        for (v, dst) in out.qs.chunks_exact_mut(64).enumerate() {
+            let (p, s) = (v / 2, v % 2);
+            for half in 0..2 {
+                let sub = 4 * p + s + 2 * half;
+                dst[32 * half..32 * half + 32].copy_from_slice(&y.qs[32 * sub..32 * sub + 32]);
+            }
+        }
+        _mm_storeu_si128(out.sums.as_mut_ptr().cast(), avx2_k::sub_block_sums(y));
+        out
+    }
+}
+
+impl K4Act for PrepK4 {
+    const PREPPED: bool = true;
+    #[inline(always)]
+    fn d(&self) -> f32 {
+        self.d
+    }
+    #[inline(always)]
+    fn qs(&self) -> &[i8; 256] {
+        &self.qs
+    }
+    #[inline(always)]
+    unsafe fn sums(&self) -> __m128i {
+        _mm_load_si128(self.sums.as_ptr().cast())
+    }
+}
+
+/// [`k4_pair_index`] for [`PrepK4`]'s order: vector `2p + s` holds sub-block `4p + s` in
+/// lanes 0-7 and `4p + s + 2` in lanes 8-15.
 #[inline(always)]
-unsafe fn k4_zmm<B: K4Zmm, const R: usize>(x: &[B], y: [&[BlockQ8K]; R]) -> [f32; R] {
+unsafe fn k4_prepped_index(p: usize) -> __m512i {
+    let mut idx = [0i16; 32];
+    for (l, v) in idx.iter_mut().enumerate() {
+        *v = (4 * p + l % 2 + 2 * usize::from(l / 2 >= 8)) as i16;
+    }
+    _mm512_loadu_si512(idx.as_ptr().cast())
+}
+
+/// Q4_K or Q5_K · Q8_K with 512-bit vectors: each vector of 64 quants (Q5_K with its fifth
+/// bits) is dotted with its 64 activations (one `vpdpbusd`) and scaled by [`scaled_sums64`];
+/// the two halves are added in integers, so the lanes and the float order are those of the
+/// 256-bit kernels (llama.cpp's, bit for bit) with half the instructions. With the
+/// activations prepared ([`PrepK4`]) the quants take a third of the instructions and the
+/// block sums are added once for all rows: the same integers, so the same bits.
+#[inline(always)]
+unsafe fn k4_zmm<B: K4Zmm, A: K4Act, const R: usize>(x: &[B], y: [&[A]; R]) -> [f32; R] {
     avx2::same_lengths(x, &y);
     let m4 = _mm512_set1_epi8(0xf);
-    let idx = [k4_pair_index(0), k4_pair_index(1)];
+    let idx = if A::PREPPED {
+        [k4_prepped_index(0), k4_prepped_index(1)]
+    } else {
+        [k4_pair_index(0), k4_pair_index(1)]
+    };
     let mut acc = [_mm256_setzero_ps(); R];
     let mut acc_m = [_mm_setzero_ps(); R];
     let mut summs = [0f32; R];
@@ -520,7 +684,11 @@ unsafe fn k4_zmm<B: K4Zmm, const R: usize>(x: &[B], y: [&[BlockQ8K]; R]) -> [f32
         let (sm, dm) = scales_mins_k4(avx2_k::head_k4(xb));
         let sm512 = _mm512_castsi256_si512(sm);
         let mins = _mm256_extracti128_si256::<1>(sm);
-        let q = xb.quants(m4);
+        let q = if A::PREPPED {
+            xb.quants_prepped(m4)
+        } else {
+            xb.quants(m4)
+        };
         let sp = [
             _mm512_permutexvar_epi16(idx[0], sm512),
             _mm512_permutexvar_epi16(idx[1], sm512),
@@ -529,15 +697,15 @@ unsafe fn k4_zmm<B: K4Zmm, const R: usize>(x: &[B], y: [&[BlockQ8K]; R]) -> [f32
         for r in 0..R {
             // SAFETY: `same_lengths` checked `i < x.len() == y[r].len()`.
             let yb = y[r].get_unchecked(i);
-            let ms = avx2_k::min_sums(mins, yb);
+            let ms = _mm_madd_epi16(mins, yb.sums());
             if B::SCALAR_MINS {
                 let m = avx2_k::hsum_epi32_128(ms) as f32;
-                summs[r] = m.mul_add(-yb.d * mx, summs[r]);
+                summs[r] = m.mul_add(-yb.d() * mx, summs[r]);
             } else {
-                acc_m[r] = _mm_fmadd_ps(_mm_set1_ps(-yb.d * mx), _mm_cvtepi32_ps(ms), acc_m[r]);
+                acc_m[r] = _mm_fmadd_ps(_mm_set1_ps(-yb.d() * mx), _mm_cvtepi32_ps(ms), acc_m[r]);
             }
-            let sumi = scaled_sums64(&q, &sp, yb);
-            let d = _mm256_set1_ps(yb.d * dx);
+            let sumi = scaled_sums64(&q, &sp, yb.qs());
+            let d = _mm256_set1_ps(yb.d() * dx);
             acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[r]);
         }
     }
@@ -551,6 +719,38 @@ unsafe fn k4_zmm<B: K4Zmm, const R: usize>(x: &[B], y: [&[BlockQ8K]; R]) -> [f32
         out[r] = avx2::hsum_ps(acc[r]) + min_term;
     }
     out
+}
+
+/// Longest row, in super-blocks, whose activations [`k4_many`] prepares (on its stack, 20 KiB):
+/// 16384 elements, Mistral's longest being 14336. Longer rows take the unprepared kernel.
+const PREP_SBS: usize = 64;
+
+/// [`RowKernel::many`] for Q4_K and Q5_K: `out[j] = x_j · y` for the consecutive rows `x_j`,
+/// the activations prepared once ([`PrepK4`]) for all of them; the bits of
+/// [`k4_zmm`] on `y` as it is.
+#[inline(always)]
+unsafe fn k4_many<B: K4Zmm>(x: &[B], y: &[BlockQ8K], out: &mut [f32]) {
+    let nb = y.len();
+    assert!(x.len() == nb * out.len(), "kernel row lengths");
+    if nb == 0 {
+        out.fill(0.0);
+        return;
+    }
+    if nb > PREP_SBS {
+        for (o, row) in out.iter_mut().zip(x.chunks_exact(nb)) {
+            *o = k4_zmm::<B, BlockQ8K, 1>(row, [y])[0];
+        }
+        return;
+    }
+    let mut buf = [std::mem::MaybeUninit::<PrepK4>::uninit(); PREP_SBS];
+    for (b, yb) in buf.iter_mut().zip(y) {
+        b.write(PrepK4::new(yb));
+    }
+    // SAFETY: the first `nb` entries were written just above.
+    let prep = std::slice::from_raw_parts(buf.as_ptr().cast::<PrepK4>(), nb);
+    for (o, row) in out.iter_mut().zip(x.chunks_exact(nb)) {
+        *o = k4_zmm::<B, PrepK4, 1>(row, [prep])[0];
+    }
 }
 
 /// The `vpermw` index giving, for the vector pair `2p, 2p + 1` of a Q6_K super-block (vector
@@ -608,7 +808,7 @@ unsafe fn q6k_zmm<const R: usize>(x: &[BlockQ6K], y: [&[BlockQ8K]; R]) -> [f32; 
             let yb = y[r].get_unchecked(i);
             let bs = _mm256_loadu_si256(yb.bsums.as_ptr().cast());
             let offset = _mm256_slli_epi32::<5>(_mm256_madd_epi16(sc16, bs));
-            let sumi = _mm256_sub_epi32(scaled_sums64(&q, &sp, yb), offset);
+            let sumi = _mm256_sub_epi32(scaled_sums64(&q, &sp, &yb.qs), offset);
             let d = _mm256_set1_ps(yb.d * dx);
             acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[r]);
         }
