@@ -276,6 +276,68 @@ fn context_overflow_is_a_clear_error() {
     assert!(s.prefill(&[u32::MAX]).is_err());
 }
 
+/// The graph refuses a logits buffer of the wrong size with a typed error, and fills one of
+/// the right size with what a session returns.
+#[test]
+fn forward_checks_the_logits_buffer() {
+    use orcinus::model::arch::llama::{forward, Scratch};
+    use orcinus::model::{KvCache, Logits};
+    let (_d, m) = tiny(TinySpec::default());
+    let hp = &m.hparams;
+    let toks = tokens(3);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let run = |which: Logits, len: usize| {
+        let mut cache = KvCache::new(
+            KvType::F32,
+            hp.n_layer,
+            hp.n_head_kv,
+            hp.head_dim,
+            16,
+            None,
+            8,
+        )
+        .unwrap();
+        let mut scratch = Scratch::default();
+        let mut logits = vec![0f32; len];
+        let r = forward(
+            hp,
+            &m.weights,
+            &mut cache,
+            &mut scratch,
+            &toks,
+            0,
+            None,
+            which,
+            &pool,
+            &mut logits,
+        );
+        r.map(|()| logits)
+    };
+    let v = hp.n_vocab;
+    for (which, len) in [
+        (Logits::Last, v - 1),
+        (Logits::Last, 3 * v),
+        (Logits::All, v),
+        (Logits::All, 3 * v + 1),
+    ] {
+        match run(which, len) {
+            Err(Error::ShapeMismatch { name, .. }) => assert_eq!(name, "logits"),
+            other => panic!("{which:?} {len}: {:?}", other.map(|l| l.len())),
+        }
+    }
+    let all = run(Logits::All, 3 * v).unwrap();
+    let want = m
+        .session(&opts(16, 512, false))
+        .unwrap()
+        .eval_all(&toks)
+        .unwrap();
+    assert!(max_abs_diff(&all, &want) < 1e-4);
+    assert!(max_abs_diff(&run(Logits::Last, v).unwrap(), &want[2 * v..]) < 1e-4);
+}
+
 /// The real model answers a real question, greedily, with the chat template.
 #[test]
 fn smollm2_answers_the_capital_of_france() {

@@ -170,9 +170,9 @@ impl Session {
         Ok(out)
     }
 
-    /// [`Session::eval`] into `out` (resized), which also holds each batch's logits on the
-    /// way when only the last token's are wanted: decoding into the same vector allocates
-    /// nothing once the session's buffers have grown.
+    /// [`Session::eval`] into `out` (resized), each batch writing its rows in place (only the
+    /// last token's logits wanted: each batch overwrites the one row): decoding into the same
+    /// vector allocates nothing once the session's buffers have grown.
     fn eval_into(&mut self, tokens: &[u32], which: Logits, out: &mut Vec<f32>) -> Result<()> {
         if tokens.is_empty() {
             return Err(Error::Unsupported("evaluating zero tokens".into()));
@@ -192,11 +192,21 @@ impl Session {
         }
         let step = self.batch.min(self.cache.max_batch());
         out.clear();
-        let mut batch_logits = Vec::new();
-        for chunk in tokens.chunks(step) {
+        out.resize(
+            match which {
+                Logits::Last => n_vocab,
+                Logits::All => tokens.len() * n_vocab,
+            },
+            0.0,
+        );
+        for (c, chunk) in tokens.chunks(step).enumerate() {
+            // Each batch writes its own rows of `out` (all rows), or the one row (last).
             let logits = match which {
-                Logits::Last => &mut *out,
-                Logits::All => &mut batch_logits,
+                Logits::Last => &mut out[..],
+                Logits::All => {
+                    let start = c * step * n_vocab;
+                    &mut out[start..start + chunk.len() * n_vocab]
+                }
             };
             // The whole pass on the pool: its matmuls and attention then fork and join among
             // the pool's threads, instead of this thread handing each of them (~8 per layer)
@@ -217,9 +227,6 @@ impl Session {
                 )
             })?;
             self.tokens.extend_from_slice(chunk);
-            if which == Logits::All {
-                out.extend_from_slice(&batch_logits);
-            }
         }
         Ok(())
     }

@@ -18,7 +18,7 @@ use rayon::ThreadPool;
 
 use orcinus_quant::kernels::attn::{transpose_keys, KEY_BLOCK};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::hparams::Hparams;
 use crate::model::kv_cache::KvCache;
 use crate::model::layers::{rms_norm, rope_apply, rope_cache, softmax, swiglu};
@@ -93,11 +93,11 @@ impl Scratch {
 }
 
 /// Runs `tokens` (at positions `pos0..`) through the model, appending their keys/values to
-/// `cache`, and writes logits to `logits` (resized to `(1, n_vocab)` or
-/// `(tokens.len(), n_vocab)`). With the same batch size as the previous call (decoding: one
-/// token) nothing is allocated: every buffer is `scratch`'s or `logits`'s (the attention's
-/// grow with the context, a few times: `Scratch::parts` when the decoding attention splits
-/// into more parts, the pool threads' buffers).
+/// `cache`, and writes logits to `logits`, which must hold `(1, n_vocab)` of them
+/// ([`Logits::Last`]) or `(tokens.len(), n_vocab)` ([`Logits::All`]). With the same batch size
+/// as the previous call (decoding: one token) nothing is allocated: every buffer is
+/// `scratch`'s (the attention's grow with the context, a few times: `Scratch::parts` when the
+/// decoding attention splits into more parts, the pool threads' buffers).
 ///
 /// `window`: attend only to the last `window` positions (sliding-window attention).
 /// The caller guarantees the cache can hold the batch (see [`KvCache::max_batch`]).
@@ -112,9 +112,20 @@ pub fn forward(
     window: Option<usize>,
     which: Logits,
     pool: &ThreadPool,
-    logits: &mut Vec<f32>,
+    logits: &mut [f32],
 ) -> Result<()> {
     let t = tokens.len();
+    let rows = match which {
+        Logits::Last => 1,
+        Logits::All => t,
+    };
+    if logits.len() != rows * hp.n_vocab {
+        return Err(Error::ShapeMismatch {
+            name: "logits".into(),
+            expected: vec![hp.n_vocab as u64, rows as u64],
+            found: vec![logits.len() as u64],
+        });
+    }
     let (e, hd) = (hp.n_embd, hp.head_dim);
     let (qd, kvd) = (hp.n_head * hd, hp.n_head_kv * hd);
     scratch.ensure(hp, t);
@@ -227,7 +238,6 @@ pub fn forward(
             &mut s.normed[r * e..(r + 1) * e],
         );
     }
-    logits.resize(rows.len() * hp.n_vocab, 0.0);
     w.output
         .forward_with(&s.normed, rows.len(), logits, pool, &mut s.mm)?;
     Ok(())
