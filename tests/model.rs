@@ -276,8 +276,8 @@ fn context_overflow_is_a_clear_error() {
     assert!(s.prefill(&[u32::MAX]).is_err());
 }
 
-/// The graph refuses a logits buffer of the wrong size with a typed error, and fills one of
-/// the right size with what a session returns.
+/// The graph refuses a logits buffer of the wrong size, and an empty batch, with a typed
+/// error, and fills a buffer of the right size with what a session returns.
 #[test]
 fn forward_checks_the_logits_buffer() {
     use orcinus::model::arch::llama::{forward, Scratch};
@@ -289,7 +289,7 @@ fn forward_checks_the_logits_buffer() {
         .num_threads(2)
         .build()
         .unwrap();
-    let run = |which: Logits, len: usize| {
+    let run = |toks: &[u32], which: Logits, len: usize| {
         let mut cache = KvCache::new(
             KvType::F32,
             hp.n_layer,
@@ -307,7 +307,7 @@ fn forward_checks_the_logits_buffer() {
             &m.weights,
             &mut cache,
             &mut scratch,
-            &toks,
+            toks,
             0,
             None,
             which,
@@ -323,19 +323,23 @@ fn forward_checks_the_logits_buffer() {
         (Logits::All, v),
         (Logits::All, 3 * v + 1),
     ] {
-        match run(which, len) {
+        match run(&toks, which, len) {
             Err(Error::ShapeMismatch { name, .. }) => assert_eq!(name, "logits"),
             other => panic!("{which:?} {len}: {:?}", other.map(|l| l.len())),
         }
     }
-    let all = run(Logits::All, 3 * v).unwrap();
+    assert!(matches!(
+        run(&[], Logits::Last, v),
+        Err(Error::Unsupported(_))
+    ));
+    // The same graph on the same batch as a session's: the same bits.
     let want = m
         .session(&opts(16, 512, false))
         .unwrap()
         .eval_all(&toks)
         .unwrap();
-    assert!(max_abs_diff(&all, &want) < 1e-4);
-    assert!(max_abs_diff(&run(Logits::Last, v).unwrap(), &want[2 * v..]) < 1e-4);
+    assert_eq!(run(&toks, Logits::All, 3 * v).unwrap(), want);
+    assert_eq!(run(&toks, Logits::Last, v).unwrap(), want[2 * v..]);
 }
 
 /// The real model answers a real question, greedily, with the chat template.

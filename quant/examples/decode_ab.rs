@@ -3,9 +3,12 @@
 //! (`vec_dot_for`, the many-rows kernel's reference bits), over weights far larger than the
 //! last-level cache, the two alternating pass by pass so that both see the same memory
 //! bandwidth. Machine noise between runs (±15% here) hides a few per cent that this shows.
+//! The row-by-row side also pays a call through a pointer and the byte-to-block checks per
+//! row, which the many-rows kernels save: run a type whose many-rows kernel is the plain
+//! loop (Q6_K) for the null line of that overhead and the machine's spread.
 //!
 //! ```text
-//! cargo run --release -p orcinus-quant --example decode_ab [-- THREADS TYPE [MIB] [PASSES]]
+//! cargo run --release -p orcinus-quant --example decode_ab [-- [THREADS [TYPE [MIB [PASSES]]]]]
 //! ```
 //! Prints each side's median GB/s and the median of the per-pair ratios; a measurement to
 //! read, nothing is asserted.
@@ -26,6 +29,7 @@ fn main() {
     });
     let mib: usize = args.next().map_or(1536, |s| s.parse().expect("MIB"));
     let passes: usize = args.next().map_or(20, |s| s.parse().expect("PASSES"));
+    assert!(passes >= 1, "PASSES must be at least 1");
     let isa = kernels::available_isas()
         .last()
         .copied()

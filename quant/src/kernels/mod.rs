@@ -47,8 +47,9 @@ pub type VecDotRowsFn = fn(w: &[u8], a: &[u8], out: &mut [f32]);
 
 /// `out[j] = w[j] · a` for `out.len()` consecutive weight rows in `w` and one activation
 /// row `a` (decode): the single-row kernel's loop over the rows inside one call, so that
-/// its set-up is hoisted and no call through a pointer sits between rows. Each result has
-/// the bits of [`vec_dot_for`]'s kernel for the same ISA.
+/// its set-up is hoisted and no call through a pointer sits between rows (AVX-512 Q4_K and
+/// Q5_K also reorder `a` once for all the rows). Each result has the bits of
+/// [`vec_dot_for`]'s kernel for the same ISA (`tests/kernels.rs` checks every kernel).
 pub type VecDotManyFn = fn(w: &[u8], a: &[u8], out: &mut [f32]);
 
 /// One tile of the quantized GEMM ([`gemm`]): `w` holds `rows` (1 to [`gemm::GEMM_ROWS`])
@@ -325,7 +326,8 @@ pub(crate) unsafe trait RowKernel {
     ) -> [f32; R];
 
     /// `out[j] = x_j · y` for the `out.len()` consecutive rows `x_j` of `x`, each as long as
-    /// `y` (implemented by [`many_rows!`], with the features of `rows`).
+    /// `y`, with the bits of `rows` (mostly [`many_rows!`], with the features of `rows`; the
+    /// AVX-512 Q4_K/Q5_K kernels prepare `y` first).
     ///
     /// # Safety
     /// As `rows`.

@@ -115,14 +115,17 @@ pub fn forward(
     logits: &mut [f32],
 ) -> Result<()> {
     let t = tokens.len();
-    let rows = match which {
+    if t == 0 {
+        return Err(Error::Unsupported("evaluating zero tokens".into()));
+    }
+    let out_rows = match which {
         Logits::Last => 1,
         Logits::All => t,
     };
-    if logits.len() != rows * hp.n_vocab {
+    if logits.len() != out_rows * hp.n_vocab {
         return Err(Error::ShapeMismatch {
             name: "logits".into(),
-            expected: vec![hp.n_vocab as u64, rows as u64],
+            expected: vec![hp.n_vocab as u64, out_rows as u64],
             found: vec![logits.len() as u64],
         });
     }

@@ -61,7 +61,8 @@ pub(super) fn entry(ty: GgmlType, vnni: bool) -> Option<&'static Entry> {
     find(if vnni { KERNELS } else { NO_VNNI_KERNELS }, ty)
 }
 
-// SAFETY (each `unsafe impl`): `rows` needs the features in its `target_feature`; the `*Vnni`
+// SAFETY (each `unsafe impl`): `rows` and `many` need the features in their `target_feature`;
+// the `*Vnni`
 // kernels are only handed out through `entry` above (with `vnni`), which `x86::entry` consults
 // after `kernels::available_isas` found AVX-512 F+BW+VL (with AVX2, FMA, F16C) and
 // `kernels::has_avx512_vnni` found VNNI; `F16Avx512` needs AVX-512 F+BW+VL only.
@@ -441,8 +442,8 @@ unsafe fn nibbles64(bits: &[u8], m4: __m512i) -> __m512i {
 /// (`4·63·128 < 2^15`, Q6_K's quants being the largest), so two vectors' sums share one
 /// register, one in each i16 half of a lane, and one `vpmaddwd` against the pair of their
 /// scales (`sp`, low and high halves as [`k4_pair_index`], [`k4_prepped_index`] and
-/// [`q6k_pair_index`] place them)
-/// scales and adds both: six multiplies per super-block instead of eight.
+/// [`q6k_pair_index`] place them) scales and adds both: six multiplies per super-block
+/// instead of eight.
 #[inline(always)]
 unsafe fn scaled_sums64(q: &[__m512i; 4], sp: &[__m512i; 2], qs: &[i8; 256]) -> __m256i {
     let mut d = [_mm512_setzero_si512(); 4];
@@ -576,7 +577,8 @@ trait K4Act {
     fn d(&self) -> f32;
     /// The 256 quants, in the order of `PREPPED`.
     fn qs(&self) -> &[i8; 256];
-    /// The sums of the quants of each sub-block ([`avx2_k::sub_block_sums`]).
+    /// The sums of the quants of each sub-block ([`avx2_k::sub_block_sums`]), in sub-block
+    /// order whatever `PREPPED` is (the mins they meet are in that order).
     ///
     /// # Safety
     /// The CPU must have AVX2.
@@ -605,10 +607,14 @@ impl K4Act for BlockQ8K {
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
 struct PrepK4 {
+    /// The 256 quants in [`K4Zmm::quants_prepped`]'s order.
     qs: [i8; 256],
+    /// The eight sub-block sums, in sub-block order (read by an aligned 16-byte load).
     sums: [i16; 8],
+    /// The Q8_K scale.
     d: f32,
 }
+const _: () = assert!(std::mem::offset_of!(PrepK4, sums) % 16 == 0);
 
 impl PrepK4 {
     /// `y` prepared.
@@ -646,6 +652,7 @@ impl K4Act for PrepK4 {
     }
     #[inline(always)]
     unsafe fn sums(&self) -> __m128i {
+        // SAFETY: `sums` is 16-byte aligned (the struct's alignment and the assertion above).
         _mm_load_si128(self.sums.as_ptr().cast())
     }
 }
@@ -665,8 +672,9 @@ unsafe fn k4_prepped_index(p: usize) -> __m512i {
 /// bits) is dotted with its 64 activations (one `vpdpbusd`) and scaled by [`scaled_sums64`];
 /// the two halves are added in integers, so the lanes and the float order are those of the
 /// 256-bit kernels (llama.cpp's, bit for bit) with half the instructions. With the
-/// activations prepared ([`PrepK4`]) the quants take a third of the instructions and the
-/// block sums are added once for all rows: the same integers, so the same bits.
+/// activations prepared ([`PrepK4`]) the quants need no lane crossing (Q4_K: 8 instructions
+/// per super-block instead of 16, loads included; Q5_K: ~18 instead of ~30) and the block
+/// sums are added once for all rows: the same integers, so the same bits.
 #[inline(always)]
 unsafe fn k4_zmm<B: K4Zmm, A: K4Act, const R: usize>(x: &[B], y: [&[A]; R]) -> [f32; R] {
     avx2::same_lengths(x, &y);
@@ -722,7 +730,8 @@ unsafe fn k4_zmm<B: K4Zmm, A: K4Act, const R: usize>(x: &[B], y: [&[A]; R]) -> [
 }
 
 /// Longest row, in super-blocks, whose activations [`k4_many`] prepares (on its stack, 20 KiB):
-/// 16384 elements, Mistral's longest being 14336. Longer rows take the unprepared kernel.
+/// 16384 elements, Mistral's longest being 14336. Longer rows (e.g. the `ffn_down` of a
+/// 70B model, 28672) take the unprepared kernel: the same bits, without the saving.
 const PREP_SBS: usize = 64;
 
 /// [`RowKernel::many`] for Q4_K and Q5_K: `out[j] = x_j · y` for the consecutive rows `x_j`,
@@ -742,11 +751,12 @@ unsafe fn k4_many<B: K4Zmm>(x: &[B], y: &[BlockQ8K], out: &mut [f32]) {
         }
         return;
     }
-    let mut buf = [std::mem::MaybeUninit::<PrepK4>::uninit(); PREP_SBS];
+    let mut buf = [const { std::mem::MaybeUninit::<PrepK4>::uninit() }; PREP_SBS];
     for (b, yb) in buf.iter_mut().zip(y) {
         b.write(PrepK4::new(yb));
     }
-    // SAFETY: the first `nb` entries were written just above.
+    // SAFETY: `nb <= PREP_SBS` (checked above), and the first `nb` entries were written just
+    // above.
     let prep = std::slice::from_raw_parts(buf.as_ptr().cast::<PrepK4>(), nb);
     for (o, row) in out.iter_mut().zip(x.chunks_exact(nb)) {
         *o = k4_zmm::<B, PrepK4, 1>(row, [prep])[0];
