@@ -62,10 +62,9 @@ pub(super) fn entry(ty: GgmlType, vnni: bool) -> Option<&'static Entry> {
 }
 
 // SAFETY (each `unsafe impl`): `rows` and `many` need the features in their `target_feature`;
-// the `*Vnni`
-// kernels are only handed out through `entry` above (with `vnni`), which `x86::entry` consults
-// after `kernels::available_isas` found AVX-512 F+BW+VL (with AVX2, FMA, F16C) and
-// `kernels::has_avx512_vnni` found VNNI; `F16Avx512` needs AVX-512 F+BW+VL only.
+// the `*Vnni` kernels are only handed out through `entry` above (with `vnni`), which
+// `x86::entry` consults after `kernels::available_isas` found AVX-512 F+BW+VL (with AVX2, FMA,
+// F16C) and `kernels::has_avx512_vnni` found VNNI; `F16Avx512` needs AVX-512 F+BW+VL only.
 
 pub(super) struct F16Avx512;
 unsafe impl RowKernel for F16Avx512 {

@@ -66,7 +66,8 @@ mod quant;
 
 /// The kernel entry of `ty` for `isa` (the caller checked that the CPU has `isa`): its
 /// single-row, multi-row and many-rows forms come from one [`RowKernel`], with the same bits
-/// (`tests/kernels.rs` checks them against each other). AVX-VNNI falls back to AVX2; AVX-512 without VNNI to its F16 kernel, else AVX2.
+/// (`tests/kernels.rs` checks them against each other). AVX-VNNI falls back to AVX2; AVX-512
+/// without VNNI to its F16 kernel, else AVX2.
 fn entry(ty: GgmlType, isa: Isa) -> Option<&'static Entry> {
     match isa {
         Isa::Scalar => None,
