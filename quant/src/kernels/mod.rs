@@ -344,19 +344,29 @@ macro_rules! many_rows {
             y: &[<Self::W as $crate::formats::VecDot>::Activation],
             out: &mut [f32],
         ) {
-            let nb = y.len();
-            assert!(x.len() == nb * out.len(), "kernel row lengths");
-            if nb == 0 {
-                out.fill(0.0);
-                return;
-            }
-            for (o, row) in out.iter_mut().zip(x.chunks_exact(nb)) {
-                *o = Self::rows::<1>(row, [y])[0];
-            }
+            $crate::kernels::each_row(x, y, out, |x, y| Self::rows::<1>(x, [y])[0])
         }
     };
 }
 pub(crate) use many_rows;
+
+/// The loop of a [`RowKernel::many`]: `out[i] = one(row i of x, y)`, each row as long as `y`
+/// (`out` zeros where `y` is empty).
+///
+/// # Panics
+/// If `x` does not hold exactly `out.len()` such rows.
+#[inline(always)]
+pub(crate) fn each_row<W, A>(x: &[W], y: &[A], out: &mut [f32], one: impl Fn(&[W], &[A]) -> f32) {
+    let nb = y.len();
+    assert!(x.len() == nb * out.len(), "kernel row lengths");
+    if nb == 0 {
+        out.fill(0.0);
+        return;
+    }
+    for (o, row) in out.iter_mut().zip(x.chunks_exact(nb)) {
+        *o = one(row, y);
+    }
+}
 
 /// [`RowKernel::many`] on bytes: `w` holds `out.len()` rows as long as `y`.
 #[allow(dead_code)]

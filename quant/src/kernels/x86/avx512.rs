@@ -23,7 +23,7 @@ use std::arch::x86_64::*;
 
 use half::f16;
 
-use super::super::{many_rows, RowKernel};
+use super::super::{each_row, many_rows, RowKernel};
 use super::avx2::{self, f16x4, EVEX_VNNI};
 use super::avx2_k::{self, scales_mins_k4};
 use super::{both, find, single, Entry};
@@ -739,16 +739,8 @@ const PREP_SBS: usize = 64;
 #[inline(always)]
 unsafe fn k4_many<B: K4Zmm>(x: &[B], y: &[BlockQ8K], out: &mut [f32]) {
     let nb = y.len();
-    assert!(x.len() == nb * out.len(), "kernel row lengths");
-    if nb == 0 {
-        out.fill(0.0);
-        return;
-    }
     if nb > PREP_SBS {
-        for (o, row) in out.iter_mut().zip(x.chunks_exact(nb)) {
-            *o = k4_zmm::<B, BlockQ8K, 1>(row, [y])[0];
-        }
-        return;
+        return each_row(x, y, out, |x, y| k4_zmm::<B, BlockQ8K, 1>(x, [y])[0]);
     }
     let mut buf = [const { std::mem::MaybeUninit::<PrepK4>::uninit() }; PREP_SBS];
     for (b, yb) in buf.iter_mut().zip(y) {
@@ -757,9 +749,7 @@ unsafe fn k4_many<B: K4Zmm>(x: &[B], y: &[BlockQ8K], out: &mut [f32]) {
     // SAFETY: `nb <= PREP_SBS` (checked above), and the first `nb` entries were written just
     // above.
     let prep = std::slice::from_raw_parts(buf.as_ptr().cast::<PrepK4>(), nb);
-    for (o, row) in out.iter_mut().zip(x.chunks_exact(nb)) {
-        *o = k4_zmm::<B, PrepK4, 1>(row, [prep])[0];
-    }
+    each_row(x, prep, out, |x, p| k4_zmm::<B, PrepK4, 1>(x, [p])[0])
 }
 
 /// The `vpermw` index giving, for the vector pair `2p, 2p + 1` of a Q6_K super-block (vector

@@ -39,8 +39,20 @@ pub(super) fn entry(ty: GgmlType) -> Option<&'static Entry> {
 // SAFETY (each `unsafe impl`): `rows` needs AVX2, FMA, F16C and AVX-VNNI; these kernels are
 // only handed out for `Isa::AvxVnni`, which `kernels::available_isas` lists only after
 // detecting all four.
+// With `one: body`, `many` runs that one-row body (the K-quants' decode kernels, as on AVX2).
 macro_rules! vex_kernel {
     ($name:ident, $w:ty, $a:ty, $module:ident::$body:ident) => {
+        vex_kernel!(@rows $name, $w, $a, $module::$body, many_rows!("avx2,fma,f16c,avxvnni"););
+    };
+    ($name:ident, $w:ty, $a:ty, $module:ident::$body:ident, one: $one:ident) => {
+        vex_kernel!(@rows $name, $w, $a, $module::$body,
+            #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+            unsafe fn many(x: &[$w], y: &[$a], out: &mut [f32]) {
+                super::super::each_row(x, y, out, |x, y| avx2_k::$one::<VEX_VNNI>(x, y))
+            }
+        );
+    };
+    (@rows $name:ident, $w:ty, $a:ty, $module:ident::$body:ident, $($many:tt)*) => {
         pub(super) struct $name;
         unsafe impl RowKernel for $name {
             type W = $w;
@@ -48,7 +60,7 @@ macro_rules! vex_kernel {
             unsafe fn rows<const R: usize>(x: &[$w], y: [&[$a]; R]) -> [f32; R] {
                 $module::$body::<VEX_VNNI, R>(x, y)
             }
-            many_rows!("avx2,fma,f16c,avxvnni");
+            $($many)*
         }
     };
 }
@@ -58,6 +70,6 @@ vex_kernel!(Q4_1Vex, BlockQ4_1, BlockQ8_1, avx2::q4_1);
 vex_kernel!(Q5_0Vex, BlockQ5_0, BlockQ8_0, avx2::q5_0);
 vex_kernel!(Q5_1Vex, BlockQ5_1, BlockQ8_1, avx2::q5_1);
 vex_kernel!(Q8_0Vex, BlockQ8_0, BlockQ8_0, avx2::q8_0);
-vex_kernel!(Q4KVex, BlockQ4K, BlockQ8K, avx2_k::q4k);
-vex_kernel!(Q5KVex, BlockQ5K, BlockQ8K, avx2_k::q5k);
-vex_kernel!(Q6KVex, BlockQ6K, BlockQ8K, avx2_k::q6k);
+vex_kernel!(Q4KVex, BlockQ4K, BlockQ8K, avx2_k::q4k, one: q4k_one);
+vex_kernel!(Q5KVex, BlockQ5K, BlockQ8K, avx2_k::q5k, one: q5k_one);
+vex_kernel!(Q6KVex, BlockQ6K, BlockQ8K, avx2_k::q6k, one: q6k_one);
