@@ -315,6 +315,24 @@ fn many_row_kernels_equal_single_row() {
     }
 }
 
+/// Empty rows: every many-weight-rows kernel writes zeros (the empty sum), as the single-row
+/// kernels return for an empty row.
+#[test]
+fn many_row_kernels_on_empty_rows_give_zeros() {
+    for &isa in kernels::available_isas() {
+        for ty in tested_types() {
+            let Some(many) = kernels::vec_dot_many_for(ty, isa) else {
+                continue;
+            };
+            let mut out = [f32::NAN; 3];
+            many(&[], &[], &mut out);
+            assert_eq!(out, [0.0; 3], "{ty} {isa}");
+            let single = kernels::vec_dot_for(ty, isa).unwrap();
+            assert_eq!(single(&[], &[]), 0.0, "{ty} {isa}");
+        }
+    }
+}
+
 #[test]
 fn multi_row_kernels_equal_single_row() {
     let mut rng = ChaCha8Rng::seed_from_u64(42);

@@ -46,9 +46,10 @@ pub use crate::types::VecDotFn;
 pub type VecDotRowsFn = fn(w: &[u8], a: &[u8], out: &mut [f32]);
 
 /// `out[j] = w[j] · a` for `out.len()` consecutive weight rows in `w` and one activation
-/// row `a` (decode): the single-row kernel's loop over the rows inside one call, so that
-/// its set-up is hoisted and no call through a pointer sits between rows (AVX-512 Q4_K and
-/// Q5_K also reorder `a` once for all the rows). Each result has the bits of
+/// row `a` (decode): a loop over the rows inside one call, so that its set-up is hoisted and
+/// no call through a pointer sits between rows. Mostly the single-row kernel's loop; the
+/// 256-bit K-quant kernels run one-row bodies of their own (`x86/avx2_decode.rs`), and
+/// AVX-512 Q4_K and Q5_K reorder `a` once for all the rows. Each result has the bits of
 /// [`vec_dot_for`]'s kernel for the same ISA (`tests/kernels.rs` checks every kernel).
 pub type VecDotManyFn = fn(w: &[u8], a: &[u8], out: &mut [f32]);
 
@@ -326,8 +327,10 @@ pub(crate) unsafe trait RowKernel {
     ) -> [f32; R];
 
     /// `out[j] = x_j · y` for the `out.len()` consecutive rows `x_j` of `x`, each as long as
-    /// `y`, with the bits of `rows` (mostly [`many_rows!`], with the features of `rows`; the
-    /// AVX-512 Q4_K/Q5_K kernels prepare `y` first).
+    /// `y`, with the bits of `rows`: a loop over the rows ([`each_row`]), mostly
+    /// [`many_rows!`] (`rows` with one row, with the features of `rows`); the 256-bit
+    /// K-quant kernels run one-row bodies of their own, and the AVX-512 Q4_K/Q5_K kernels
+    /// prepare `y` first.
     ///
     /// # Safety
     /// As `rows`.

@@ -1,17 +1,16 @@
 //! AVX2 (+FMA, F16C) kernels for the K-quants against Q8_K activations: the 256-bit bodies
 //! (generic over `VNNI` and the row count `R`, see `avx2.rs`) and the AVX2 kernels built from
-//! them. The decode kernels (`many`: one activation row against many weight rows) run
-//! one-row bodies instead (`q4k_one`, ...), with the bits of `R = 1`: each pair of sub-blocks
-//! is unpacked and used before the next is read, so nothing is spilled, and each scale
-//! vector is one `vpshufb` (`kernel_timing` Q5_K, in cache: 0.60 → 0.52 ms). Integer sums exact for every block content (the 4-, 5- and 6-bit quants are
-//! unsigned, so `vpmaddubsw` pairs stay below 2^15 even against -128); float accumulation as
-//! ggml's AVX2 `ggml_vec_dot_q*_K_q8_K` (llama.cpp b2757): one FMA per super-block into 8
-//! lanes, then a horizontal sum.
+//! them and, for the decode step (`many`), from the one-row bodies of `avx2_decode.rs`.
+//! Integer sums exact for every block content (the 4-, 5- and 6-bit quants are unsigned, so
+//! `vpmaddubsw` pairs stay below 2^15 even against -128); float accumulation as ggml's AVX2
+//! `ggml_vec_dot_q*_K_q8_K` (llama.cpp b2757): one FMA per super-block into 8 lanes, then a
+//! horizontal sum.
 
 use std::arch::x86_64::*;
 
 use super::super::{each_row, RowKernel};
 use super::avx2::{f16x8, hsum_ps, hsum_ps128, madd_acc, prefetch_ahead, same_lengths, NO_VNNI};
+use super::avx2_decode::{q4k_one, q5k_one, q6k_one};
 use super::{both, find, Entry};
 use crate::formats::q4_k::BlockQ4K;
 use crate::formats::q5_k::BlockQ5K;
@@ -74,13 +73,13 @@ unsafe impl RowKernel for Q6KAvx2 {
 }
 
 #[inline(always)]
-unsafe fn load(p: &[i8]) -> __m256i {
+pub(super) unsafe fn load(p: &[i8]) -> __m256i {
     debug_assert!(p.len() >= 32);
     _mm256_loadu_si256(p.as_ptr().cast())
 }
 
 #[inline(always)]
-unsafe fn load_u8(p: &[u8]) -> __m256i {
+pub(super) unsafe fn load_u8(p: &[u8]) -> __m256i {
     debug_assert!(p.len() >= 32);
     _mm256_loadu_si256(p.as_ptr().cast())
 }
@@ -183,6 +182,46 @@ unsafe fn scaled_sums<const VNNI: u8>(
     sumi
 }
 
+/// Sub-blocks `2c` and `2c + 1` of a Q4_K or Q5_K super-block's low four bits (the low and
+/// the high nibbles of `qs[32c..32c + 32]`), one quant per byte.
+#[inline(always)]
+pub(super) unsafe fn q4k_pair(qs: &[u8; 128], c: usize) -> [__m256i; 2] {
+    let m4 = _mm256_set1_epi8(0xf);
+    let bits = load_u8(&qs[32 * c..]);
+    [
+        _mm256_and_si256(bits, m4),
+        _mm256_and_si256(_mm256_srli_epi16::<4>(bits), m4),
+    ]
+}
+
+/// Bit `j` of each byte of `v` at bit 4, the other bits of the byte anything: 16-bit shifts
+/// of at most 4, so bit 4 of a word's high byte comes from bit `j` of that same byte.
+#[inline(always)]
+unsafe fn bit_to_4(v: __m256i, j: usize) -> __m256i {
+    match j {
+        0 => _mm256_slli_epi16::<4>(v),
+        1 => _mm256_slli_epi16::<3>(v),
+        2 => _mm256_slli_epi16::<2>(v),
+        3 => _mm256_add_epi16(v, v),
+        4 => v,
+        5 => _mm256_srli_epi16::<1>(v),
+        6 => _mm256_srli_epi16::<2>(v),
+        _ => _mm256_srli_epi16::<3>(v),
+    }
+}
+
+/// Sub-blocks `2c` and `2c + 1` of a Q5_K super-block: [`q4k_pair`] with each quant's fifth
+/// bit, bit `j` of `qh[i]` for element `i` of sub-block `j` (`qh`: the block's 32 bytes).
+#[inline(always)]
+pub(super) unsafe fn q5k_pair(qs: &[u8; 128], qh: __m256i, c: usize) -> [__m256i; 2] {
+    let bit4 = _mm256_set1_epi8(0x10);
+    let [lo, hi] = q4k_pair(qs, c);
+    [
+        _mm256_or_si256(lo, _mm256_and_si256(bit_to_4(qh, 2 * c), bit4)),
+        _mm256_or_si256(hi, _mm256_and_si256(bit_to_4(qh, 2 * c + 1), bit4)),
+    ]
+}
+
 /// Q4_K · Q8_K: `d·Σ_j sc_j·Σ q·y - dmin·Σ_j m_j·bsum_j` per super-block.
 #[inline(always)]
 pub(super) unsafe fn q4k<const VNNI: u8, const R: usize>(
@@ -190,19 +229,15 @@ pub(super) unsafe fn q4k<const VNNI: u8, const R: usize>(
     y: [&[BlockQ8K]; R],
 ) -> [f32; R] {
     same_lengths(x, &y);
-    let m4 = _mm256_set1_epi8(0xf);
     let mut acc = [_mm256_setzero_ps(); R];
     let mut acc_m = [_mm_setzero_ps(); R];
     for (i, xb) in x.iter().enumerate() {
         prefetch_ahead(xb);
         let (sm, dm) = scales_mins_k4(head_k4(xb));
         let (scales, mins) = scale_vectors_k4(sm);
-        // Sub-block 2c: low nibbles of qs[32c..32c + 32]; sub-block 2c + 1: high nibbles.
         let mut q = [_mm256_setzero_si256(); 8];
         for c in 0..4 {
-            let bits = load_u8(&xb.qs[32 * c..]);
-            q[2 * c] = _mm256_and_si256(bits, m4);
-            q[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16::<4>(bits), m4);
+            [q[2 * c], q[2 * c + 1]] = q4k_pair(&xb.qs, c);
         }
         let (dx, mx) = (
             _mm256_broadcastss_ps(dm),
@@ -228,8 +263,6 @@ pub(super) unsafe fn q5k<const VNNI: u8, const R: usize>(
     y: [&[BlockQ8K]; R],
 ) -> [f32; R] {
     same_lengths(x, &y);
-    let m4 = _mm256_set1_epi8(0xf);
-    let (one, two) = (_mm256_set1_epi8(1), _mm256_set1_epi8(2));
     let mut acc = [_mm256_setzero_ps(); R];
     let mut summs = [0f32; R];
     for (i, xb) in x.iter().enumerate() {
@@ -237,16 +270,9 @@ pub(super) unsafe fn q5k<const VNNI: u8, const R: usize>(
         let (sm, dm) = scales_mins_k4(head_k4(xb));
         let (scales, mins) = scale_vectors_k4(sm);
         let mut q = [_mm256_setzero_si256(); 8];
-        // `hb` holds qh shifted right by 2c (16-bit shifts: bits 0 and 1 of each byte still
-        // come from that byte).
-        let mut hb = load_u8(&xb.qh);
+        let qh = load_u8(&xb.qh);
         for c in 0..4 {
-            let bits = load_u8(&xb.qs[32 * c..]);
-            let h0 = _mm256_slli_epi16::<4>(_mm256_and_si256(hb, one));
-            let h1 = _mm256_slli_epi16::<3>(_mm256_and_si256(hb, two));
-            q[2 * c] = _mm256_or_si256(_mm256_and_si256(bits, m4), h0);
-            q[2 * c + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(bits), m4), h1);
-            hb = _mm256_srli_epi16::<2>(hb);
+            [q[2 * c], q[2 * c + 1]] = q5k_pair(&xb.qs, qh, c);
         }
         let (dx, xdmin) = (
             _mm256_broadcastss_ps(dm),
@@ -268,214 +294,36 @@ pub(super) unsafe fn q5k<const VNNI: u8, const R: usize>(
     std::array::from_fn(|r| hsum_ps(acc[r]) + summs[r])
 }
 
-/// Bit `j` of each byte of `v` at bit 4, the other bits of the byte anything: 16-bit shifts,
-/// so bit 4 of a word's high byte comes from bit `j` of that same byte.
-#[inline(always)]
-unsafe fn bit_to_4(v: __m256i, j: usize) -> __m256i {
-    match j {
-        0 => _mm256_slli_epi16::<4>(v),
-        1 => _mm256_slli_epi16::<3>(v),
-        2 => _mm256_slli_epi16::<2>(v),
-        3 => _mm256_add_epi16(v, v),
-        4 => v,
-        5 => _mm256_srli_epi16::<1>(v),
-        6 => _mm256_srli_epi16::<2>(v),
-        _ => _mm256_srli_epi16::<3>(v),
-    }
-}
-
-/// `vpshufb` controls that spread scale byte `j` (0 to 7) of [`scales_mins_k4_bytes`] (in
-/// both 128-bit halves) over all sixteen i16 lanes: the scale vector of sub-block `j`.
-static SCALE_SPREAD: [[u8; 32]; 8] = {
-    let mut t = [[0x80u8; 32]; 8];
-    let mut j = 0;
-    while j < 8 {
-        let mut i = 0;
-        while i < 32 {
-            t[j][i] = j as u8;
-            i += 2;
-        }
-        j += 1;
-    }
-    t
-};
-
-/// `sumi` plus the scaled sums of sub-blocks `2c` and `2c + 1` (quants `q`, unsigned, at most
-/// 31) against `y`: `scale_j · Σ q·y`, each scale vector one `vpshufb` of the scale bytes
-/// `sc` ([`scales_mins_k4_bytes`] in both halves) by [`SCALE_SPREAD`] (at `spread`).
-///
-/// # Safety
-/// `spread` must point at [`SCALE_SPREAD`], `c` be below 4, and the CPU have AVX2 (and the
-/// VNNI that `VNNI` names).
-#[inline(always)]
-unsafe fn scaled_pair<const VNNI: u8>(
-    sumi: __m256i,
-    q: [__m256i; 2],
-    y: &BlockQ8K,
-    c: usize,
-    sc: __m256i,
-    spread: *const __m256i,
-) -> __m256i {
-    let mut sumi = sumi;
-    for (h, q) in q.into_iter().enumerate() {
-        let j = 2 * c + h;
-        let p16 = _mm256_maddubs_epi16(q, load(&y.qs[32 * j..]));
-        let s = _mm256_shuffle_epi8(sc, _mm256_loadu_si256(spread.add(j)));
-        sumi = madd_acc::<VNNI>(sumi, s, p16);
-    }
-    sumi
-}
-
-/// [`q4k`] for one activation row, the body of the AVX2 decode kernel, as [`q5k_one`] is
-/// [`q5k`]'s: the same bits.
-#[inline(always)]
-pub(super) unsafe fn q4k_one<const VNNI: u8>(x: &[BlockQ4K], y: &[BlockQ8K]) -> f32 {
-    same_lengths(x, &[y]);
-    let m4 = _mm256_set1_epi8(0xf);
-    let spread = std::hint::black_box(&SCALE_SPREAD)
-        .as_ptr()
-        .cast::<__m256i>();
-    let mut acc = _mm256_setzero_ps();
-    let mut acc_m = _mm_setzero_ps();
-    for (xb, yb) in x.iter().zip(y) {
-        prefetch_ahead(xb);
-        let (sm, dm) = scales_mins_k4_bytes(head_k4(xb));
-        let sc = _mm256_broadcastsi128_si256(sm);
-        let mut sumi = _mm256_setzero_si256();
-        for c in 0..4 {
-            let bits = load_u8(&xb.qs[32 * c..]);
-            let q0 = _mm256_and_si256(bits, m4);
-            let q1 = _mm256_and_si256(_mm256_srli_epi16::<4>(bits), m4);
-            sumi = scaled_pair::<VNNI>(sumi, [q0, q1], yb, c, sc, spread);
-        }
-        let mins = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(sm, sm));
-        let mx = _mm256_broadcastss_ps(_mm_movehdup_ps(dm));
-        let dmin = _mm256_castps256_ps128(_mm256_mul_ps(_mm256_set1_ps(-yb.d), mx));
-        acc_m = _mm_fmadd_ps(dmin, _mm_cvtepi32_ps(min_sums(mins, yb)), acc_m);
-        let d = _mm256_mul_ps(_mm256_set1_ps(yb.d), _mm256_broadcastss_ps(dm));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
-    }
-    hsum_ps(acc) + hsum_ps128(acc_m)
-}
-
-/// [`q5k`] for one activation row, the body of the AVX2 decode kernel ([`RowKernel::many`]):
-/// the same exact integer sums and the same float steps in the same order (so the same bits),
-/// but each pair of sub-blocks is unpacked, multiplied and scaled before the next pair is
-/// read, so that the eight quant vectors are never live at once (`q5k` keeps them for its `R`
-/// rows, which spills them to the stack when `R = 1`), and each sub-block's scale vector is
-/// one `vpshufb` of the scale bytes.
-#[inline(always)]
-pub(super) unsafe fn q5k_one<const VNNI: u8>(x: &[BlockQ5K], y: &[BlockQ8K]) -> f32 {
-    same_lengths(x, &[y]);
-    let m4 = _mm256_set1_epi8(0xf);
-    let bit4 = _mm256_set1_epi8(0x10);
-    // Opaque to the compiler, which would otherwise turn each `vpshufb` into a shift and a
-    // `vpbroadcastw` (two instructions instead of one).
-    let spread = std::hint::black_box(&SCALE_SPREAD)
-        .as_ptr()
-        .cast::<__m256i>();
-    let mut acc = _mm256_setzero_ps();
-    let mut summs = 0f32;
-    for (xb, yb) in x.iter().zip(y) {
-        prefetch_ahead(xb);
-        let (sm, dm) = scales_mins_k4_bytes(head_k4(xb));
-        let sc = _mm256_broadcastsi128_si256(sm);
-        let hb = load_u8(&xb.qh);
-        let mut sumi = _mm256_setzero_si256();
-        for c in 0..4 {
-            let bits = load_u8(&xb.qs[32 * c..]);
-            let h0 = _mm256_and_si256(bit_to_4(hb, 2 * c), bit4);
-            let h1 = _mm256_and_si256(bit_to_4(hb, 2 * c + 1), bit4);
-            let q0 = _mm256_or_si256(_mm256_and_si256(bits, m4), h0);
-            let q1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(bits), m4), h1);
-            sumi = scaled_pair::<VNNI>(sumi, [q0, q1], yb, c, sc, spread);
-        }
-        let mins = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(sm, sm));
-        let dmin = -yb.d * _mm_cvtss_f32(_mm_movehdup_ps(dm));
-        let m = hsum_epi32_128(min_sums(mins, yb)) as f32;
-        summs = m.mul_add(dmin, summs);
-        let d = _mm256_mul_ps(_mm256_set1_ps(yb.d), _mm256_broadcastss_ps(dm));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
-    }
-    hsum_ps(acc) + summs
-}
-
-/// `vpshufb` controls for [`q6k_one`]: entry `p` (0 to 7) takes i16 lane `2p % 8` of each
-/// 128-bit half into the low half's eight lanes and lane `2p % 8 + 1` into the high half's
-/// (the scales of the two sub-blocks of 16 in elements `32p .. 32p + 32`).
-static Q6K_SPREAD: [[u8; 32]; 8] = {
-    let mut t = [[0u8; 32]; 8];
-    let mut p = 0;
-    while p < 8 {
-        let k = (2 * p % 8) as u8;
-        let mut i = 0;
-        while i < 16 {
-            t[p][i] = 2 * k + (i % 2) as u8;
-            t[p][16 + i] = 2 * (k + 1) + (i % 2) as u8;
-            i += 1;
-        }
-        p += 1;
-    }
-    t
-};
-
-/// [`q6k`] for one activation row, the body of the AVX2 decode kernel, as [`q5k_one`] is
-/// [`q5k`]'s: the same bits.
-#[inline(always)]
-pub(super) unsafe fn q6k_one<const VNNI: u8>(x: &[BlockQ6K], y: &[BlockQ8K]) -> f32 {
-    same_lengths(x, &[y]);
-    let m4 = _mm256_set1_epi8(0xf);
-    let m3 = _mm256_set1_epi8(3);
-    let spread = std::hint::black_box(&Q6K_SPREAD).as_ptr().cast::<__m256i>();
-    let mut acc = _mm256_setzero_ps();
-    for (xb, yb) in x.iter().zip(y) {
-        prefetch_ahead(xb);
-        let sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(xb.scales.as_ptr().cast()));
-        let halves = [
-            _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sc16)),
-            _mm256_broadcastsi128_si256(_mm256_extracti128_si256::<1>(sc16)),
-        ];
-        let bs = _mm256_loadu_si256(yb.bsums.as_ptr().cast());
-        let offset = _mm256_slli_epi32::<5>(_mm256_madd_epi16(sc16, bs));
-        let mut sumi = _mm256_setzero_si256();
-        for (h, &half) in halves.iter().enumerate() {
-            let ql1 = load_u8(&xb.ql[64 * h..]);
-            let ql2 = load_u8(&xb.ql[64 * h + 32..]);
-            let qh = load_u8(&xb.qh[32 * h..]);
-            let q = [
-                _mm256_or_si256(_mm256_and_si256(ql1, m4), high2(m3, qh)),
-                _mm256_or_si256(
-                    _mm256_and_si256(ql2, m4),
-                    high2(m3, _mm256_srli_epi16::<2>(qh)),
-                ),
-                _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m4),
-                    high2(m3, _mm256_srli_epi16::<4>(qh)),
-                ),
-                _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16::<4>(ql2), m4),
-                    high2(m3, _mm256_srli_epi16::<6>(qh)),
-                ),
-            ];
-            for (k, q) in q.into_iter().enumerate() {
-                let p = 4 * h + k;
-                let p16 = _mm256_maddubs_epi16(q, load(&yb.qs[32 * p..]));
-                let ctrl = _mm256_loadu_si256(spread.add(p));
-                let sc = _mm256_shuffle_epi8(half, ctrl);
-                sumi = madd_acc::<VNNI>(sumi, sc, p16);
-            }
-        }
-        let sumi = _mm256_sub_epi32(sumi, offset);
-        let d = _mm256_mul_ps(_mm256_set1_ps(yb.d), f16x8(xb.d));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
-    }
-    hsum_ps(acc)
-}
-
 /// Bits 0 and 1 of each byte of `v`, moved to bits 4 and 5.
 #[inline(always)]
 unsafe fn high2(m3: __m256i, v: __m256i) -> __m256i {
     _mm256_slli_epi16::<4>(_mm256_and_si256(v, m3))
+}
+
+/// The quants (unsigned, 0 to 63) of elements `128h + 32k .. 128h + 32k + 32` of a Q6_K
+/// super-block, `k` = 0 to 3 (layout in `formats/q6_k.rs`), one per byte.
+#[inline(always)]
+pub(super) unsafe fn q6k_half(xb: &BlockQ6K, h: usize) -> [__m256i; 4] {
+    let m4 = _mm256_set1_epi8(0xf);
+    let m3 = _mm256_set1_epi8(3);
+    let ql1 = load_u8(&xb.ql[64 * h..]);
+    let ql2 = load_u8(&xb.ql[64 * h + 32..]);
+    let qh = load_u8(&xb.qh[32 * h..]);
+    [
+        _mm256_or_si256(_mm256_and_si256(ql1, m4), high2(m3, qh)),
+        _mm256_or_si256(
+            _mm256_and_si256(ql2, m4),
+            high2(m3, _mm256_srli_epi16::<2>(qh)),
+        ),
+        _mm256_or_si256(
+            _mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m4),
+            high2(m3, _mm256_srli_epi16::<4>(qh)),
+        ),
+        _mm256_or_si256(
+            _mm256_and_si256(_mm256_srli_epi16::<4>(ql2), m4),
+            high2(m3, _mm256_srli_epi16::<6>(qh)),
+        ),
+    ]
 }
 
 /// Q6_K · Q8_K: `d·Σ_s sc_s·Σ (q - 32)·y` per super-block, computed as
@@ -486,30 +334,13 @@ pub(super) unsafe fn q6k<const VNNI: u8, const R: usize>(
     y: [&[BlockQ8K]; R],
 ) -> [f32; R] {
     same_lengths(x, &y);
-    let m4 = _mm256_set1_epi8(0xf);
-    let m3 = _mm256_set1_epi8(3);
     let mut acc = [_mm256_setzero_ps(); R];
     for (i, xb) in x.iter().enumerate() {
         prefetch_ahead(xb);
-        // q[4h + k]: elements 128h + 32k .. + 32 (layout in `formats/q6_k.rs`).
         let mut q = [_mm256_setzero_si256(); 8];
         for h in 0..2 {
-            let ql1 = load_u8(&xb.ql[64 * h..]);
-            let ql2 = load_u8(&xb.ql[64 * h + 32..]);
-            let qh = load_u8(&xb.qh[32 * h..]);
-            q[4 * h] = _mm256_or_si256(_mm256_and_si256(ql1, m4), high2(m3, qh));
-            q[4 * h + 1] = _mm256_or_si256(
-                _mm256_and_si256(ql2, m4),
-                high2(m3, _mm256_srli_epi16::<2>(qh)),
-            );
-            q[4 * h + 2] = _mm256_or_si256(
-                _mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m4),
-                high2(m3, _mm256_srli_epi16::<4>(qh)),
-            );
-            q[4 * h + 3] = _mm256_or_si256(
-                _mm256_and_si256(_mm256_srli_epi16::<4>(ql2), m4),
-                high2(m3, _mm256_srli_epi16::<6>(qh)),
-            );
+            let [q0, q1, q2, q3] = q6k_half(xb, h);
+            q[4 * h..4 * h + 4].copy_from_slice(&[q0, q1, q2, q3]);
         }
         // Sixteen sub-block scales as i16 lanes, and per 32 elements the scales of its two
         // sub-blocks of 16 (eight i16 lanes each).
@@ -553,7 +384,7 @@ pub(super) unsafe fn q6k<const VNNI: u8, const R: usize>(
 /// `fma(Σ, dmin, summs)` (Q5_K); then llama.cpp's `hsum_float_8`. The SmolLM2 parity
 /// perplexity depends on this order (see `tests/parity.rs`).
 #[cfg(test)]
-mod llama_cpp_order {
+pub(super) mod llama_cpp_order {
     use super::super::super::{available_isas, vec_dot_for, Isa};
     use crate::formats::k_common::get_scale_min_k4;
     use crate::formats::q4_k::BlockQ4K;
@@ -563,9 +394,9 @@ mod llama_cpp_order {
     use crate::GgmlType;
 
     /// xorshift64*, for reproducible bytes.
-    struct Rng(u64);
+    pub(in crate::kernels::x86) struct Rng(pub(in crate::kernels::x86) u64);
     impl Rng {
-        fn next(&mut self) -> u64 {
+        pub(in crate::kernels::x86) fn next(&mut self) -> u64 {
             self.0 ^= self.0 >> 12;
             self.0 ^= self.0 << 25;
             self.0 ^= self.0 >> 27;
@@ -630,14 +461,14 @@ mod llama_cpp_order {
         }
     }
 
-    fn activations(rng: &mut Rng, nb: usize) -> Vec<BlockQ8K> {
+    pub(in crate::kernels::x86) fn activations(rng: &mut Rng, nb: usize) -> Vec<BlockQ8K> {
         let x: Vec<f32> = (0..nb * 256).map(|_| rng.unit() * 3.0).collect();
         let mut y = vec![bytemuck::Zeroable::zeroed(); nb];
         BlockQ8K::quantize(&x, &mut y);
         y
     }
 
-    fn f16_scale(rng: &mut Rng) -> half::f16 {
+    pub(in crate::kernels::x86) fn f16_scale(rng: &mut Rng) -> half::f16 {
         half::f16::from_f32(rng.unit().abs() * 0.02 + 1e-4)
     }
 
@@ -713,80 +544,6 @@ mod llama_cpp_order {
                     want5.to_bits(),
                     "Q5_K {isa:?} trial {trial}: {got5} vs {want5}"
                 );
-            }
-        }
-    }
-
-    /// The one-row decode bodies with the VNNI instructions give the bits of the multi-row
-    /// bodies (with one row) that the AVX-VNNI `rows` kernels use. AVX-VNNI (VEX) itself is
-    /// rarely on the test machines; the EVEX encoding of the same instructions (AVX512-VNNI
-    /// with AVX512-VL) runs the same code path, where the CPU has it. (Without VNNI the
-    /// kernels' own test, `many_row_kernels_equal_single_row`, covers these bodies.)
-    #[test]
-    fn one_row_bodies_with_vnni_equal_rows() {
-        use super::super::avx2::{EVEX_VNNI, NO_VNNI};
-        use super::{q4k, q4k_one, q5k, q5k_one, q6k, q6k_one};
-        use crate::formats::q6_k::BlockQ6K;
-
-        fn random<B: bytemuck::Pod>(rng: &mut Rng, nb: usize) -> Vec<B> {
-            let mut x: Vec<B> = vec![bytemuck::Zeroable::zeroed(); nb];
-            for b in bytemuck::cast_slice_mut::<_, u8>(&mut x) {
-                *b = rng.next() as u8;
-            }
-            x
-        }
-
-        #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
-        unsafe fn both<const VNNI: u8>(
-            x4: &[BlockQ4K],
-            x5: &[BlockQ5K],
-            x6: &[BlockQ6K],
-            y: &[BlockQ8K],
-        ) -> [(f32, f32); 3] {
-            [
-                (q4k_one::<VNNI>(x4, y), q4k::<VNNI, 1>(x4, [y])[0]),
-                (q5k_one::<VNNI>(x5, y), q5k::<VNNI, 1>(x5, [y])[0]),
-                (q6k_one::<VNNI>(x6, y), q6k::<VNNI, 1>(x6, [y])[0]),
-            ]
-        }
-
-        use std::arch::is_x86_feature_detected as has;
-        let evex = has!("avx2") && has!("fma") && has!("f16c") && has!("avx512f");
-        if !(evex && has!("avx512vl") && has!("avx512vnni")) {
-            eprintln!("no AVX512-VNNI with AVX512-VL here: nothing to check");
-            return;
-        }
-        let mut rng = Rng(0x51_7cc1_b727_220a);
-        for trial in 0..100 {
-            let nb = 1 + trial % 20;
-            let y = activations(&mut rng, nb);
-            let mut x4: Vec<BlockQ4K> = random(&mut rng, nb);
-            let mut x5: Vec<BlockQ5K> = random(&mut rng, nb);
-            let mut x6: Vec<BlockQ6K> = random(&mut rng, nb);
-            for b in &mut x4 {
-                (b.d, b.dmin) = (f16_scale(&mut rng), f16_scale(&mut rng));
-            }
-            for b in &mut x5 {
-                (b.d, b.dmin) = (f16_scale(&mut rng), f16_scale(&mut rng));
-            }
-            for b in &mut x6 {
-                b.d = f16_scale(&mut rng);
-            }
-            // SAFETY: the features were detected above.
-            let got = unsafe {
-                [
-                    both::<EVEX_VNNI>(&x4, &x5, &x6, &y),
-                    both::<NO_VNNI>(&x4, &x5, &x6, &y),
-                ]
-            };
-            for (vnni, pairs) in got.iter().enumerate() {
-                for (ty, (one, rows)) in ["Q4_K", "Q5_K", "Q6_K"].iter().zip(pairs) {
-                    assert_eq!(
-                        one.to_bits(),
-                        rows.to_bits(),
-                        "{ty} vnni {vnni} trial {trial}: {one} vs {rows}"
-                    );
-                }
             }
         }
     }

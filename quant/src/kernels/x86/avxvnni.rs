@@ -1,11 +1,12 @@
 //! AVX-VNNI kernels (the VEX-encoded 256-bit `vpdpbusd`/`vpdpwssd` of client CPUs without
-//! AVX-512, Alder Lake on): the 256-bit bodies of `avx2.rs` and `avx2_k.rs` instantiated with
-//! [`VEX_VNNI`], so each `vpmaddubsw`/`vpmaddwd`/`vpaddd` chain is one instruction. The same
-//! exact integer sums and the same float order as the AVX2 kernels, so the same results.
+//! AVX-512, Alder Lake on): the 256-bit bodies of `avx2.rs`, `avx2_k.rs` and
+//! `avx2_decode.rs` instantiated with [`VEX_VNNI`], so each `vpmaddubsw`/`vpmaddwd`/`vpaddd`
+//! chain is one instruction. The same exact integer sums and the same float order as the
+//! AVX2 kernels, so the same results.
 
-use super::super::{many_rows, RowKernel};
+use super::super::{each_row, many_rows, RowKernel};
 use super::avx2::{self, VEX_VNNI};
-use super::avx2_k;
+use super::{avx2_decode, avx2_k};
 use super::{both, find, Entry};
 use crate::formats::q4_0::BlockQ4_0;
 use crate::formats::q4_1::BlockQ4_1;
@@ -36,23 +37,11 @@ pub(super) fn entry(ty: GgmlType) -> Option<&'static Entry> {
     find(KERNELS, ty).or_else(|| avx2::entry(ty))
 }
 
-// SAFETY (each `unsafe impl`): `rows` needs AVX2, FMA, F16C and AVX-VNNI; these kernels are
-// only handed out for `Isa::AvxVnni`, which `kernels::available_isas` lists only after
-// detecting all four.
-// With `one: body`, `many` runs that one-row body (the K-quants' decode kernels, as on AVX2).
+// SAFETY (each `unsafe impl`): `rows` and `many` need AVX2, FMA, F16C and AVX-VNNI; these
+// kernels are only handed out for `Isa::AvxVnni`, which `kernels::available_isas` lists only
+// after detecting all four.
 macro_rules! vex_kernel {
     ($name:ident, $w:ty, $a:ty, $module:ident::$body:ident) => {
-        vex_kernel!(@rows $name, $w, $a, $module::$body, many_rows!("avx2,fma,f16c,avxvnni"););
-    };
-    ($name:ident, $w:ty, $a:ty, $module:ident::$body:ident, one: $one:ident) => {
-        vex_kernel!(@rows $name, $w, $a, $module::$body,
-            #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
-            unsafe fn many(x: &[$w], y: &[$a], out: &mut [f32]) {
-                super::super::each_row(x, y, out, |x, y| avx2_k::$one::<VEX_VNNI>(x, y))
-            }
-        );
-    };
-    (@rows $name:ident, $w:ty, $a:ty, $module:ident::$body:ident, $($many:tt)*) => {
         pub(super) struct $name;
         unsafe impl RowKernel for $name {
             type W = $w;
@@ -60,7 +49,7 @@ macro_rules! vex_kernel {
             unsafe fn rows<const R: usize>(x: &[$w], y: [&[$a]; R]) -> [f32; R] {
                 $module::$body::<VEX_VNNI, R>(x, y)
             }
-            $($many)*
+            many_rows!("avx2,fma,f16c,avxvnni");
         }
     };
 }
@@ -70,6 +59,44 @@ vex_kernel!(Q4_1Vex, BlockQ4_1, BlockQ8_1, avx2::q4_1);
 vex_kernel!(Q5_0Vex, BlockQ5_0, BlockQ8_0, avx2::q5_0);
 vex_kernel!(Q5_1Vex, BlockQ5_1, BlockQ8_1, avx2::q5_1);
 vex_kernel!(Q8_0Vex, BlockQ8_0, BlockQ8_0, avx2::q8_0);
-vex_kernel!(Q4KVex, BlockQ4K, BlockQ8K, avx2_k::q4k, one: q4k_one);
-vex_kernel!(Q5KVex, BlockQ5K, BlockQ8K, avx2_k::q5k, one: q5k_one);
-vex_kernel!(Q6KVex, BlockQ6K, BlockQ8K, avx2_k::q6k, one: q6k_one);
+
+// The K-quants' decode kernels (`many`) run the one-row bodies of `avx2_decode.rs`, as on AVX2.
+
+pub(super) struct Q4KVex;
+unsafe impl RowKernel for Q4KVex {
+    type W = BlockQ4K;
+    #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+    unsafe fn rows<const R: usize>(x: &[BlockQ4K], y: [&[BlockQ8K]; R]) -> [f32; R] {
+        avx2_k::q4k::<VEX_VNNI, R>(x, y)
+    }
+    #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+    unsafe fn many(x: &[BlockQ4K], y: &[BlockQ8K], out: &mut [f32]) {
+        each_row(x, y, out, |x, y| avx2_decode::q4k_one::<VEX_VNNI>(x, y))
+    }
+}
+
+pub(super) struct Q5KVex;
+unsafe impl RowKernel for Q5KVex {
+    type W = BlockQ5K;
+    #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+    unsafe fn rows<const R: usize>(x: &[BlockQ5K], y: [&[BlockQ8K]; R]) -> [f32; R] {
+        avx2_k::q5k::<VEX_VNNI, R>(x, y)
+    }
+    #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+    unsafe fn many(x: &[BlockQ5K], y: &[BlockQ8K], out: &mut [f32]) {
+        each_row(x, y, out, |x, y| avx2_decode::q5k_one::<VEX_VNNI>(x, y))
+    }
+}
+
+pub(super) struct Q6KVex;
+unsafe impl RowKernel for Q6KVex {
+    type W = BlockQ6K;
+    #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+    unsafe fn rows<const R: usize>(x: &[BlockQ6K], y: [&[BlockQ8K]; R]) -> [f32; R] {
+        avx2_k::q6k::<VEX_VNNI, R>(x, y)
+    }
+    #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+    unsafe fn many(x: &[BlockQ6K], y: &[BlockQ8K], out: &mut [f32]) {
+        each_row(x, y, out, |x, y| avx2_decode::q6k_one::<VEX_VNNI>(x, y))
+    }
+}

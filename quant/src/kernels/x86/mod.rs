@@ -56,6 +56,7 @@ fn find(table: &[Entry], ty: GgmlType) -> Option<&Entry> {
 mod act;
 mod attn;
 mod avx2;
+mod avx2_decode;
 mod avx2_k;
 mod avx512;
 mod avxvnni;
