@@ -338,16 +338,21 @@ pub(crate) unsafe trait RowKernel {
 }
 
 /// [`RowKernel::many`] for an implementation whose `rows` needs `$features`: the loop over
-/// the rows compiled with those features, so that `rows` is inlined into it.
+/// the rows ([`each_row`]) compiled with those features, so that the row's body is inlined
+/// into it. The body is `rows` with one row, or `$one` (a function of one weight row and the
+/// activations, with the bits of `rows`: the 256-bit K-quants' one-row bodies).
 macro_rules! many_rows {
     ($features:literal) => {
+        $crate::kernels::many_rows!($features, |x, y| Self::rows::<1>(x, [y])[0]);
+    };
+    ($features:literal, $one:expr) => {
         #[target_feature(enable = $features)]
         unsafe fn many(
             x: &[Self::W],
             y: &[<Self::W as $crate::formats::VecDot>::Activation],
             out: &mut [f32],
         ) {
-            $crate::kernels::each_row(x, y, out, |x, y| Self::rows::<1>(x, [y])[0])
+            $crate::kernels::each_row(x, y, out, |x, y| ($one)(x, y))
         }
     };
 }

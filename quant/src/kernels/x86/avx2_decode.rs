@@ -13,7 +13,7 @@ use std::arch::x86_64::*;
 
 use super::avx2::{f16x8, hsum_ps, hsum_ps128, madd_acc, prefetch_ahead, same_lengths};
 use super::avx2_k::{
-    head_k4, hsum_epi32_128, load, load_u8, min_sums, q4k_pair, q5k_pair, q6k_half,
+    head_k4, hsum_epi32_128, load, load_u8, min_sums, q4k_pair, q5k_pair, q6k_half, q6k_scales,
     scales_mins_k4_bytes,
 };
 use crate::formats::q4_k::BlockQ4K;
@@ -153,11 +153,7 @@ pub(super) unsafe fn q6k_one<const VNNI: u8>(x: &[BlockQ6K], y: &[BlockQ8K]) -> 
     let mut acc = _mm256_setzero_ps();
     for (xb, yb) in x.iter().zip(y) {
         prefetch_ahead(xb);
-        let sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(xb.scales.as_ptr().cast()));
-        let halves = [
-            _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sc16)),
-            _mm256_broadcastsi128_si256(_mm256_extracti128_si256::<1>(sc16)),
-        ];
+        let (sc16, halves) = q6k_scales(xb);
         let bs = _mm256_loadu_si256(yb.bsums.as_ptr().cast());
         let offset = _mm256_slli_epi32::<5>(_mm256_madd_epi16(sc16, bs));
         let mut sumi = _mm256_setzero_si256();

@@ -8,7 +8,7 @@
 
 use std::arch::x86_64::*;
 
-use super::super::{each_row, RowKernel};
+use super::super::{many_rows, RowKernel};
 use super::avx2::{f16x8, hsum_ps, hsum_ps128, madd_acc, prefetch_ahead, same_lengths, NO_VNNI};
 use super::avx2_decode::{q4k_one, q5k_one, q6k_one};
 use super::{both, find, Entry};
@@ -40,10 +40,7 @@ unsafe impl RowKernel for Q4KAvx2 {
     unsafe fn rows<const R: usize>(x: &[BlockQ4K], y: [&[BlockQ8K]; R]) -> [f32; R] {
         q4k::<NO_VNNI, R>(x, y)
     }
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn many(x: &[BlockQ4K], y: &[BlockQ8K], out: &mut [f32]) {
-        each_row(x, y, out, |x, y| q4k_one::<NO_VNNI>(x, y))
-    }
+    many_rows!("avx2,fma,f16c", q4k_one::<NO_VNNI>);
 }
 
 pub(super) struct Q5KAvx2;
@@ -53,10 +50,7 @@ unsafe impl RowKernel for Q5KAvx2 {
     unsafe fn rows<const R: usize>(x: &[BlockQ5K], y: [&[BlockQ8K]; R]) -> [f32; R] {
         q5k::<NO_VNNI, R>(x, y)
     }
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn many(x: &[BlockQ5K], y: &[BlockQ8K], out: &mut [f32]) {
-        each_row(x, y, out, |x, y| q5k_one::<NO_VNNI>(x, y))
-    }
+    many_rows!("avx2,fma,f16c", q5k_one::<NO_VNNI>);
 }
 
 pub(super) struct Q6KAvx2;
@@ -66,10 +60,7 @@ unsafe impl RowKernel for Q6KAvx2 {
     unsafe fn rows<const R: usize>(x: &[BlockQ6K], y: [&[BlockQ8K]; R]) -> [f32; R] {
         q6k::<NO_VNNI, R>(x, y)
     }
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn many(x: &[BlockQ6K], y: &[BlockQ8K], out: &mut [f32]) {
-        each_row(x, y, out, |x, y| q6k_one::<NO_VNNI>(x, y))
-    }
+    many_rows!("avx2,fma,f16c", q6k_one::<NO_VNNI>);
 }
 
 #[inline(always)]
@@ -326,6 +317,19 @@ pub(super) unsafe fn q6k_half(xb: &BlockQ6K, h: usize) -> [__m256i; 4] {
     ]
 }
 
+/// The sixteen sub-block scales of a Q6_K super-block as i16 lanes, and their two halves
+/// (scales 0-7, 8-15) each broadcast to both 128-bit halves, the `vpshufb` sources of the
+/// scale vectors.
+#[inline(always)]
+pub(super) unsafe fn q6k_scales(xb: &BlockQ6K) -> (__m256i, [__m256i; 2]) {
+    let sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(xb.scales.as_ptr().cast()));
+    let halves = [
+        _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sc16)),
+        _mm256_broadcastsi128_si256(_mm256_extracti128_si256::<1>(sc16)),
+    ];
+    (sc16, halves)
+}
+
 /// Q6_K · Q8_K: `d·Σ_s sc_s·Σ (q - 32)·y` per super-block, computed as
 /// `Σ_s sc_s·Σ q·y - 32·Σ_s sc_s·bsum_s` (q unsigned, so `vpmaddubsw` applies directly).
 #[inline(always)]
@@ -342,16 +346,9 @@ pub(super) unsafe fn q6k<const VNNI: u8, const R: usize>(
             let [q0, q1, q2, q3] = q6k_half(xb, h);
             q[4 * h..4 * h + 4].copy_from_slice(&[q0, q1, q2, q3]);
         }
-        // Sixteen sub-block scales as i16 lanes, and per 32 elements the scales of its two
-        // sub-blocks of 16 (eight i16 lanes each).
-        let sc = _mm_loadu_si128(xb.scales.as_ptr().cast());
-        let sc16 = _mm256_cvtepi8_epi16(sc);
+        let (sc16, halves) = q6k_scales(xb);
         // Per 32 elements `p`: scale 2p in the low half, 2p + 1 in the high half (`vpshufb`
-        // from the eight scales of sc16's low or high half, broadcast to both halves).
-        let halves = [
-            _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sc16)),
-            _mm256_broadcastsi128_si256(_mm256_extracti128_si256::<1>(sc16)),
-        ];
+        // from the eight scales of the low or high half of `sc16`).
         let mut scales = [_mm256_setzero_si256(); 8];
         for (p, s) in scales.iter_mut().enumerate() {
             let k = (2 * p % 8) as i16;

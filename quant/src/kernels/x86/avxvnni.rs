@@ -4,7 +4,7 @@
 //! chain is one instruction. The same exact integer sums and the same float order as the
 //! AVX2 kernels, so the same results.
 
-use super::super::{each_row, many_rows, RowKernel};
+use super::super::{many_rows, RowKernel};
 use super::avx2::{self, VEX_VNNI};
 use super::{avx2_decode, avx2_k};
 use super::{both, find, Entry};
@@ -40,8 +40,10 @@ pub(super) fn entry(ty: GgmlType) -> Option<&'static Entry> {
 // SAFETY (each `unsafe impl`): `rows` and `many` need AVX2, FMA, F16C and AVX-VNNI; these
 // kernels are only handed out for `Isa::AvxVnni`, which `kernels::available_isas` lists only
 // after detecting all four.
+// `many: body`: the decode kernel runs that one-row body (the K-quants, as on AVX2) instead
+// of `rows` with one row.
 macro_rules! vex_kernel {
-    ($name:ident, $w:ty, $a:ty, $module:ident::$body:ident) => {
+    ($name:ident, $w:ty, $a:ty, $module:ident::$body:ident $(, many: $one:expr)?) => {
         pub(super) struct $name;
         unsafe impl RowKernel for $name {
             type W = $w;
@@ -49,7 +51,7 @@ macro_rules! vex_kernel {
             unsafe fn rows<const R: usize>(x: &[$w], y: [&[$a]; R]) -> [f32; R] {
                 $module::$body::<VEX_VNNI, R>(x, y)
             }
-            many_rows!("avx2,fma,f16c,avxvnni");
+            many_rows!("avx2,fma,f16c,avxvnni" $(, $one)?);
         }
     };
 }
@@ -59,44 +61,6 @@ vex_kernel!(Q4_1Vex, BlockQ4_1, BlockQ8_1, avx2::q4_1);
 vex_kernel!(Q5_0Vex, BlockQ5_0, BlockQ8_0, avx2::q5_0);
 vex_kernel!(Q5_1Vex, BlockQ5_1, BlockQ8_1, avx2::q5_1);
 vex_kernel!(Q8_0Vex, BlockQ8_0, BlockQ8_0, avx2::q8_0);
-
-// The K-quants' decode kernels (`many`) run the one-row bodies of `avx2_decode.rs`, as on AVX2.
-
-pub(super) struct Q4KVex;
-unsafe impl RowKernel for Q4KVex {
-    type W = BlockQ4K;
-    #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
-    unsafe fn rows<const R: usize>(x: &[BlockQ4K], y: [&[BlockQ8K]; R]) -> [f32; R] {
-        avx2_k::q4k::<VEX_VNNI, R>(x, y)
-    }
-    #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
-    unsafe fn many(x: &[BlockQ4K], y: &[BlockQ8K], out: &mut [f32]) {
-        each_row(x, y, out, |x, y| avx2_decode::q4k_one::<VEX_VNNI>(x, y))
-    }
-}
-
-pub(super) struct Q5KVex;
-unsafe impl RowKernel for Q5KVex {
-    type W = BlockQ5K;
-    #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
-    unsafe fn rows<const R: usize>(x: &[BlockQ5K], y: [&[BlockQ8K]; R]) -> [f32; R] {
-        avx2_k::q5k::<VEX_VNNI, R>(x, y)
-    }
-    #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
-    unsafe fn many(x: &[BlockQ5K], y: &[BlockQ8K], out: &mut [f32]) {
-        each_row(x, y, out, |x, y| avx2_decode::q5k_one::<VEX_VNNI>(x, y))
-    }
-}
-
-pub(super) struct Q6KVex;
-unsafe impl RowKernel for Q6KVex {
-    type W = BlockQ6K;
-    #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
-    unsafe fn rows<const R: usize>(x: &[BlockQ6K], y: [&[BlockQ8K]; R]) -> [f32; R] {
-        avx2_k::q6k::<VEX_VNNI, R>(x, y)
-    }
-    #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
-    unsafe fn many(x: &[BlockQ6K], y: &[BlockQ8K], out: &mut [f32]) {
-        each_row(x, y, out, |x, y| avx2_decode::q6k_one::<VEX_VNNI>(x, y))
-    }
-}
+vex_kernel!(Q4KVex, BlockQ4K, BlockQ8K, avx2_k::q4k, many: avx2_decode::q4k_one::<VEX_VNNI>);
+vex_kernel!(Q5KVex, BlockQ5K, BlockQ8K, avx2_k::q5k, many: avx2_decode::q5k_one::<VEX_VNNI>);
+vex_kernel!(Q6KVex, BlockQ6K, BlockQ8K, avx2_k::q6k, many: avx2_decode::q6k_one::<VEX_VNNI>);
