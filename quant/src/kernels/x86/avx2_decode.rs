@@ -13,8 +13,8 @@ use std::arch::x86_64::*;
 
 use super::avx2::{f16x8, hsum_ps, hsum_ps128, madd_acc, prefetch_ahead, same_lengths};
 use super::avx2_k::{
-    head_k4, hsum_epi32_128, load, load_u8, min_sums, q4k_pair, q5k_pair, q6k_half, q6k_scales,
-    scales_mins_k4_bytes,
+    add_scaled, head_k4, load, load_u8, q4k_add_min, q4k_pair, q5k_add_min, q5k_pair, q6k_half,
+    q6k_offset, q6k_scales, scales_mins_k4_bytes,
 };
 use crate::formats::q4_k::BlockQ4K;
 use crate::formats::q5_k::BlockQ5K;
@@ -103,10 +103,8 @@ pub(super) unsafe fn q4k_one<const VNNI: u8>(x: &[BlockQ4K], y: &[BlockQ8K]) -> 
         }
         let mins = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(sm, sm));
         let mx = _mm256_broadcastss_ps(_mm_movehdup_ps(dm));
-        let dmin = _mm256_castps256_ps128(_mm256_mul_ps(_mm256_set1_ps(-yb.d), mx));
-        acc_m = _mm_fmadd_ps(dmin, _mm_cvtepi32_ps(min_sums(mins, yb)), acc_m);
-        let d = _mm256_mul_ps(_mm256_set1_ps(yb.d), _mm256_broadcastss_ps(dm));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
+        acc_m = q4k_add_min(acc_m, mins, mx, yb);
+        acc = add_scaled(acc, sumi, _mm256_broadcastss_ps(dm), yb);
     }
     hsum_ps(acc) + hsum_ps128(acc_m)
 }
@@ -132,11 +130,8 @@ pub(super) unsafe fn q5k_one<const VNNI: u8>(x: &[BlockQ5K], y: &[BlockQ8K]) -> 
             sumi = scaled_pair::<VNNI>(sumi, q5k_pair(&xb.qs, qh, c), yb, c, sc, spread);
         }
         let mins = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(sm, sm));
-        let dmin = -yb.d * _mm_cvtss_f32(_mm_movehdup_ps(dm));
-        let m = hsum_epi32_128(min_sums(mins, yb)) as f32;
-        summs = m.mul_add(dmin, summs);
-        let d = _mm256_mul_ps(_mm256_set1_ps(yb.d), _mm256_broadcastss_ps(dm));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
+        summs = q5k_add_min(summs, mins, _mm_cvtss_f32(_mm_movehdup_ps(dm)), yb);
+        acc = add_scaled(acc, sumi, _mm256_broadcastss_ps(dm), yb);
     }
     hsum_ps(acc) + summs
 }
@@ -154,8 +149,7 @@ pub(super) unsafe fn q6k_one<const VNNI: u8>(x: &[BlockQ6K], y: &[BlockQ8K]) -> 
     for (xb, yb) in x.iter().zip(y) {
         prefetch_ahead(xb);
         let (sc16, halves) = q6k_scales(xb);
-        let bs = _mm256_loadu_si256(yb.bsums.as_ptr().cast());
-        let offset = _mm256_slli_epi32::<5>(_mm256_madd_epi16(sc16, bs));
+        let offset = q6k_offset(sc16, yb);
         let mut sumi = _mm256_setzero_si256();
         for (h, &half) in halves.iter().enumerate() {
             for (k, q) in q6k_half(xb, h).into_iter().enumerate() {
@@ -165,9 +159,7 @@ pub(super) unsafe fn q6k_one<const VNNI: u8>(x: &[BlockQ6K], y: &[BlockQ8K]) -> 
                 sumi = madd_acc::<VNNI>(sumi, sc, p16);
             }
         }
-        let sumi = _mm256_sub_epi32(sumi, offset);
-        let d = _mm256_mul_ps(_mm256_set1_ps(yb.d), f16x8(xb.d));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
+        acc = add_scaled(acc, _mm256_sub_epi32(sumi, offset), f16x8(xb.d), yb);
     }
     hsum_ps(acc)
 }

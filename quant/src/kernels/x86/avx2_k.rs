@@ -136,7 +136,7 @@ unsafe fn scale_vectors_k4(sm: __m256i) -> ([__m256i; 8], __m128i) {
 
 /// `Σ_j mins[j]·(bsums[2j] + bsums[2j+1])` as four i32 lanes (the minimum's term).
 #[inline(always)]
-pub(super) unsafe fn min_sums(mins: __m128i, y: &BlockQ8K) -> __m128i {
+unsafe fn min_sums(mins: __m128i, y: &BlockQ8K) -> __m128i {
     _mm_madd_epi16(mins, sub_block_sums(y))
 }
 
@@ -156,6 +156,41 @@ pub(super) unsafe fn sub_block_sums(y: &BlockQ8K) -> __m128i {
 pub(super) unsafe fn hsum_epi32_128(v: __m128i) -> i32 {
     let s = _mm_add_epi32(v, _mm_unpackhi_epi64(v, v));
     _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32::<1>(s)))
+}
+
+/// One activation row's float step for a super-block: `acc + (y.d·dx)·sumi` (`sumi`: the
+/// block's scaled integer sums, `dx`: the weight block's `d` in every lane). Every 256-bit
+/// K-quant body, multi-row and one-row, adds its sums through this, so they share one float
+/// order.
+#[inline(always)]
+pub(super) unsafe fn add_scaled(acc: __m256, sumi: __m256i, dx: __m256, y: &BlockQ8K) -> __m256 {
+    let d = _mm256_mul_ps(_mm256_set1_ps(y.d), dx);
+    _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc)
+}
+
+/// Q4_K's minimum term for one activation row, added in four lanes (as llama.cpp's AVX2
+/// kernel): `acc_m + (−y.d·dmin)·`[`min_sums`] (`mx`: the block's `dmin` in every lane).
+#[inline(always)]
+pub(super) unsafe fn q4k_add_min(acc_m: __m128, mins: __m128i, mx: __m256, y: &BlockQ8K) -> __m128 {
+    let dmin = _mm256_castps256_ps128(_mm256_mul_ps(_mm256_set1_ps(-y.d), mx));
+    _mm_fmadd_ps(dmin, _mm_cvtepi32_ps(min_sums(mins, y)), acc_m)
+}
+
+/// Q5_K's minimum term for one activation row: as llama.cpp's AVX2 kernel, the exact integer
+/// sum, then one fused multiply-add into a scalar (`xdmin`: the block's `dmin`).
+#[inline(always)]
+pub(super) unsafe fn q5k_add_min(summs: f32, mins: __m128i, xdmin: f32, y: &BlockQ8K) -> f32 {
+    let dmin = -y.d * xdmin;
+    let m = hsum_epi32_128(min_sums(mins, y)) as f32;
+    m.mul_add(dmin, summs)
+}
+
+/// Q6_K's offset for one activation row, `32·Σ_s sc_s·bsum_s` in eight i32 lanes (`sc16`:
+/// [`q6k_scales`]' sixteen scales), subtracted from the sums of the unsigned quants.
+#[inline(always)]
+pub(super) unsafe fn q6k_offset(sc16: __m256i, y: &BlockQ8K) -> __m256i {
+    let bs = _mm256_loadu_si256(y.bsums.as_ptr().cast());
+    _mm256_slli_epi32::<5>(_mm256_madd_epi16(sc16, bs))
 }
 
 /// Σ over the eight sub-blocks of 32 of `scale_j · Σ q·y` (`q` unsigned, <= 31).
@@ -237,11 +272,9 @@ pub(super) unsafe fn q4k<const VNNI: u8, const R: usize>(
         for r in 0..R {
             // SAFETY: `same_lengths` checked `i < x.len() == y[r].len()`.
             let yb = y[r].get_unchecked(i);
-            let dmin = _mm256_castps256_ps128(_mm256_mul_ps(_mm256_set1_ps(-yb.d), mx));
-            acc_m[r] = _mm_fmadd_ps(dmin, _mm_cvtepi32_ps(min_sums(mins, yb)), acc_m[r]);
+            acc_m[r] = q4k_add_min(acc_m[r], mins, mx, yb);
             let sumi = scaled_sums::<VNNI>(&q, &scales, yb);
-            let d = _mm256_mul_ps(_mm256_set1_ps(yb.d), dx);
-            acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[r]);
+            acc[r] = add_scaled(acc[r], sumi, dx, yb);
         }
     }
     std::array::from_fn(|r| hsum_ps(acc[r]) + hsum_ps128(acc_m[r]))
@@ -272,14 +305,9 @@ pub(super) unsafe fn q5k<const VNNI: u8, const R: usize>(
         for r in 0..R {
             // SAFETY: `same_lengths` checked `i < x.len() == y[r].len()`.
             let yb = y[r].get_unchecked(i);
-            // As llama.cpp's AVX2 kernel: the exact integer sum, then one fused multiply-add
-            // into a scalar (its Q4_K keeps four lanes instead, as `q4k` does).
-            let dmin = -yb.d * xdmin;
-            let m = hsum_epi32_128(min_sums(mins, yb)) as f32;
-            summs[r] = m.mul_add(dmin, summs[r]);
+            summs[r] = q5k_add_min(summs[r], mins, xdmin, yb);
             let sumi = scaled_sums::<VNNI>(&q, &scales, yb);
-            let d = _mm256_mul_ps(_mm256_set1_ps(yb.d), dx);
-            acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[r]);
+            acc[r] = add_scaled(acc[r], sumi, dx, yb);
         }
     }
     std::array::from_fn(|r| hsum_ps(acc[r]) + summs[r])
@@ -359,16 +387,13 @@ pub(super) unsafe fn q6k<const VNNI: u8, const R: usize>(
         for r in 0..R {
             // SAFETY: `same_lengths` checked `i < x.len() == y[r].len()`.
             let yb = y[r].get_unchecked(i);
-            let bs = _mm256_loadu_si256(yb.bsums.as_ptr().cast());
-            let offset = _mm256_slli_epi32::<5>(_mm256_madd_epi16(sc16, bs));
+            let offset = q6k_offset(sc16, yb);
             let mut sumi = _mm256_setzero_si256();
             for p in 0..8 {
                 let p16 = _mm256_maddubs_epi16(q[p], load(&yb.qs[32 * p..]));
                 sumi = madd_acc::<VNNI>(sumi, scales[p], p16);
             }
-            let sumi = _mm256_sub_epi32(sumi, offset);
-            let d = _mm256_mul_ps(_mm256_set1_ps(yb.d), dx);
-            acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[r]);
+            acc[r] = add_scaled(acc[r], _mm256_sub_epi32(sumi, offset), dx, yb);
         }
     }
     acc.map(|a| hsum_ps(a))
