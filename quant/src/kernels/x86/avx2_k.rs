@@ -185,8 +185,9 @@ pub(super) unsafe fn q5k_add_min(summs: f32, mins: __m128i, xdmin: f32, y: &Bloc
     m.mul_add(dmin, summs)
 }
 
-/// Q6_K's offset for one activation row, `32·Σ_s sc_s·bsum_s` in eight i32 lanes (`sc16`:
-/// [`q6k_scales`]' sixteen scales), subtracted from the sums of the unsigned quants.
+/// Q6_K's offset for one activation row: eight i32 lanes (two sub-blocks each) whose sum is
+/// `32·Σ_s sc_s·bsum_s` (`sc16`: [`q6k_scales`]' sixteen scales), subtracted from the sums of
+/// the unsigned quants.
 #[inline(always)]
 pub(super) unsafe fn q6k_offset(sc16: __m256i, y: &BlockQ8K) -> __m256i {
     let bs = _mm256_loadu_si256(y.bsums.as_ptr().cast());
