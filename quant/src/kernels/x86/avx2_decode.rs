@@ -14,7 +14,7 @@ use std::arch::x86_64::*;
 use super::avx2::{f16x8, hsum_ps, hsum_ps128, madd_acc, prefetch_ahead, same_lengths};
 use super::avx2_k::{
     add_scaled, head_k4, load, load_u8, q4k_add_min, q4k_pair, q5k_add_min, q5k_pair, q6k_half,
-    q6k_offset, q6k_scales, scales_mins_k4_bytes,
+    q6k_offset, q6k_scales, scales_mins_k4_bytes, Q6K_SPREAD,
 };
 use crate::formats::q4_k::BlockQ4K;
 use crate::formats::q5_k::BlockQ5K;
@@ -33,26 +33,6 @@ static SCALE_SPREAD: [[u8; 32]; 8] = {
             i += 2;
         }
         j += 1;
-    }
-    t
-};
-
-/// `vpshufb` controls for [`q6k_one`], on the eight i16 scales of one half of a Q6_K
-/// super-block held in both 128-bit halves: entry `p` (0 to 7) puts scale `2p % 8` in the
-/// low half's eight lanes and scale `2p % 8 + 1` in the high half's (the scales of the two
-/// sub-blocks of 16 in elements `32p .. 32p + 32`).
-static Q6K_SPREAD: [[u8; 32]; 8] = {
-    let mut t = [[0u8; 32]; 8];
-    let mut p = 0;
-    while p < 8 {
-        let k = (2 * p % 8) as u8;
-        let mut i = 0;
-        while i < 16 {
-            t[p][i] = 2 * k + (i % 2) as u8;
-            t[p][16 + i] = 2 * (k + 1) + (i % 2) as u8;
-            i += 1;
-        }
-        p += 1;
     }
     t
 };

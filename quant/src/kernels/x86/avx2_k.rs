@@ -359,6 +359,26 @@ pub(super) unsafe fn q6k_scales(xb: &BlockQ6K) -> (__m256i, [__m256i; 2]) {
     (sc16, halves)
 }
 
+/// `vpshufb` controls for the Q6_K bodies ([`q6k`] and `q6k_one`), on the eight i16 scales
+/// of one half of a Q6_K super-block held in both 128-bit halves ([`q6k_scales`]): entry `p`
+/// (0 to 7) puts scale `2p % 8` in the low half's eight lanes and scale `2p % 8 + 1` in the
+/// high half's (the scales of the two sub-blocks of 16 in elements `32p .. 32p + 32`).
+pub(super) static Q6K_SPREAD: [[u8; 32]; 8] = {
+    let mut t = [[0u8; 32]; 8];
+    let mut p = 0;
+    while p < 8 {
+        let k = (2 * p % 8) as u8;
+        let mut i = 0;
+        while i < 16 {
+            t[p][i] = 2 * k + (i % 2) as u8;
+            t[p][16 + i] = 2 * (k + 1) + (i % 2) as u8;
+            i += 1;
+        }
+        p += 1;
+    }
+    t
+};
+
 /// Q6_K · Q8_K: `d·Σ_s sc_s·Σ (q - 32)·y` per super-block, computed as
 /// `Σ_s sc_s·Σ q·y - 32·Σ_s sc_s·bsum_s` (q unsigned, so `vpmaddubsw` applies directly).
 #[inline(always)]
@@ -372,18 +392,14 @@ pub(super) unsafe fn q6k<const VNNI: u8, const R: usize>(
         prefetch_ahead(xb);
         let mut q = [_mm256_setzero_si256(); 8];
         for h in 0..2 {
-            let [q0, q1, q2, q3] = q6k_half(xb, h);
-            q[4 * h..4 * h + 4].copy_from_slice(&[q0, q1, q2, q3]);
+            q[4 * h..4 * h + 4].copy_from_slice(&q6k_half(xb, h));
         }
         let (sc16, halves) = q6k_scales(xb);
-        // Per 32 elements `p`: scale 2p in the low half, 2p + 1 in the high half (`vpshufb`
-        // from the eight scales of the low or high half of `sc16`).
-        let mut scales = [_mm256_setzero_si256(); 8];
-        for (p, s) in scales.iter_mut().enumerate() {
-            let k = (2 * p % 8) as i16;
-            let ctrl = _mm256_set_m128i(lane16(k + 1), lane16(k));
-            *s = _mm256_shuffle_epi8(halves[p / 4], ctrl);
-        }
+        // Per 32 elements `p`: the scales of its two sub-blocks of 16.
+        let scales: [__m256i; 8] = std::array::from_fn(|p| {
+            let ctrl = _mm256_loadu_si256(Q6K_SPREAD[p].as_ptr().cast());
+            _mm256_shuffle_epi8(halves[p / 4], ctrl)
+        });
         let dx = f16x8(xb.d);
         for r in 0..R {
             // SAFETY: `same_lengths` checked `i < x.len() == y[r].len()`.
